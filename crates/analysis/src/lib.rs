@@ -1,0 +1,9 @@
+//! Questions asked of the policy model: connectivity reports and their formats, explanations of
+//! single flows.
+#![forbid(unsafe_code)]
+
+pub mod connectivity;
+pub mod render;
+
+pub use connectivity::{Connection, Options, connectivity, endpoint_name};
+pub use render::{Format, render};

@@ -1,0 +1,252 @@
+//! Address sets over IPv4 and IPv6, and CIDR parsing.
+
+use crate::rangeset::RangeSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A set of IPv4 and IPv6 addresses.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Debug)]
+pub struct IpSet {
+    pub v4: RangeSet<u32>,
+    pub v6: RangeSet<u128>,
+}
+
+/// Error for a malformed CIDR.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid CIDR {0:?}: expected an address and a prefix length, e.g. 10.0.0.0/8 or fd00::/8")]
+pub struct InvalidCidr(pub String);
+
+/// One contiguous range of addresses of one family.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub enum IpRange {
+    V4(u32, u32),
+    V6(u128, u128),
+}
+
+impl IpRange {
+    /// The first address of the range.
+    pub fn first(&self) -> IpAddr {
+        match *self {
+            IpRange::V4(a, _) => IpAddr::V4(Ipv4Addr::from(a)),
+            IpRange::V6(a, _) => IpAddr::V6(Ipv6Addr::from(a)),
+        }
+    }
+
+    pub fn last(&self) -> IpAddr {
+        match *self {
+            IpRange::V4(_, b) => IpAddr::V4(Ipv4Addr::from(b)),
+            IpRange::V6(_, b) => IpAddr::V6(Ipv6Addr::from(b)),
+        }
+    }
+
+    pub fn is_v4(&self) -> bool {
+        matches!(self, IpRange::V4(..))
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (*self, ip) {
+            (IpRange::V4(a, b), IpAddr::V4(x)) => (a..=b).contains(&u32::from(x)),
+            (IpRange::V6(a, b), IpAddr::V6(x)) => (a..=b).contains(&u128::from(x)),
+            _ => false,
+        }
+    }
+}
+
+/// `first-last`, the np-guard spelling (`10.0.0.0-10.255.255.255`).
+impl fmt::Display for IpRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first(), self.last())
+    }
+}
+
+impl IpSet {
+    pub fn empty() -> Self {
+        IpSet::default()
+    }
+
+    /// Every address of both families.
+    pub fn all() -> Self {
+        IpSet {
+            v4: RangeSet::range(0, u32::MAX),
+            v6: RangeSet::range(0, u128::MAX),
+        }
+    }
+
+    /// The addresses of one CIDR. Host bits are ignored, as Go's `net.ParseCIDR` does.
+    pub fn cidr(s: &str) -> Result<Self, InvalidCidr> {
+        let err = || InvalidCidr(s.to_string());
+        let (addr, len) = s.trim().split_once('/').ok_or_else(err)?;
+        let len: u32 = len.parse().map_err(|_| err())?;
+        let addr: IpAddr = addr.parse().map_err(|_| err())?;
+        let mut set = IpSet::empty();
+        match addr {
+            IpAddr::V4(a) => {
+                if len > 32 {
+                    return Err(err());
+                }
+                let host = if len == 0 {
+                    u32::MAX
+                } else {
+                    (1u32 << (32 - len)) - 1
+                };
+                let lo = u32::from(a) & !host;
+                set.v4 = RangeSet::range(lo, lo | host);
+            }
+            IpAddr::V6(a) => {
+                if len > 128 {
+                    return Err(err());
+                }
+                let host = if len == 0 {
+                    u128::MAX
+                } else {
+                    (1u128 << (128 - len)) - 1
+                };
+                let lo = u128::from(a) & !host;
+                set.v6 = RangeSet::range(lo, lo | host);
+            }
+        }
+        Ok(set)
+    }
+
+    /// One address.
+    pub fn addr(ip: IpAddr) -> Self {
+        let mut set = IpSet::empty();
+        match ip {
+            IpAddr::V4(a) => set.v4 = RangeSet::range(u32::from(a), u32::from(a)),
+            IpAddr::V6(a) => set.v6 = RangeSet::range(u128::from(a), u128::from(a)),
+        }
+        set
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.v4.contains(u32::from(a)),
+            IpAddr::V6(a) => self.v6.contains(u128::from(a)),
+        }
+    }
+
+    /// True when every address of `r` is in the set.
+    pub fn contains_range(&self, r: IpRange) -> bool {
+        match r {
+            IpRange::V4(a, b) => self.v4.contains_set(&RangeSet::range(a, b)),
+            IpRange::V6(a, b) => self.v6.contains_set(&RangeSet::range(a, b)),
+        }
+    }
+
+    pub fn union(&self, o: &Self) -> Self {
+        IpSet {
+            v4: self.v4.union(&o.v4),
+            v6: self.v6.union(&o.v6),
+        }
+    }
+
+    pub fn intersect(&self, o: &Self) -> Self {
+        IpSet {
+            v4: self.v4.intersect(&o.v4),
+            v6: self.v6.intersect(&o.v6),
+        }
+    }
+
+    pub fn subtract(&self, o: &Self) -> Self {
+        IpSet {
+            v4: self.v4.subtract(&o.v4),
+            v6: self.v6.subtract(&o.v6),
+        }
+    }
+
+    /// The ranges of the set, IPv4 first.
+    pub fn ranges(&self) -> impl Iterator<Item = IpRange> + '_ {
+        self.v4
+            .ranges()
+            .iter()
+            .map(|&(a, b)| IpRange::V4(a, b))
+            .chain(self.v6.ranges().iter().map(|&(a, b)| IpRange::V6(a, b)))
+    }
+}
+
+/// Cuts the whole address space into the maximal runs of addresses that each of `sets` holds
+/// entirely or not at all: np-guard's disjoint external pieces. With no sets, each family is one
+/// piece.
+pub fn pieces<'a>(sets: impl IntoIterator<Item = &'a IpSet>) -> Vec<IpRange> {
+    let mut b4: Vec<u32> = vec![0];
+    let mut b6: Vec<u128> = vec![0];
+    for s in sets {
+        b4.extend(s.v4.boundaries());
+        b6.extend(s.v6.boundaries());
+    }
+    b4.sort_unstable();
+    b4.dedup();
+    b6.sort_unstable();
+    b6.dedup();
+    let mut out = Vec::with_capacity(b4.len() + b6.len());
+    for (i, &a) in b4.iter().enumerate() {
+        let end = b4.get(i + 1).map_or(u32::MAX, |n| n - 1);
+        out.push(IpRange::V4(a, end));
+    }
+    for (i, &a) in b6.iter().enumerate() {
+        let end = b6.get(i + 1).map_or(u128::MAX, |n| n - 1);
+        out.push(IpRange::V6(a, end));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse_and_mask_host_bits() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("10.0.0.0/8", "10.0.0.0-10.255.255.255", "plain /8"),
+            (
+                "10.1.2.3/16",
+                "10.1.0.0-10.1.255.255",
+                "host bits masked like Go's ParseCIDR",
+            ),
+            ("0.0.0.0/0", "0.0.0.0-255.255.255.255", "everything"),
+            ("1.2.3.4/32", "1.2.3.4-1.2.3.4", "one address"),
+            (
+                "fd00::/8",
+                "fd00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                "IPv6",
+            ),
+        ];
+        for (cidr, want, msg) in cases {
+            let s = IpSet::cidr(cidr).unwrap();
+            let got: Vec<String> = s.ranges().map(|r| r.to_string()).collect();
+            assert_eq!(got, vec![want.to_string()], "{msg}");
+        }
+        for bad in ["10.0.0.0", "10.0.0.0/33", "::/129", "x/8", "10.0.0/8"] {
+            assert!(IpSet::cidr(bad).is_err(), "{bad} must be rejected");
+        }
+    }
+
+    #[test]
+    fn pieces_cut_at_every_boundary_and_keep_adjacent_excepts_together() {
+        // 10.0.0.0/8 except 10.1.0.0/16 and 10.2.0.0/16 (adjacent): the excepts form one piece.
+        let block = IpSet::cidr("10.0.0.0/8")
+            .unwrap()
+            .subtract(&IpSet::cidr("10.1.0.0/16").unwrap())
+            .subtract(&IpSet::cidr("10.2.0.0/16").unwrap());
+        let got: Vec<String> = pieces([&block])
+            .iter()
+            .filter(|r| r.is_v4())
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "0.0.0.0-9.255.255.255",
+                "10.0.0.0-10.0.255.255",
+                "10.1.0.0-10.2.255.255",
+                "10.3.0.0-10.255.255.255",
+                "11.0.0.0-255.255.255.255"
+            ]
+        );
+        assert_eq!(pieces([]).len(), 2, "no sets: one piece per family");
+    }
+}

@@ -1,0 +1,20 @@
+//! Bulkhead's pure core: labels and selectors, port and address sets, the policy model and the
+//! connectivity engine. No I/O lives here; adapters translate their inputs into these types.
+#![forbid(unsafe_code)]
+
+pub mod conn;
+pub mod engine;
+pub mod ip;
+pub mod model;
+pub mod rangeset;
+pub mod selector;
+
+pub use conn::{ConnSet, PortSet, Protocol};
+pub use engine::{Decision, DirDecision, Endpoint, Engine, Reason, RuleRef};
+pub use ip::{IpRange, IpSet};
+pub use model::{
+    Action, Cluster, Direction, Layer, NAMESPACE_NAME_LABEL, NamedPort, NsMatch, Origin, Peer,
+    PodMatch, Policy, PortMatch, Rule, Workload,
+};
+pub use rangeset::RangeSet;
+pub use selector::{Labels, Operator, Requirement, Selector, SelectorError};

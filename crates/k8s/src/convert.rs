@@ -1,0 +1,795 @@
+//! Translation of loaded Kubernetes objects into the core [`Cluster`].
+
+use crate::load::{LoadError, Located, Manifests};
+use crate::objects::{
+    self, IntOrString, LabelSelector, NamespacedPods, Object, PolicyPeer, PolicyPort, PolicyRule,
+};
+use bulkhead_core::conn::{ConnSet, MAX_PORT, MIN_PORT, Protocol};
+use bulkhead_core::model::{
+    Action, Cluster, Layer, NamedPort, NsMatch, Origin, Peer, PodMatch, Policy, PortMatch, Rule,
+    Workload,
+};
+use bulkhead_core::{IpSet, Labels, RangeSet, Requirement, Selector};
+use std::collections::BTreeMap;
+
+/// The cluster built from manifests, with what was noticed on the way.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub cluster: Cluster,
+    pub warnings: Vec<String>,
+    pub errors: Vec<LoadError>,
+}
+
+impl Loaded {
+    /// Reads paths and builds the cluster.
+    pub fn from_paths<P: AsRef<std::path::Path>>(paths: &[P]) -> Self {
+        build(Manifests::load_paths(paths))
+    }
+}
+
+const DEFAULT_NAMESPACE: &str = "default";
+
+/// A pod's labels, for the check that pods of one workload are not told apart.
+struct PodLabels {
+    workload: usize,
+    pod: String,
+    labels: Labels,
+}
+
+/// Builds the cluster from loaded manifests. Problems in single objects become errors with
+/// their location; everything else still loads.
+pub fn build(m: Manifests) -> Loaded {
+    let mut out = Loaded {
+        warnings: m.warnings,
+        errors: m.errors,
+        ..Default::default()
+    };
+    let mut index: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    let mut pods: Vec<PodLabels> = Vec::new();
+    let mut banps = 0usize;
+    for obj in &m.objects {
+        let r = match obj.kind.as_str() {
+            "Namespace" => namespace(&mut out, obj),
+            "Pod" => pod(&mut out, obj, &mut index, &mut pods),
+            "Deployment"
+            | "ReplicaSet"
+            | "ReplicationController"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "Job"
+            | "CronJob" => workload_manifest(&mut out, obj, &mut index),
+            "NetworkPolicy" => network_policy(obj).map(|p| out.cluster.policies.push(p)),
+            "AdminNetworkPolicy" => admin_policy(obj, Layer::Admin, &mut out.warnings)
+                .map(|p| out.cluster.policies.push(p)),
+            "BaselineAdminNetworkPolicy" => {
+                banps += 1;
+                if banps > 1 {
+                    Err(
+                        "only one BaselineAdminNetworkPolicy may exist (named \"default\")"
+                            .to_string(),
+                    )
+                } else {
+                    admin_policy(obj, Layer::Baseline, &mut out.warnings)
+                        .map(|p| out.cluster.policies.push(p))
+                }
+            }
+            _ => Ok(()), // Services and other supported kinds carry nothing for connectivity yet.
+        };
+        if let Err(reason) = r {
+            out.errors.push(LoadError {
+                file: obj.file.clone(),
+                line: obj.line,
+                column: 0,
+                reason: match obj.item {
+                    Some(i) => format!(
+                        "items[{i}]: {} {}: {reason}",
+                        obj.kind,
+                        object_name(&obj.object)
+                    ),
+                    None => format!("{} {}: {reason}", obj.kind, object_name(&obj.object)),
+                },
+            });
+        }
+    }
+    // Every namespace referenced exists and carries kubernetes.io/metadata.name.
+    let referenced: Vec<String> = out
+        .cluster
+        .workloads
+        .iter()
+        .map(|w| w.namespace.clone())
+        .chain(
+            out.cluster
+                .policies
+                .iter()
+                .filter_map(|p| p.namespace.clone()),
+        )
+        .collect();
+    for ns in referenced {
+        out.cluster.ensure_namespace(&ns);
+    }
+    warn_equal_priorities(&mut out);
+    check_label_gaps(&mut out, &pods);
+    out
+}
+
+fn object_name(o: &Object) -> String {
+    let md = o.metadata.as_ref();
+    match (
+        md.and_then(|m| m.namespace.as_deref()),
+        md.and_then(|m| m.name.as_deref()),
+    ) {
+        (Some(ns), Some(n)) => format!("{ns}/{n}"),
+        (None, Some(n)) => n.to_string(),
+        _ => "(unnamed)".to_string(),
+    }
+}
+
+fn name_of(o: &Object) -> Result<String, String> {
+    o.metadata
+        .as_ref()
+        .and_then(|m| m.name.clone().or_else(|| m.generate_name.clone()))
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| "metadata.name is missing".to_string())
+}
+
+fn namespace_of(o: &Object) -> String {
+    o.metadata
+        .as_ref()
+        .and_then(|m| m.namespace.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+}
+
+fn origin(obj: &Located) -> Origin {
+    Origin {
+        file: obj.file.clone(),
+        line: obj.line,
+    }
+}
+
+fn namespace(out: &mut Loaded, obj: &Located) -> Result<(), String> {
+    let name = name_of(&obj.object)?;
+    let labels = obj
+        .object
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    if out.cluster.namespaces.contains_key(&name) {
+        out.warnings.push(format!(
+            "{}: namespace {name} is defined more than once; labels merged",
+            obj.location()
+        ));
+    }
+    out.cluster.ensure_namespace(&name).extend(labels);
+    out.cluster.ensure_namespace(&name);
+    Ok(())
+}
+
+fn named_ports(
+    containers: Option<&Vec<objects::Container>>,
+    obj: &Located,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<NamedPort>, String> {
+    let mut out = Vec::new();
+    for (ci, c) in containers.into_iter().flatten().enumerate() {
+        for (pi, p) in c.ports.iter().flatten().enumerate() {
+            let Some(n) = p.container_port else {
+                warnings.push(format!(
+                    "{}: {} {}: containers[{ci}].ports[{pi}] has no containerPort (field names are case-sensitive); port ignored",
+                    obj.location(),
+                    obj.kind,
+                    object_name(&obj.object)
+                ));
+                continue;
+            };
+            let Some(name) = p.name.clone().filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let port = port_number(n, "containerPort")?;
+            let protocol = protocol(p.protocol.as_deref())?;
+            out.push(NamedPort {
+                name,
+                protocol,
+                port,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Adds a member to the workload `(ns, name, kind)`, creating it if needed.
+fn upsert_workload(
+    out: &mut Loaded,
+    index: &mut BTreeMap<(String, String, String), usize>,
+    key: (String, String, String),
+    member: String,
+    labels: Labels,
+    ports: Vec<NamedPort>,
+    origin: Origin,
+) -> usize {
+    if let Some(&i) = index.get(&key) {
+        let w = &mut out.cluster.workloads[i];
+        w.members.push(member);
+        if !w.label_variants.contains(&labels) {
+            w.label_variants.push(labels);
+        }
+        for p in ports {
+            if w.resolve_named_port(&p.name, Some(p.protocol)).is_none() {
+                w.named_ports.push(p);
+            }
+        }
+        return i;
+    }
+    let (namespace, name, kind) = key.clone();
+    out.cluster.workloads.push(Workload {
+        namespace,
+        name,
+        kind,
+        labels: labels.clone(),
+        label_variants: vec![labels],
+        named_ports: ports,
+        members: vec![member],
+        addresses: Vec::new(),
+        origin,
+    });
+    index.insert(key, out.cluster.workloads.len() - 1);
+    out.cluster.workloads.len() - 1
+}
+
+fn pod(
+    out: &mut Loaded,
+    obj: &Located,
+    index: &mut BTreeMap<(String, String, String), usize>,
+    pods: &mut Vec<PodLabels>,
+) -> Result<(), String> {
+    let o = &obj.object;
+    let name = name_of(o)?;
+    let ns = namespace_of(o);
+    let md = o.metadata.as_ref();
+    let labels = md.and_then(|m| m.labels.clone()).unwrap_or_default();
+    // The controlling owner as written in ownerReferences; a Node "owner" (static pods) is not
+    // a workload, and an owner reference without a kind prints as a Pod.
+    let owner = md
+        .and_then(|m| m.owner_references.as_ref())
+        .and_then(|refs| {
+            refs.iter()
+                .find(|r| r.controller == Some(true) && r.kind.as_deref() != Some("Node"))
+        })
+        .and_then(|r| {
+            r.name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .map(|n| (n, r.kind.clone()))
+        });
+    let (wname, wkind) = match owner {
+        Some((n, k)) => (
+            n,
+            k.filter(|k| !k.is_empty())
+                .unwrap_or_else(|| "Pod".to_string()),
+        ),
+        None => (name.clone(), "Pod".to_string()),
+    };
+    let ports = named_ports(
+        o.spec.as_ref().and_then(|s| s.containers.as_ref()),
+        obj,
+        &mut out.warnings,
+    )?;
+    let i = upsert_workload(
+        out,
+        index,
+        (ns, wname, wkind),
+        name.clone(),
+        labels.clone(),
+        ports,
+        origin(obj),
+    );
+    if let Some(ip) = o
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|s| s.parse().ok())
+    {
+        out.cluster.workloads[i].addresses.push(ip);
+    }
+    pods.push(PodLabels {
+        workload: i,
+        pod: name,
+        labels,
+    });
+    Ok(())
+}
+
+fn workload_manifest(
+    out: &mut Loaded,
+    obj: &Located,
+    index: &mut BTreeMap<(String, String, String), usize>,
+) -> Result<(), String> {
+    let o = &obj.object;
+    let name = name_of(o)?;
+    let ns = namespace_of(o);
+    let spec = o.spec.as_ref().ok_or("spec is missing")?;
+    let template = if obj.kind == "CronJob" {
+        spec.job_template
+            .as_ref()
+            .and_then(|j| j.spec.as_ref())
+            .and_then(|s| s.template.as_ref())
+            .ok_or("spec.jobTemplate.spec.template is missing")?
+    } else {
+        spec.template.as_ref().ok_or("spec.template is missing")?
+    };
+    let labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let ports = named_ports(
+        template.spec.as_ref().and_then(|s| s.containers.as_ref()),
+        obj,
+        &mut out.warnings,
+    )?;
+    upsert_workload(
+        out,
+        index,
+        (ns, name.clone(), obj.kind.clone()),
+        name,
+        labels,
+        ports,
+        origin(obj),
+    );
+    Ok(())
+}
+
+fn selector(s: &LabelSelector) -> Result<Selector, String> {
+    let exprs = s
+        .match_expressions
+        .iter()
+        .flatten()
+        .map(|e| {
+            let op = e.operator.parse().map_err(|err| format!("{err}"))?;
+            Requirement::new(e.key.clone(), op, e.values.clone().unwrap_or_default())
+                .map_err(|err| err.to_string())
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Selector::new(s.match_labels.clone().unwrap_or_default(), exprs).map_err(|e| e.to_string())
+}
+
+fn opt_selector(s: Option<&LabelSelector>) -> Result<Selector, String> {
+    s.map(selector).transpose().map(Option::unwrap_or_default)
+}
+
+fn protocol(p: Option<&str>) -> Result<Protocol, String> {
+    match p {
+        None | Some("") => Ok(Protocol::Tcp),
+        Some(s) => s.parse().map_err(|e| format!("{e}")),
+    }
+}
+
+fn port_number(n: i64, what: &str) -> Result<u16, String> {
+    u16::try_from(n)
+        .ok()
+        .filter(|p| (MIN_PORT..=MAX_PORT).contains(p))
+        .ok_or_else(|| format!("{what} {n} is out of range 1-65535"))
+}
+
+fn cidr_set(cidr: &str) -> Result<IpSet, String> {
+    IpSet::cidr(cidr).map_err(|e| e.to_string())
+}
+
+fn network_policy(obj: &Located) -> Result<Policy, String> {
+    let o = &obj.object;
+    let name = name_of(o)?;
+    let ns = namespace_of(o);
+    let spec = o.spec.as_ref().ok_or("spec is missing")?;
+    let subject = PodMatch {
+        namespaces: NsMatch::Exact(ns.clone()),
+        pods: opt_selector(spec.pod_selector.as_ref())?,
+    };
+    let (mut ingress_on, mut egress_on) =
+        (true, spec.egress.as_ref().is_some_and(|e| !e.is_empty()));
+    if let Some(types) = spec.policy_types.as_ref().filter(|t| !t.is_empty()) {
+        ingress_on = false;
+        egress_on = false;
+        for t in types {
+            match t.as_str() {
+                "Ingress" => ingress_on = true,
+                "Egress" => egress_on = true,
+                other => {
+                    return Err(format!(
+                        "spec.policyTypes: unknown type {other:?} (expected Ingress or Egress)"
+                    ));
+                }
+            }
+        }
+    }
+    let rules = |dir: &str, rules: Option<&Vec<PolicyRule>>| -> Result<Vec<Rule>, String> {
+        rules
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, r)| {
+                let at = format!("spec.{dir}[{i}]");
+                let peers_in = if dir == "ingress" {
+                    r.from.as_ref()
+                } else {
+                    r.to.as_ref()
+                };
+                let peers = match peers_in.filter(|p| !p.is_empty()) {
+                    None => vec![Peer::Any],
+                    Some(ps) => ps
+                        .iter()
+                        .enumerate()
+                        .map(|(j, p)| {
+                            np_peer(p, &ns).map_err(|e| {
+                                format!(
+                                    "{at}.{}[{j}]: {e}",
+                                    if dir == "ingress" { "from" } else { "to" }
+                                )
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                };
+                let ports = match r.ports.as_ref().filter(|p| !p.is_empty()) {
+                    None => None,
+                    Some(ps) => Some(
+                        ps.iter()
+                            .enumerate()
+                            .map(|(j, p)| np_port(p).map_err(|e| format!("{at}.ports[{j}]: {e}")))
+                            .collect::<Result<_, _>>()?,
+                    ),
+                };
+                Ok(Rule {
+                    name: format!("{dir}[{i}]"),
+                    action: Action::Allow,
+                    peers,
+                    ports,
+                })
+            })
+            .collect()
+    };
+    let ingress = if ingress_on {
+        Some(rules("ingress", spec.ingress.as_ref())?)
+    } else {
+        None
+    };
+    let egress = if egress_on {
+        Some(rules("egress", spec.egress.as_ref())?)
+    } else {
+        None
+    };
+    Ok(Policy {
+        kind: "NetworkPolicy".to_string(),
+        namespace: Some(ns),
+        name,
+        layer: Layer::Namespaced,
+        priority: 0,
+        subject,
+        ingress,
+        egress,
+        origin: origin(obj),
+    })
+}
+
+fn np_peer(p: &PolicyPeer, ns: &str) -> Result<Peer, String> {
+    match (&p.ip_block, &p.pod_selector, &p.namespace_selector) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            Err("ipBlock cannot be combined with podSelector or namespaceSelector".to_string())
+        }
+        (Some(b), None, None) => {
+            let mut set = cidr_set(&b.cidr).map_err(|e| format!("ipBlock.cidr: {e}"))?;
+            for ex in b.except.iter().flatten() {
+                set = set.subtract(&cidr_set(ex).map_err(|e| format!("ipBlock.except: {e}"))?);
+            }
+            Ok(Peer::Ips(set))
+        }
+        (None, None, None) => {
+            Err("empty peer: give podSelector, namespaceSelector or ipBlock".to_string())
+        }
+        (None, pods, None) => Ok(Peer::Pods(PodMatch {
+            namespaces: NsMatch::Exact(ns.to_string()),
+            pods: opt_selector(pods.as_ref())?,
+        })),
+        (None, pods, Some(nss)) => Ok(Peer::Pods(PodMatch {
+            namespaces: NsMatch::Selector(selector(nss)?),
+            pods: opt_selector(pods.as_ref())?,
+        })),
+    }
+}
+
+fn np_port(p: &PolicyPort) -> Result<PortMatch, String> {
+    let proto = protocol(p.protocol.as_deref())?;
+    match (&p.port, p.end_port) {
+        (None, Some(_)) => Err("endPort needs port".to_string()),
+        (None, None) => Ok(PortMatch::Conns(ConnSet::protocol(proto))),
+        (Some(IntOrString::Int(n)), end) => {
+            let start = port_number(*n, "port")?;
+            let end = match end {
+                Some(e) => port_number(e, "endPort")?,
+                None => start,
+            };
+            if end < start {
+                return Err(format!("endPort {end} is below port {start}"));
+            }
+            Ok(PortMatch::Conns(ConnSet::ports(
+                proto,
+                RangeSet::range(start, end),
+            )))
+        }
+        (Some(IntOrString::String(_)), Some(_)) => {
+            Err("endPort cannot be used with a named port".to_string())
+        }
+        (Some(IntOrString::String(name)), None) => {
+            if let Ok(n) = name.parse::<i64>() {
+                // Kubernetes' IntOrString holds numbers written as strings as strings; a port
+                // name must contain a letter, so read it as the number the author meant.
+                let port = port_number(n, "port")?;
+                return Ok(PortMatch::Conns(ConnSet::single(proto, port)));
+            }
+            Ok(PortMatch::Named {
+                protocol: Some(proto),
+                name: name.clone(),
+            })
+        }
+    }
+}
+
+fn pods_match(p: &NamespacedPods) -> Result<PodMatch, String> {
+    Ok(PodMatch {
+        namespaces: NsMatch::Selector(opt_selector(p.namespace_selector.as_ref())?),
+        pods: opt_selector(p.pod_selector.as_ref())?,
+    })
+}
+
+fn admin_policy(obj: &Located, layer: Layer, warnings: &mut Vec<String>) -> Result<Policy, String> {
+    let o = &obj.object;
+    let name = name_of(o)?;
+    let kind = obj.kind.clone();
+    if layer == Layer::Baseline && name != "default" {
+        return Err("a BaselineAdminNetworkPolicy must be named \"default\"".to_string());
+    }
+    let spec = o.spec.as_ref().ok_or("spec is missing")?;
+    let priority = match (layer, spec.priority) {
+        (Layer::Admin, Some(p)) if (0..=1000).contains(&p) => p as i32,
+        (Layer::Admin, Some(p)) => return Err(format!("spec.priority {p} is out of range 0-1000")),
+        (Layer::Admin, None) => return Err("spec.priority is missing".to_string()),
+        _ => 0,
+    };
+    let subject = match spec.subject.as_ref() {
+        None => return Err("spec.subject is missing".to_string()),
+        Some(s) => match (&s.namespaces, &s.pods) {
+            (Some(n), None) => PodMatch {
+                namespaces: NsMatch::Selector(selector(n)?),
+                pods: Selector::everything(),
+            },
+            (None, Some(p)) => pods_match(p).map_err(|e| format!("spec.subject.pods: {e}"))?,
+            _ => return Err("spec.subject needs exactly one of namespaces or pods".to_string()),
+        },
+    };
+    let mut rules = |dir: &str,
+                     list: Option<&Vec<PolicyRule>>|
+     -> Result<Option<Vec<Rule>>, String> {
+        let Some(list) = list.filter(|l| !l.is_empty()) else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        for (i, r) in list.iter().enumerate() {
+            let at = format!("spec.{dir}[{i}]");
+            let action = match r.action.as_deref() {
+                Some("Allow") => Action::Allow,
+                Some("Deny") => Action::Deny,
+                Some("Pass") if layer == Layer::Admin => Action::Pass,
+                Some(a) => {
+                    return Err(format!(
+                        "{at}.action: {a:?} is not valid here (expected {})",
+                        if layer == Layer::Admin {
+                            "Allow, Deny or Pass"
+                        } else {
+                            "Allow or Deny"
+                        }
+                    ));
+                }
+                None => return Err(format!("{at}.action is missing")),
+            };
+            let (field, peers_in) = if dir == "ingress" {
+                ("from", r.from.as_ref())
+            } else {
+                ("to", r.to.as_ref())
+            };
+            let peers_in = peers_in
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| format!("{at}.{field} must list at least one peer"))?;
+            let mut peers = Vec::new();
+            for (j, p) in peers_in.iter().enumerate() {
+                let pat = format!("{at}.{field}[{j}]");
+                let set = [
+                    p.namespaces.is_some(),
+                    p.pods.is_some(),
+                    p.nodes.is_some(),
+                    p.networks.is_some(),
+                ];
+                if set.iter().filter(|b| **b).count() != 1 {
+                    return Err(format!(
+                        "{pat}: give exactly one of namespaces, pods{}",
+                        if dir == "egress" {
+                            ", nodes or networks"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+                if let Some(n) = &p.namespaces {
+                    peers.push(Peer::Pods(PodMatch {
+                        namespaces: NsMatch::Selector(selector(n)?),
+                        pods: Selector::everything(),
+                    }));
+                } else if let Some(pm) = &p.pods {
+                    peers.push(Peer::Pods(
+                        pods_match(pm).map_err(|e| format!("{pat}.pods: {e}"))?,
+                    ));
+                } else if p.nodes.is_some() {
+                    if dir == "ingress" {
+                        return Err(format!(
+                            "{pat}: nodes peers are only allowed in egress rules"
+                        ));
+                    }
+                    warnings.push(format!("{}: {kind} {name}: {pat}: nodes peers are not modelled; this peer matches nothing", obj.location()));
+                } else if let Some(nets) = &p.networks {
+                    if dir == "ingress" {
+                        return Err(format!(
+                            "{pat}: networks peers are only allowed in egress rules"
+                        ));
+                    }
+                    let mut set = IpSet::empty();
+                    for n in nets {
+                        set = set.union(&cidr_set(n).map_err(|e| format!("{pat}.networks: {e}"))?);
+                    }
+                    peers.push(Peer::Ips(set));
+                }
+            }
+            let ports = match &r.ports {
+                None => None,
+                Some(ps) => Some(
+                    ps.iter()
+                        .enumerate()
+                        .map(|(j, p)| admin_port(p).map_err(|e| format!("{at}.ports[{j}]: {e}")))
+                        .collect::<Result<_, _>>()?,
+                ),
+            };
+            let rule_name = r
+                .name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("{dir}[{i}]"));
+            out.push(Rule {
+                name: rule_name,
+                action,
+                peers,
+                ports,
+            });
+        }
+        Ok(Some(out))
+    };
+    let ingress = rules("ingress", spec.ingress.as_ref())?;
+    let egress = rules("egress", spec.egress.as_ref())?;
+    Ok(Policy {
+        kind,
+        namespace: None,
+        name,
+        layer,
+        priority,
+        subject,
+        ingress,
+        egress,
+        origin: origin(obj),
+    })
+}
+
+fn admin_port(p: &PolicyPort) -> Result<PortMatch, String> {
+    match (&p.port_number, &p.named_port, &p.port_range) {
+        (Some(pn), None, None) => {
+            let port = port_number(pn.port, "portNumber.port")?;
+            Ok(PortMatch::Conns(ConnSet::single(
+                protocol(pn.protocol.as_deref())?,
+                port,
+            )))
+        }
+        (None, Some(name), None) => Ok(PortMatch::Named {
+            protocol: None,
+            name: name.clone(),
+        }),
+        (None, None, Some(r)) => {
+            let start = port_number(r.start, "portRange.start")?;
+            let end = port_number(r.end, "portRange.end")?;
+            if end < start {
+                return Err(format!("portRange end {end} is below start {start}"));
+            }
+            Ok(PortMatch::Conns(ConnSet::ports(
+                protocol(r.protocol.as_deref())?,
+                RangeSet::range(start, end),
+            )))
+        }
+        _ => Err("give exactly one of portNumber, namedPort or portRange".to_string()),
+    }
+}
+
+fn warn_equal_priorities(out: &mut Loaded) {
+    let mut by_prio: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+    for p in out
+        .cluster
+        .policies
+        .iter()
+        .filter(|p| p.layer == Layer::Admin)
+    {
+        by_prio.entry(p.priority).or_default().push(&p.name);
+    }
+    for (prio, names) in by_prio.into_iter().filter(|(_, n)| n.len() > 1) {
+        out.warnings.push(format!(
+            "AdminNetworkPolicies {} share priority {prio}; Kubernetes leaves their order undefined, Bulkhead orders them by name",
+            names.join(", ")
+        ));
+    }
+}
+
+/// Pods of one workload are analysed as one: when their labels differ and a policy's selector
+/// tells them apart, the workload would be half allowed, so that is an error naming both pods.
+fn check_label_gaps(out: &mut Loaded, pods: &[PodLabels]) {
+    let mut first: BTreeMap<usize, &PodLabels> = BTreeMap::new();
+    for p in pods {
+        let Some(f) = first.get(&p.workload).copied() else {
+            first.insert(p.workload, p);
+            continue;
+        };
+        if f.labels == p.labels {
+            continue;
+        }
+        let w = &out.cluster.workloads[p.workload];
+        let nsl = out.cluster.ns_labels(&w.namespace);
+        let mut found = None;
+        'policies: for pol in &out.cluster.policies {
+            let matches = std::iter::once(&pol.subject).chain(
+                pol.ingress
+                    .iter()
+                    .chain(pol.egress.iter())
+                    .flatten()
+                    .flat_map(|r| r.peers.iter())
+                    .filter_map(|peer| match peer {
+                        Peer::Pods(m) => Some(m),
+                        _ => None,
+                    }),
+            );
+            for m in matches {
+                if m.matches_labels(&w.namespace, nsl, &f.labels)
+                    != m.matches_labels(&w.namespace, nsl, &p.labels)
+                {
+                    found = Some((pol, m.clone()));
+                    break 'policies;
+                }
+            }
+        }
+        if let Some((pol, m)) = found {
+            let diff: Vec<String> = f
+                .labels
+                .keys()
+                .chain(p.labels.keys())
+                .filter(|k| f.labels.get(*k) != p.labels.get(*k))
+                .map(|k| format!("{k}: {:?} vs {:?}", f.labels.get(k), p.labels.get(k)))
+                .collect();
+            out.errors.push(LoadError {
+                file: pol.origin.file.clone(),
+                line: pol.origin.line,
+                column: 0,
+                reason: format!(
+                    "workload {}: pods {} and {} have different labels ({}), and {} {} tells them apart ({m}); one workload cannot be half allowed: give its pods the same labels",
+                    w.display_name(),
+                    f.pod,
+                    p.pod,
+                    diff.join(", "),
+                    pol.kind,
+                    pol.display_name()
+                ),
+            });
+            // One error per workload is enough.
+            first.insert(p.workload, p);
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! Reading Kubernetes manifests from files and directories.
+//!
+//! Directories are walked recursively (in name order) for `.yaml`, `.yml` and `.json` files; a
+//! file named on the command line is read whatever its name. A file holds one or more YAML
+//! documents (JSON is YAML too). Lists (`List`, `PodList`, `NamespaceList`, …) are expanded, their
+//! items taking their kind from the list. Documents of other kinds, and files that hold no
+//! Kubernetes object, are skipped with one warning per file; a document that claims to be a
+//! Kubernetes object but is malformed is an error with file, line and column.
+
+use crate::objects::{Header, Object};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The kinds Bulkhead reads; every other kind is skipped with a warning.
+pub const SUPPORTED_KINDS: &[&str] = &[
+    "Namespace",
+    "Pod",
+    "Deployment",
+    "ReplicaSet",
+    "ReplicationController",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "Service",
+    "NetworkPolicy",
+    "AdminNetworkPolicy",
+    "BaselineAdminNetworkPolicy",
+];
+
+/// A problem in the input, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub file: String,
+    /// 1-based; 0 when the problem concerns the whole file.
+    pub line: usize,
+    /// 1-based; 0 when unknown.
+    pub column: usize,
+    pub reason: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (0, _) => write!(f, "{}: {}", self.file, self.reason),
+            (l, 0) => write!(f, "{}:{l}: {}", self.file, self.reason),
+            (l, c) => write!(f, "{}:{l}:{c}: {}", self.file, self.reason),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// One Kubernetes object read from the input, with its kind resolved and where it came from.
+#[derive(Debug)]
+pub struct Located {
+    pub kind: String,
+    pub object: Object,
+    pub file: String,
+    /// Line of the document (or the list) the object was read from.
+    pub line: usize,
+    /// For list items: the item's index.
+    pub item: Option<usize>,
+}
+
+impl Located {
+    /// `file:line` (and `items[i]` for list items), for messages.
+    pub fn location(&self) -> String {
+        match self.item {
+            Some(i) => format!("{}:{} (items[{i}])", self.file, self.line),
+            None => format!("{}:{}", self.file, self.line),
+        }
+    }
+}
+
+/// Everything read from the input: objects, warnings and errors.
+#[derive(Debug, Default)]
+pub struct Manifests {
+    pub objects: Vec<Located>,
+    pub warnings: Vec<String>,
+    pub errors: Vec<LoadError>,
+    /// Files read (for reporting).
+    pub files: usize,
+}
+
+impl Manifests {
+    /// Reads every path (files or directories, recursively).
+    pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Self {
+        let mut m = Manifests::default();
+        for p in paths {
+            m.load_path(p.as_ref());
+        }
+        m
+    }
+
+    /// Reads one file or directory.
+    pub fn load_path(&mut self, path: &Path) {
+        if path.is_dir() {
+            let mut files = Vec::new();
+            if let Err(e) = collect_files(path, &mut files) {
+                self.errors.push(LoadError {
+                    file: path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    reason: format!("cannot read directory: {e}"),
+                });
+            }
+            files.sort();
+            for f in files {
+                self.load_file(&f);
+            }
+        } else {
+            self.load_file(path);
+        }
+    }
+
+    fn load_file(&mut self, path: &Path) {
+        let name = path.display().to_string();
+        match std::fs::read(path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => self.load_str(&name, &text),
+                Err(_) => self.warnings.push(format!(
+                    "{name}: skipped: not UTF-8 text, so no Kubernetes object"
+                )),
+            },
+            Err(e) => self.errors.push(LoadError {
+                file: name,
+                line: 0,
+                column: 0,
+                reason: format!("cannot read: {e}"),
+            }),
+        }
+    }
+
+    /// Reads manifests from text; `file` names it in messages.
+    pub fn load_str(&mut self, file: &str, text: &str) {
+        self.files += 1;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if text.trim_start().starts_with('[') {
+            self.warnings.push(format!(
+                "{file}: skipped: a bare array, not a Kubernetes object"
+            ));
+            return;
+        }
+        let mut skipped_kinds: Vec<String> = Vec::new();
+        let mut non_objects = 0usize;
+        let mut found = 0usize;
+        for doc in split_documents(text) {
+            let before = self.objects.len();
+            match self.load_document(file, &doc, &mut skipped_kinds) {
+                DocOutcome::NotAnObject => non_objects += 1,
+                DocOutcome::Read | DocOutcome::Failed => {}
+            }
+            found += self.objects.len() - before;
+        }
+        if !skipped_kinds.is_empty() {
+            skipped_kinds.sort();
+            skipped_kinds.dedup();
+            self.warnings.push(format!(
+                "{file}: skipped objects of kinds not modelled: {}",
+                skipped_kinds.join(", ")
+            ));
+        }
+        if non_objects > 0 && found == 0 && skipped_kinds.is_empty() {
+            self.warnings
+                .push(format!("{file}: skipped: holds no Kubernetes object"));
+        }
+    }
+
+    fn load_document(
+        &mut self,
+        file: &str,
+        doc: &Document<'_>,
+        skipped: &mut Vec<String>,
+    ) -> DocOutcome {
+        let err_at = |e: serde_saphyr::Error, what: &str| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line() as usize + doc.first_line - 1, l.column() as usize))
+                .unwrap_or((doc.first_line, 0));
+            LoadError {
+                file: file.to_string(),
+                line,
+                column,
+                reason: format!("{what}: {}", first_line_of(&e.to_string())),
+            }
+        };
+        let text = doc.text();
+        let header: Option<Header> = match parse::<Option<Header>>(&text) {
+            Ok(h) => h,
+            Err(e) => {
+                // Not even a mapping with kind/apiVersion.
+                if looks_like_kubernetes(&text) {
+                    self.errors.push(err_at(e, "malformed YAML"));
+                    return DocOutcome::Failed;
+                }
+                return DocOutcome::NotAnObject;
+            }
+        };
+        let Some(Header {
+            api_version,
+            kind: Some(kind),
+        }) = header
+        else {
+            return DocOutcome::NotAnObject;
+        };
+        let _ = api_version;
+        let is_list = kind.ends_with("List");
+        if !is_list && !SUPPORTED_KINDS.contains(&kind.as_str()) {
+            skipped.push(kind);
+            return DocOutcome::Read;
+        }
+        let object: Object = match parse(&text) {
+            Ok(o) => o,
+            Err(e) => {
+                self.errors.push(err_at(e, &format!("malformed {kind}")));
+                return DocOutcome::Failed;
+            }
+        };
+        if is_list {
+            let item_kind = kind.strip_suffix("List").unwrap_or_default().to_string();
+            for (i, mut item) in object.items.unwrap_or_default().into_iter().enumerate() {
+                let k = match (&item.kind, item_kind.as_str()) {
+                    (Some(k), _) => k.clone(),
+                    (None, "") => {
+                        self.errors.push(LoadError {
+                            file: file.to_string(),
+                            line: doc.first_line,
+                            column: 0,
+                            reason: format!("List item {i} has no kind"),
+                        });
+                        continue;
+                    }
+                    (None, k) => k.to_string(),
+                };
+                if !SUPPORTED_KINDS.contains(&k.as_str()) {
+                    skipped.push(k);
+                    continue;
+                }
+                item.kind = Some(k.clone());
+                self.objects.push(Located {
+                    kind: k,
+                    object: item,
+                    file: file.to_string(),
+                    line: doc.first_line,
+                    item: Some(i),
+                });
+            }
+        } else {
+            self.objects.push(Located {
+                kind,
+                object,
+                file: file.to_string(),
+                line: doc.first_line,
+                item: None,
+            });
+        }
+        DocOutcome::Read
+    }
+}
+
+enum DocOutcome {
+    Read,
+    Failed,
+    NotAnObject,
+}
+
+fn first_line_of(s: &str) -> &str {
+    s.lines().next().unwrap_or(s).trim_start_matches("error: ")
+}
+
+/// Does a document that failed to parse still claim to be a Kubernetes object?
+fn looks_like_kubernetes(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim_start_matches(['{', ' ', '"']);
+        l.starts_with("kind") || l.starts_with("apiVersion")
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
+    serde_saphyr::from_str(text)
+}
+
+/// One YAML document of a file, with the line it starts on.
+struct Document<'a> {
+    lines: Vec<&'a str>,
+    first_line: usize,
+}
+
+impl Document<'_> {
+    /// The document's text, with tabs inside flow collections (`[a,\tb]`) turned into spaces:
+    /// Kubernetes' YAML reader accepts them there and YAML 1.2 parsers do not.
+    fn text(&self) -> String {
+        let mut s = String::with_capacity(self.lines.iter().map(|l| l.len() + 1).sum());
+        for l in &self.lines {
+            s.push_str(l);
+            s.push('\n');
+        }
+        if s.contains('\t') { detab_flow(&s) } else { s }
+    }
+}
+
+/// Replaces tabs inside `[...]`/`{...}` (outside quotes and comments) with spaces.
+fn detab_flow(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = '\n';
+    for c in s.chars() {
+        let mut o = c;
+        if comment {
+            if c == '\n' {
+                comment = false;
+            }
+        } else if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                '#' if prev.is_whitespace() => comment = true,
+                '"' | '\'' if depth > 0 || matches!(prev, ' ' | ':' | '\n' | '[' | '{' | ',') => {
+                    quote = Some(c)
+                }
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth = depth.saturating_sub(1),
+                '\t' if depth > 0 => o = ' ',
+                _ => {}
+            }
+        }
+        out.push(o);
+        prev = c;
+    }
+    out
+}
+
+/// Splits a file at `---` document markers (and after `...` end markers).
+fn split_documents(text: &str) -> Vec<Document<'_>> {
+    let mut docs = Vec::new();
+    let mut cur = Document {
+        lines: Vec::new(),
+        first_line: 1,
+    };
+    for (i, line) in text.lines().enumerate() {
+        let is_start =
+            line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
+        let is_end = line.starts_with("...") && line[3..].trim().is_empty();
+        if is_start || is_end {
+            if cur.lines.iter().any(|l| !l.trim().is_empty()) {
+                docs.push(cur);
+            }
+            cur = Document {
+                lines: Vec::new(),
+                first_line: i + 2,
+            };
+            if is_start && !line[3..].trim().is_empty() {
+                // `--- {kind: ...}`: content on the marker line.
+                cur.lines.push(&line[3..]);
+                cur.first_line = i + 1;
+            }
+            continue;
+        }
+        cur.lines.push(line);
+    }
+    if cur.lines.iter().any(|l| !l.trim().is_empty()) {
+        docs.push(cur);
+    }
+    docs
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "yaml" | "yml" | "json"))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_documents_and_keeps_line_numbers() {
+        let docs = split_documents("a: 1\n---\nb: 2\n\n--- \nc: 3\n...\n");
+        let firsts: Vec<usize> = docs.iter().map(|d| d.first_line).collect();
+        assert_eq!(firsts, vec![1, 3, 6]);
+    }
+
+    #[test]
+    fn tabs_in_flow_sequences_are_accepted() {
+        let mut m = Manifests::default();
+        m.load_str(
+            "t.yaml",
+            "kind: Namespace\nmetadata:\n  name: a\n  labels: {x: \"1\",\ty: \"2\"}\n---\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers: [\n\t{name: c}]\n",
+        );
+        assert!(m.errors.is_empty(), "{:?}", m.errors);
+        assert_eq!(m.objects.len(), 2);
+    }
+
+    #[test]
+    fn malformed_object_reports_file_line_and_reason() {
+        let mut m = Manifests::default();
+        m.load_str("np.yaml", "kind: Namespace\nmetadata: {name: a}\n---\nkind: NetworkPolicy\nmetadata:\n  name: x\nspec:\n  podSelector: 7\n");
+        assert_eq!(m.objects.len(), 1);
+        assert_eq!(m.errors.len(), 1);
+        let e = &m.errors[0];
+        assert_eq!((e.file.as_str(), e.line), ("np.yaml", 8), "{e}");
+        assert!(e.reason.contains("NetworkPolicy"), "{e}");
+    }
+
+    #[test]
+    fn non_objects_and_other_kinds_are_skipped_with_one_warning() {
+        let mut m = Manifests::default();
+        m.load_str("a.json", "[1, 2]");
+        m.load_str("b.yaml", "just: text\n---\nmore: text\n");
+        m.load_str(
+            "c.yaml",
+            "kind: ConfigMap\nmetadata: {name: a}\n---\nkind: Secret\nmetadata: {name: b}\n",
+        );
+        assert!(m.errors.is_empty());
+        assert!(m.objects.is_empty());
+        assert_eq!(m.warnings.len(), 3, "{:?}", m.warnings);
+        assert!(m.warnings[2].contains("ConfigMap, Secret"));
+    }
+
+    #[test]
+    fn lists_give_their_items_a_kind() {
+        let mut m = Manifests::default();
+        m.load_str(
+            "l.json",
+            r#"{"kind":"PodList","items":[{"metadata":{"name":"a"}},{"kind":"Namespace","metadata":{"name":"n"}}]}"#,
+        );
+        let kinds: Vec<&str> = m.objects.iter().map(|o| o.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["Pod", "Namespace"]);
+    }
+}
