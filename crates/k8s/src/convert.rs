@@ -734,7 +734,11 @@ fn warn_equal_priorities(out: &mut Loaded) {
 /// tells them apart, the workload would be half allowed, so that is an error naming both pods.
 fn check_label_gaps(out: &mut Loaded, pods: &[PodLabels]) {
     let mut first: BTreeMap<usize, &PodLabels> = BTreeMap::new();
+    let mut reported = std::collections::BTreeSet::new();
     for p in pods {
+        if reported.contains(&p.workload) {
+            continue;
+        }
         let Some(f) = first.get(&p.workload).copied() else {
             first.insert(p.workload, p);
             continue;
@@ -789,7 +793,7 @@ fn check_label_gaps(out: &mut Loaded, pods: &[PodLabels]) {
                 ),
             });
             // One error per workload is enough.
-            first.insert(p.workload, p);
+            reported.insert(p.workload);
         }
     }
 }
