@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod connectivity;
+pub mod explain;
 pub mod render;
 
 pub use connectivity::{Connection, Options, connectivity, endpoint_name};
+pub use explain::{Explanation, explain};
 pub use render::{Format, render};

@@ -1,1 +1,242 @@
-fn main() {}
+//! `bulkhead`: the microsegmentation control plane's command line.
+#![forbid(unsafe_code)]
+
+use anyhow::{Context, Result, bail};
+use bulkhead_analysis::{Format, Options, connectivity, explain, render};
+use bulkhead_core::{Endpoint, Engine, IpRange, Protocol};
+use bulkhead_k8s::Loaded;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "bulkhead", version, about = "Microsegmentation control plane: see, propose, prove, enforce and account for network policy.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How Kubernetes manifests are read.
+#[derive(clap::Args)]
+struct Input {
+    /// Manifest files or directories (read recursively for .yaml, .yml and .json).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Report malformed objects as warnings and go on with the rest, instead of failing.
+    #[arg(long)]
+    keep_going: bool,
+    /// Do not print warnings (skipped files and kinds, unmodelled fields).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ConnFormat {
+    Txt,
+    Json,
+    Csv,
+    Md,
+    Dot,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EvalFormat {
+    Txt,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the allowed connectivity between all workloads and external address ranges.
+    Connectivity {
+        #[command(flatten)]
+        input: Input,
+        /// Output format: txt (np-guard's), json, csv, md or dot.
+        #[arg(long, short, value_enum, default_value = "txt")]
+        format: ConnFormat,
+        /// Only connections from or to this workload (`name`, `namespace/name` or `namespace/name[Kind]`).
+        #[arg(long, value_name = "WORKLOAD")]
+        focus: Option<String>,
+        /// Only connections from or to workloads in this namespace.
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+        /// Also list IPv6 external ranges (txt in np-guard's spelling lists IPv4 only).
+        #[arg(long)]
+        ipv6: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Decide one flow and name the policy and rule that decided each direction.
+    Eval {
+        #[command(flatten)]
+        input: Input,
+        /// Source: `namespace/name`, `namespace/name[Kind]`, or an IP address.
+        #[arg(long, value_name = "PEER")]
+        src: String,
+        /// Destination: `namespace/name`, `namespace/name[Kind]`, or an IP address.
+        #[arg(long, value_name = "PEER")]
+        dst: String,
+        /// Destination port.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        port: u16,
+        #[arg(long, value_enum, default_value = "tcp")]
+        protocol: Proto,
+        #[arg(long, short, value_enum, default_value = "txt")]
+        format: EvalFormat,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the input, prints warnings and errors; fails on errors unless `--keep-going`.
+fn load(input: &Input) -> Result<Loaded> {
+    for p in &input.paths {
+        if !p.exists() {
+            bail!("{}: no such file or directory", p.display());
+        }
+    }
+    let loaded = Loaded::from_paths(&input.paths);
+    if !input.quiet {
+        for w in &loaded.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    for e in &loaded.errors {
+        eprintln!("{}: {e}", if input.keep_going { "warning" } else { "error" });
+    }
+    if !loaded.errors.is_empty() && !input.keep_going {
+        bail!(
+            "{} malformed object{} in the input (use --keep-going to analyse the rest)",
+            loaded.errors.len(),
+            if loaded.errors.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(loaded)
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Connectivity { input, format, focus, namespace, ipv6, output } => {
+            let loaded = load(&input)?;
+            let engine = Engine::new(&loaded.cluster);
+            if let Some(f) = &focus {
+                resolve_workload(&engine, f).with_context(|| format!("--focus {f}"))?;
+            }
+            if let Some(ns) = &namespace
+                && !loaded.cluster.namespaces.contains_key(ns)
+            {
+                bail!("--namespace {ns}: no such namespace in the input");
+            }
+            let opts = Options { ipv6, focus, namespace };
+            let format = match format {
+                ConnFormat::Txt => Format::Txt,
+                ConnFormat::Json => Format::Json,
+                ConnFormat::Csv => Format::Csv,
+                ConnFormat::Md => Format::Md,
+                ConnFormat::Dot => Format::Dot,
+            };
+            let text = render(&connectivity(&engine, &opts), format, &engine);
+            write_output(output.as_ref(), &text)?;
+        }
+        Command::Eval { input, src, dst, port, protocol, format } => {
+            let loaded = load(&input)?;
+            let engine = Engine::new(&loaded.cluster);
+            let s = resolve_peer(&engine, &src).with_context(|| format!("--src {src}"))?;
+            let d = resolve_peer(&engine, &dst).with_context(|| format!("--dst {dst}"))?;
+            let proto = match protocol {
+                Proto::Tcp => Protocol::Tcp,
+                Proto::Udp => Protocol::Udp,
+                Proto::Sctp => Protocol::Sctp,
+            };
+            let ex = explain(&engine, s, d, proto, port);
+            let text = match format {
+                EvalFormat::Txt => ex.to_text(),
+                EvalFormat::Json => serde_json::to_string_pretty(&ex)? + "\n",
+            };
+            write_output(None, &text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_output(path: Option<&PathBuf>, text: &str) -> Result<()> {
+    match path {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                // A closed pipe (`| head`) is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => r.context("cannot write to standard output"),
+            }
+        }
+    }
+}
+
+/// A peer: a workload by `namespace/name`, `namespace/name[Kind]` or `name`, or an IP address
+/// (a pod's address resolves to its workload; any other address is outside the cluster).
+fn resolve_peer(engine: &Engine<'_>, s: &str) -> Result<Endpoint> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        let owner = engine.cluster().workloads.iter().position(|w| w.addresses.contains(&ip));
+        return Ok(match owner {
+            Some(i) => Endpoint::Workload(i),
+            None => Endpoint::External(match ip {
+                IpAddr::V4(a) => IpRange::V4(a.into(), a.into()),
+                IpAddr::V6(a) => IpRange::V6(a.into(), a.into()),
+            }),
+        });
+    }
+    resolve_workload(engine, s).map(Endpoint::Workload)
+}
+
+fn resolve_workload(engine: &Engine<'_>, s: &str) -> Result<usize> {
+    let (path, kind) = match s.strip_suffix(']').and_then(|x| x.split_once('[')) {
+        Some((p, k)) => (p, Some(k)),
+        None => (s, None),
+    };
+    let (ns, name) = match path.split_once('/') {
+        Some((ns, n)) => (Some(ns), n),
+        None => (None, path),
+    };
+    let ws = &engine.cluster().workloads;
+    let hits: Vec<usize> = (0..ws.len())
+        .filter(|&i| {
+            let w = &ws[i];
+            w.name == name && ns.is_none_or(|n| n == w.namespace) && kind.is_none_or(|k| k == w.kind)
+        })
+        .collect();
+    match hits.as_slice() {
+        [i] => Ok(*i),
+        [] => {
+            let mut near: Vec<String> = ws.iter().filter(|w| w.name.contains(name)).map(|w| w.display_name()).collect();
+            near.truncate(5);
+            if near.is_empty() {
+                bail!("no workload {s:?} in the input (write namespace/name, as connectivity prints it)")
+            }
+            bail!("no workload {s:?} in the input; did you mean {}?", near.join(", "))
+        }
+        many => bail!(
+            "{s:?} is ambiguous: {} (add the namespace or [Kind])",
+            many.iter().map(|&i| ws[i].display_name()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
