@@ -358,10 +358,16 @@ fn opt_selector(s: Option<&LabelSelector>) -> Result<Selector, String> {
     s.map(selector).transpose().map(Option::unwrap_or_default)
 }
 
+/// A protocol as the Kubernetes API spells it (upper case; TCP when absent).
 fn protocol(p: Option<&str>) -> Result<Protocol, String> {
     match p {
         None | Some("") => Ok(Protocol::Tcp),
-        Some(s) => s.parse().map_err(|e| format!("{e}")),
+        Some("TCP") => Ok(Protocol::Tcp),
+        Some("UDP") => Ok(Protocol::Udp),
+        Some("SCTP") => Ok(Protocol::Sctp),
+        Some(s) => Err(format!(
+            "unknown protocol {s:?} (Kubernetes accepts TCP, UDP or SCTP, in upper case)"
+        )),
     }
 }
 
@@ -771,10 +777,10 @@ fn check_label_gaps(out: &mut Loaded, pods: &[PodLabels]) {
             }
         }
         if let Some((pol, m)) = found {
-            let diff: Vec<String> = f
-                .labels
-                .keys()
-                .chain(p.labels.keys())
+            let keys: std::collections::BTreeSet<&String> =
+                f.labels.keys().chain(p.labels.keys()).collect();
+            let diff: Vec<String> = keys
+                .into_iter()
                 .filter(|k| f.labels.get(*k) != p.labels.get(*k))
                 .map(|k| format!("{k}: {:?} vs {:?}", f.labels.get(k), p.labels.get(k)))
                 .collect();

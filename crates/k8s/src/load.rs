@@ -136,6 +136,15 @@ impl Manifests {
     pub fn load_str(&mut self, file: &str, text: &str) {
         self.files += 1;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        // YAML (and editors) count a lone CR as a line break; so must document splitting and
+        // line numbers, or they drift from the parser's.
+        let unified;
+        let text = if text.contains('\r') {
+            unified = text.replace("\r\n", "\n").replace('\r', "\n");
+            unified.as_str()
+        } else {
+            text
+        };
         if text.trim_start().starts_with('[') {
             self.warnings.push(format!(
                 "{file}: skipped: a bare array, not a Kubernetes object"
@@ -174,15 +183,23 @@ impl Manifests {
         skipped: &mut Vec<String>,
     ) -> DocOutcome {
         let err_at = |e: serde_saphyr::Error, what: &str| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line() as usize + doc.first_line - 1, l.column() as usize))
-                .unwrap_or((doc.first_line, 0));
+            let last = doc.first_line + doc.lines.len() - 1;
+            let (line, column) = match e.location() {
+                // The parser counts from the document's first line.
+                Some(l) => match (l.line() as usize).max(1) + doc.first_line - 1 {
+                    // Past the document's end (an error at the end of input): its last line.
+                    line if line > last => (last, doc.last_line_width() + 1),
+                    line => (line, l.column() as usize),
+                },
+                None => (doc.first_line, 0),
+            };
             LoadError {
                 file: file.to_string(),
                 line,
                 column,
-                reason: format!("{what}: {}", first_line_of(&e.to_string())),
+                // The parser's own position counts from the document, not the file; the error
+                // carries the file's.
+                reason: format!("{what}: {}", strip_location(first_line_of(&e.to_string()))),
             }
         };
         let text = doc.text();
@@ -269,6 +286,18 @@ fn first_line_of(s: &str) -> &str {
     s.lines().next().unwrap_or(s).trim_start_matches("error: ")
 }
 
+/// `line 3 column 7: message` → `message`.
+fn strip_location(s: &str) -> &str {
+    let rest = || {
+        let r = s.strip_prefix("line ")?;
+        let r = r.trim_start_matches(|c: char| c.is_ascii_digit());
+        let r = r.strip_prefix(" column ")?;
+        let r = r.trim_start_matches(|c: char| c.is_ascii_digit());
+        r.strip_prefix(": ")
+    };
+    rest().unwrap_or(s)
+}
+
 /// Does a document that failed to parse still claim to be a Kubernetes object?
 fn looks_like_kubernetes(text: &str) -> bool {
     text.lines().any(|l| {
@@ -285,13 +314,30 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::
 struct Document<'a> {
     lines: Vec<&'a str>,
     first_line: usize,
+    /// The first line is the rest of a `--- ...` marker line (columns are shifted by 3).
+    on_marker: bool,
 }
 
 impl Document<'_> {
+    /// Characters on the document's last line of the file.
+    fn last_line_width(&self) -> usize {
+        let marker = if self.on_marker && self.lines.len() == 1 {
+            3
+        } else {
+            0
+        };
+        marker + self.lines.last().map_or(0, |l| l.chars().count())
+    }
+
     /// The document's text, with tabs inside flow collections (`[a,\tb]`) turned into spaces:
     /// Kubernetes' YAML reader accepts them there and YAML 1.2 parsers do not.
     fn text(&self) -> String {
-        let mut s = String::with_capacity(self.lines.iter().map(|l| l.len() + 1).sum());
+        let mut s =
+            String::with_capacity(self.lines.iter().map(|l| l.len() + 1).sum::<usize>() + 3);
+        if self.on_marker {
+            // Stand in for the `---` so columns on that line match the file.
+            s.push_str("   ");
+        }
         for l in &self.lines {
             s.push_str(l);
             s.push('\n');
@@ -341,6 +387,7 @@ fn split_documents(text: &str) -> Vec<Document<'_>> {
     let mut cur = Document {
         lines: Vec::new(),
         first_line: 1,
+        on_marker: false,
     };
     for (i, line) in text.lines().enumerate() {
         let is_start =
@@ -353,11 +400,13 @@ fn split_documents(text: &str) -> Vec<Document<'_>> {
             cur = Document {
                 lines: Vec::new(),
                 first_line: i + 2,
+                on_marker: false,
             };
             if is_start && !line[3..].trim().is_empty() {
                 // `--- {kind: ...}`: content on the marker line.
                 cur.lines.push(&line[3..]);
                 cur.first_line = i + 1;
+                cur.on_marker = true;
             }
             continue;
         }
