@@ -1,6 +1,6 @@
 //! The allowed connectivity between every pair of workloads and external address ranges.
 
-use bulkhead_core::{ConnSet, Direction, Endpoint, Engine, IpRange};
+use bulkhead_core::{ConnSet, Endpoint, Engine, IpRange};
 use serde::Serialize;
 
 /// Which connections to list.
@@ -45,68 +45,41 @@ fn keep_range(r: &IpRange, opts: &Options) -> bool {
 /// nothing allowed, a workload to itself, and external-to-external pairs are left out.
 pub fn connectivity(engine: &Engine<'_>, opts: &Options) -> Vec<Connection> {
     let cluster = engine.cluster();
-    let in_focus = |i: usize| {
-        let w = &cluster.workloads[i];
-        opts.focus.as_ref().is_none_or(|f| {
-            *f == w.name || *f == format!("{}/{}", w.namespace, w.name) || *f == w.display_name()
-        }) && opts.namespace.as_ref().is_none_or(|n| *n == w.namespace)
+    let in_focus: Vec<bool> = cluster
+        .workloads
+        .iter()
+        .map(|w| {
+            opts.focus.as_ref().is_none_or(|f| {
+                *f == w.name
+                    || *f == format!("{}/{}", w.namespace, w.name)
+                    || *f == w.display_name()
+            }) && opts.namespace.as_ref().is_none_or(|n| *n == w.namespace)
+        })
+        .collect();
+    let names: Vec<String> = cluster.workloads.iter().map(|w| w.display_name()).collect();
+    let keep = |e: Endpoint| match e {
+        Endpoint::Workload(i) => in_focus[i],
+        Endpoint::External(_) => false,
     };
-    let filtered = opts.focus.is_some() || opts.namespace.is_some();
-    let workloads: Vec<Endpoint> = (0..cluster.workloads.len())
-        .map(Endpoint::Workload)
-        .collect();
-    let sources: Vec<Endpoint> = workloads
-        .iter()
-        .copied()
-        .chain(
-            engine
-                .external_pieces(Direction::Ingress)
-                .into_iter()
-                .filter(|r| keep_range(r, opts))
-                .map(Endpoint::External),
-        )
-        .collect();
-    let dests: Vec<Endpoint> = workloads
-        .iter()
-        .copied()
-        .chain(
-            engine
-                .external_pieces(Direction::Egress)
-                .into_iter()
-                .filter(|r| keep_range(r, opts))
-                .map(Endpoint::External),
-        )
-        .collect();
-    let names_src: Vec<String> = sources.iter().map(|&e| endpoint_name(engine, e)).collect();
-    let names_dst: Vec<String> = dests.iter().map(|&e| endpoint_name(engine, e)).collect();
+    let name = |e: Endpoint| match e {
+        Endpoint::Workload(i) => names[i].clone(),
+        Endpoint::External(r) => format!("{r}[External]"),
+    };
     let mut out = Vec::new();
-    for (si, &s) in sources.iter().enumerate() {
-        for (di, &d) in dests.iter().enumerate() {
-            if matches!((s, d), (Endpoint::External(_), Endpoint::External(_)))
-                || names_src[si] == names_dst[di]
-            {
-                continue;
-            }
-            if filtered {
-                let hit = |e: Endpoint| matches!(e, Endpoint::Workload(i) if in_focus(i));
-                if !hit(s) && !hit(d) {
-                    continue;
-                }
-            }
-            let conns = engine.allowed(s, d);
-            if conns.is_empty() {
-                continue;
-            }
-            out.push(Connection {
-                src: names_src[si].clone(),
-                dst: names_dst[di].clone(),
-                conn: conns.to_string(),
-                src_endpoint: s,
-                dst_endpoint: d,
-                conns,
-            });
+    engine.for_each_connection(|s, d, conns| {
+        let v6 = |e: Endpoint| matches!(e, Endpoint::External(r) if !keep_range(&r, opts));
+        if v6(s) || v6(d) || !(keep(s) || keep(d)) {
+            return;
         }
-    }
+        out.push(Connection {
+            src: name(s),
+            dst: name(d),
+            conn: conns.to_string(),
+            src_endpoint: s,
+            dst_endpoint: d,
+            conns: conns.clone(),
+        });
+    });
     out.sort_by(|a, b| {
         (a.src.as_bytes(), a.dst.as_bytes()).cmp(&(b.src.as_bytes(), b.dst.as_bytes()))
     });

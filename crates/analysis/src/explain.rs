@@ -71,8 +71,14 @@ fn decided_by(engine: &Engine<'_>, dir: bulkhead_core::Direction, r: RuleRef) ->
 }
 
 fn describe(d: &DecidedBy) -> String {
-    let prio = d.priority.map(|p| format!(" (priority {p})")).unwrap_or_default();
-    format!("{} {}{prio}, rule {:?} ({}) at {}", d.kind, d.policy, d.rule, d.action, d.origin)
+    let prio = d
+        .priority
+        .map(|p| format!(" (priority {p})"))
+        .unwrap_or_default();
+    format!(
+        "{} {}{prio}, rule {:?} ({}) at {}",
+        d.kind, d.policy, d.rule, d.action, d.origin
+    )
 }
 
 fn direction_report(engine: &Engine<'_>, d: &DirDecision, workload: String) -> DirectionReport {
@@ -87,7 +93,10 @@ fn direction_report(engine: &Engine<'_>, d: &DirDecision, workload: String) -> D
         }
         Reason::NetworkPolicyAllow { rules } => {
             let by: Vec<DecidedBy> = rules.iter().map(|r| decided_by(engine, dir, *r)).collect();
-            let s = format!("allowed by {}", by.iter().map(describe).collect::<Vec<_>>().join("; "));
+            let s = format!(
+                "allowed by {}",
+                by.iter().map(describe).collect::<Vec<_>>().join("; ")
+            );
             ("network-policy", by, vec![], s)
         }
         Reason::NetworkPolicyIsolated { policies } => {
@@ -134,13 +143,27 @@ fn direction_report(engine: &Engine<'_>, d: &DirDecision, workload: String) -> D
 }
 
 /// Decides a flow and explains both directions.
-pub fn explain(engine: &Engine<'_>, src: Endpoint, dst: Endpoint, proto: Protocol, port: u16) -> Explanation {
-    let Decision { allowed, egress, ingress } = engine.decide(src, dst, proto, port);
+pub fn explain(
+    engine: &Engine<'_>,
+    src: Endpoint,
+    dst: Endpoint,
+    proto: Protocol,
+    port: u16,
+) -> Explanation {
+    let Decision {
+        allowed,
+        egress,
+        ingress,
+    } = engine.decide(src, dst, proto, port);
     let src_name = endpoint_name(engine, src);
     let dst_name = endpoint_name(engine, dst);
     Explanation {
-        egress: egress.as_ref().map(|d| direction_report(engine, d, src_name.clone())),
-        ingress: ingress.as_ref().map(|d| direction_report(engine, d, dst_name.clone())),
+        egress: egress
+            .as_ref()
+            .map(|d| direction_report(engine, d, src_name.clone())),
+        ingress: ingress
+            .as_ref()
+            .map(|d| direction_report(engine, d, dst_name.clone())),
         src: src_name,
         dst: dst_name,
         protocol: proto,

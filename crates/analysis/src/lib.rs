@@ -2,6 +2,7 @@
 //! single flows.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod connectivity;
 pub mod explain;
 pub mod render;

@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "bulkhead", version, about = "Microsegmentation control plane: see, propose, prove, enforce and account for network policy.")]
+#[command(
+    name = "bulkhead",
+    version,
+    about = "Microsegmentation control plane: see, propose, prove, enforce and account for network policy."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -121,7 +125,10 @@ fn load(input: &Input) -> Result<Loaded> {
         }
     }
     for e in &loaded.errors {
-        eprintln!("{}: {e}", if input.keep_going { "warning" } else { "error" });
+        eprintln!(
+            "{}: {e}",
+            if input.keep_going { "warning" } else { "error" }
+        );
     }
     if !loaded.errors.is_empty() && !input.keep_going {
         bail!(
@@ -135,7 +142,14 @@ fn load(input: &Input) -> Result<Loaded> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Connectivity { input, format, focus, namespace, ipv6, output } => {
+        Command::Connectivity {
+            input,
+            format,
+            focus,
+            namespace,
+            ipv6,
+            output,
+        } => {
             let loaded = load(&input)?;
             let engine = Engine::new(&loaded.cluster);
             if let Some(f) = &focus {
@@ -146,7 +160,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             {
                 bail!("--namespace {ns}: no such namespace in the input");
             }
-            let opts = Options { ipv6, focus, namespace };
+            let opts = Options {
+                ipv6,
+                focus,
+                namespace,
+            };
             let format = match format {
                 ConnFormat::Txt => Format::Txt,
                 ConnFormat::Json => Format::Json,
@@ -157,7 +175,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let text = render(&connectivity(&engine, &opts), format, &engine);
             write_output(output.as_ref(), &text)?;
         }
-        Command::Eval { input, src, dst, port, protocol, format } => {
+        Command::Eval {
+            input,
+            src,
+            dst,
+            port,
+            protocol,
+            format,
+        } => {
             let loaded = load(&input)?;
             let engine = Engine::new(&loaded.cluster);
             let s = resolve_peer(&engine, &src).with_context(|| format!("--src {src}"))?;
@@ -196,7 +221,11 @@ fn write_output(path: Option<&PathBuf>, text: &str) -> Result<()> {
 /// (a pod's address resolves to its workload; any other address is outside the cluster).
 fn resolve_peer(engine: &Engine<'_>, s: &str) -> Result<Endpoint> {
     if let Ok(ip) = s.parse::<IpAddr>() {
-        let owner = engine.cluster().workloads.iter().position(|w| w.addresses.contains(&ip));
+        let owner = engine
+            .cluster()
+            .workloads
+            .iter()
+            .position(|w| w.addresses.contains(&ip));
         return Ok(match owner {
             Some(i) => Endpoint::Workload(i),
             None => Endpoint::External(match ip {
@@ -221,22 +250,36 @@ fn resolve_workload(engine: &Engine<'_>, s: &str) -> Result<usize> {
     let hits: Vec<usize> = (0..ws.len())
         .filter(|&i| {
             let w = &ws[i];
-            w.name == name && ns.is_none_or(|n| n == w.namespace) && kind.is_none_or(|k| k == w.kind)
+            w.name == name
+                && ns.is_none_or(|n| n == w.namespace)
+                && kind.is_none_or(|k| k == w.kind)
         })
         .collect();
     match hits.as_slice() {
         [i] => Ok(*i),
         [] => {
-            let mut near: Vec<String> = ws.iter().filter(|w| w.name.contains(name)).map(|w| w.display_name()).collect();
+            let mut near: Vec<String> = ws
+                .iter()
+                .filter(|w| w.name.contains(name))
+                .map(|w| w.display_name())
+                .collect();
             near.truncate(5);
             if near.is_empty() {
-                bail!("no workload {s:?} in the input (write namespace/name, as connectivity prints it)")
+                bail!(
+                    "no workload {s:?} in the input (write namespace/name, as connectivity prints it)"
+                )
             }
-            bail!("no workload {s:?} in the input; did you mean {}?", near.join(", "))
+            bail!(
+                "no workload {s:?} in the input; did you mean {}?",
+                near.join(", ")
+            )
         }
         many => bail!(
             "{s:?} is ambiguous: {} (add the namespace or [Kind])",
-            many.iter().map(|&i| ws[i].display_name()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|&i| ws[i].display_name())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }

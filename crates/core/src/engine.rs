@@ -6,9 +6,17 @@
 //! connection needs the source's egress and the destination's ingress to allow it; an address
 //! outside the cluster has no policy of its own.
 
+use crate::bitset::Bitset;
 use crate::conn::{ConnSet, Protocol};
+use crate::index::{
+    DIRS, LabelIndex, NamedKey, Pieces, PolicySets, admin_order, dir_index, named_keys,
+    named_partition, policy_sets,
+};
 use crate::ip::{IpRange, IpSet, pieces};
-use crate::model::{Action, Cluster, Direction, Layer, Peer, PortMatch, Rule};
+use crate::model::{Action, Cluster, Direction, Layer, Peer, Policy, PortMatch, Rule};
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::HashMap;
 use std::fmt;
 
 /// One end of a connection.
@@ -64,81 +72,572 @@ pub struct Decision {
 }
 
 /// The policies and rules that apply to one workload in one direction, in order of precedence.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Applicable {
     admin: Vec<RuleRef>,
     namespaced: Vec<usize>,
     baseline: Vec<RuleRef>,
 }
 
-/// Answers connectivity questions over a [`Cluster`].
-pub struct Engine<'c> {
-    cluster: &'c Cluster,
-    /// Per workload: `[ingress, egress]`.
-    applicable: Vec<[Applicable; 2]>,
+/// Workloads that behave alike in one direction: the same applicable policies (and, for
+/// ingress, the same values of the named ports those policies name).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ClassKey {
+    policies: Vec<u32>,
+    named: Vec<Option<(Protocol, u16)>>,
 }
 
-fn dir_index(d: Direction) -> usize {
-    match d {
-        Direction::Ingress => 0,
-        Direction::Egress => 1,
+/// A class's verdicts over the direction's whole peer universe: disjoint blocks of peers, each
+/// with the connections allowed.
+#[derive(Clone, Debug)]
+struct ClassFn {
+    blocks: Vec<(Bitset, ConnSet)>,
+}
+
+/// The subject classes of one direction.
+#[derive(Clone, Debug, Default)]
+struct Classes {
+    /// Per workload: its class.
+    of: Vec<u32>,
+    by_key: HashMap<ClassKey, u32>,
+    /// Per class: a workload of the class.
+    reps: Vec<usize>,
+    funcs: Vec<OnceCell<ClassFn>>,
+}
+
+/// What changed when one policy was added, replaced or removed.
+#[derive(Clone, Debug, Default)]
+pub struct Update {
+    /// Workloads whose verdicts of a direction may have changed (`[ingress, egress]`).
+    pub subjects: [Bitset; 2],
+    /// True when the external pieces changed and everything was rebuilt.
+    pub rebuilt: bool,
+    /// Direction-level changes: for these subjects and peers, the direction's verdict went from
+    /// `before` to `after`.
+    pub changes: Vec<DirChange>,
+}
+
+/// One direction-level change of an [`Update`].
+#[derive(Clone, Debug)]
+pub struct DirChange {
+    pub direction: Direction,
+    /// Workloads whose policies say so (sources for egress, destinations for ingress).
+    pub subjects: Bitset,
+    /// Peers over the direction's universe: workloads, then that direction's external pieces.
+    pub peers: Bitset,
+    pub before: ConnSet,
+    pub after: ConnSet,
+}
+
+impl Update {
+    /// How many (subject, peer) pairs changed in either direction.
+    pub fn changed_pairs(&self) -> usize {
+        self.changes
+            .iter()
+            .map(|c| c.subjects.count() * c.peers.count())
+            .sum()
     }
+}
+
+/// Answers connectivity questions over a [`Cluster`].
+///
+/// Selectors are evaluated once into bit sets; workloads with the same applicable policies
+/// share one class whose verdicts over all peers are computed once, as blocks of peers.
+pub struct Engine<'c> {
+    cluster: Cow<'c, Cluster>,
+    labels: LabelIndex,
+    pieces: Pieces,
+    sets: Vec<PolicySets>,
+    /// Per workload: `[ingress, egress]`.
+    applicable: Vec<[Applicable; 2]>,
+    classes: [Classes; 2],
+    /// Egress named-port partitions (over the egress universe).
+    named: HashMap<NamedKey, Vec<Bitset>>,
 }
 
 impl<'c> Engine<'c> {
+    /// An engine over a borrowed cluster.
     pub fn new(cluster: &'c Cluster) -> Self {
-        // Admin policies by priority; equal priorities keep their name order (the API leaves
-        // that undefined; ordering by name makes the answer deterministic).
-        let mut admin_order: Vec<usize> = (0..cluster.policies.len())
-            .filter(|&i| cluster.policies[i].layer == Layer::Admin)
-            .collect();
-        admin_order.sort_by(|&a, &b| {
-            let (pa, pb) = (&cluster.policies[a], &cluster.policies[b]);
-            (pa.priority, &pa.name).cmp(&(pb.priority, &pb.name))
-        });
-        let others: Vec<usize> = (0..cluster.policies.len())
-            .filter(|&i| cluster.policies[i].layer != Layer::Admin)
-            .collect();
+        Self::build(Cow::Borrowed(cluster))
+    }
 
-        let applicable = cluster
-            .workloads
+    /// An engine that owns its cluster (needed for [`Engine::set_policy`] without a copy).
+    pub fn owned(cluster: Cluster) -> Engine<'static> {
+        Engine::build(Cow::Owned(cluster))
+    }
+
+    fn build(cluster: Cow<'c, Cluster>) -> Self {
+        let labels = LabelIndex::new(&cluster);
+        let pieces = Pieces::new(DIRS.map(|d| pieces(referenced_ip_sets(&cluster, d))));
+        let sets = cluster
+            .policies
             .iter()
-            .map(|w| {
-                let nsl = cluster.ns_labels(&w.namespace);
-                let mut per_dir: [Applicable; 2] = Default::default();
-                for &pi in admin_order.iter().chain(others.iter()) {
-                    let p = &cluster.policies[pi];
-                    if !p.subject.matches(w, nsl) {
-                        continue;
-                    }
-                    for dir in [Direction::Ingress, Direction::Egress] {
-                        let Some(rules) = p.rules(dir) else { continue };
-                        let a = &mut per_dir[dir_index(dir)];
-                        match p.layer {
-                            Layer::Admin => a
-                                .admin
-                                .extend((0..rules.len()).map(|rule| RuleRef { policy: pi, rule })),
-                            Layer::Namespaced => a.namespaced.push(pi),
-                            Layer::Baseline => a
-                                .baseline
-                                .extend((0..rules.len()).map(|rule| RuleRef { policy: pi, rule })),
-                        }
-                    }
-                }
-                per_dir
-            })
+            .map(|p| policy_sets(&cluster, &labels, &pieces, p))
             .collect();
-        Engine {
+        let mut e = Engine {
             cluster,
-            applicable,
+            labels,
+            pieces,
+            sets,
+            applicable: Vec::new(),
+            classes: Default::default(),
+            named: HashMap::new(),
+        };
+        e.index_all();
+        e
+    }
+
+    /// (Re)computes applicable policies, classes and named-port partitions for every workload.
+    fn index_all(&mut self) {
+        let n = self.cluster.workloads.len();
+        let mut applicable: Vec<[Applicable; 2]> = vec![Default::default(); n];
+        for pi in self.precedence() {
+            let p = &self.cluster.policies[pi];
+            for w in self.sets[pi].subject.ones() {
+                push_applicable(&mut applicable[w], p, pi);
+            }
+        }
+        self.applicable = applicable;
+        self.classes = Default::default();
+        for d in DIRS {
+            self.classes[dir_index(d)].of = vec![0; n];
+        }
+        for w in 0..n {
+            self.classify(w);
+        }
+        self.named.clear();
+        let keys: Vec<NamedKey> = self
+            .cluster
+            .policies
+            .iter()
+            .flat_map(|p| named_keys(p, Direction::Egress))
+            .collect();
+        for k in keys {
+            self.add_named(k);
         }
     }
 
-    pub fn cluster(&self) -> &'c Cluster {
-        self.cluster
+    fn add_named(&mut self, k: NamedKey) {
+        if self.named.contains_key(&k) {
+            return;
+        }
+        let ulen = self.universe_len(Direction::Egress);
+        let parts = named_partition(&self.cluster, &k)
+            .into_iter()
+            .map(|b| {
+                let mut x = Bitset::empty(ulen);
+                for i in b.ones() {
+                    x.insert(i);
+                }
+                x
+            })
+            .collect();
+        self.named.insert(k, parts);
     }
 
-    fn rule(&self, dir: Direction, r: RuleRef) -> &'c Rule {
+    /// Policy indices in precedence order: admin by priority, then the rest in input order.
+    fn precedence(&self) -> Vec<usize> {
+        let mut order = admin_order(&self.cluster);
+        order.extend(
+            (0..self.cluster.policies.len())
+                .filter(|&i| self.cluster.policies[i].layer != Layer::Admin),
+        );
+        order
+    }
+
+    fn universe_len(&self, dir: Direction) -> usize {
+        self.cluster.workloads.len() + self.pieces.ranges[dir_index(dir)].len()
+    }
+
+    /// Puts workload `w` into its class for each direction.
+    fn classify(&mut self, w: usize) {
+        for dir in DIRS {
+            let d = dir_index(dir);
+            let app = &self.applicable[w][d];
+            let mut policies: Vec<u32> = app.admin.iter().map(|r| r.policy as u32).collect();
+            policies.dedup();
+            policies.extend(app.namespaced.iter().map(|&p| p as u32));
+            let mut base: Vec<u32> = app.baseline.iter().map(|r| r.policy as u32).collect();
+            base.dedup();
+            policies.extend(base);
+            let named = if dir == Direction::Ingress {
+                let wl = &self.cluster.workloads[w];
+                policies
+                    .iter()
+                    .flat_map(|&p| named_keys(&self.cluster.policies[p as usize], dir))
+                    .map(|(name, proto)| {
+                        wl.resolve_named_port(&name, proto)
+                            .map(|np| (np.protocol, np.port))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let key = ClassKey { policies, named };
+            let classes = &mut self.classes[d];
+            let next = classes.reps.len() as u32;
+            let c = *classes.by_key.entry(key).or_insert(next);
+            if c == next {
+                classes.reps.push(w);
+                classes.funcs.push(OnceCell::new());
+            }
+            classes.of[w] = c;
+        }
+    }
+
+    /// Number of subject classes per direction (`[ingress, egress]`).
+    pub fn class_counts(&self) -> [usize; 2] {
+        [0, 1].map(|d| {
+            let mut used: Vec<u32> = self.classes[d].of.clone();
+            used.sort_unstable();
+            used.dedup();
+            used.len()
+        })
+    }
+
+    /// The verdicts of a class over its direction's universe, computed on first use.
+    fn class_fn(&self, dir: Direction, class: u32) -> &ClassFn {
+        let d = dir_index(dir);
+        self.classes[d].funcs[class as usize]
+            .get_or_init(|| self.compute_class_fn(dir, self.classes[d].reps[class as usize]))
+    }
+
+    fn compute_class_fn(&self, dir: Direction, subject: usize) -> ClassFn {
+        let d = dir_index(dir);
+        let ulen = self.universe_len(dir);
+        let app = &self.applicable[subject][d];
+        let mut blocks = vec![Bitset::full(ulen)];
+        let np_rules = app.namespaced.iter().flat_map(|&pi| {
+            (0..self.cluster.policies[pi]
+                .rules(dir)
+                .unwrap_or_default()
+                .len())
+                .map(move |rule| RuleRef { policy: pi, rule })
+        });
+        for r in app
+            .admin
+            .iter()
+            .copied()
+            .chain(np_rules)
+            .chain(app.baseline.iter().copied())
+        {
+            refine(&mut blocks, &self.sets[r.policy].rules[d][r.rule]);
+            if dir == Direction::Egress {
+                for pm in self.rule(dir, r).ports.iter().flatten() {
+                    if let PortMatch::Named { protocol, name } = pm
+                        && let Some(parts) = self.named.get(&(name.clone(), *protocol))
+                    {
+                        for part in parts {
+                            refine(&mut blocks, part);
+                        }
+                    }
+                }
+            }
+        }
+        // Evaluate one peer per block; merge blocks with the same verdict.
+        let w = self.cluster.workloads.len();
+        let mut merged: Vec<(Bitset, ConnSet)> = Vec::new();
+        let mut at: HashMap<ConnSet, usize> = HashMap::new();
+        for b in blocks {
+            let Some(u) = b.first() else { continue };
+            let peer = if u < w {
+                Endpoint::Workload(u)
+            } else {
+                Endpoint::External(self.pieces.ranges[d][u - w])
+            };
+            let c = self.direction_allowed(dir, subject, peer);
+            match at.get(&c) {
+                Some(&i) => merged[i].0.union_with(&b),
+                None => {
+                    at.insert(c.clone(), merged.len());
+                    merged.push((b, c));
+                }
+            }
+        }
+        ClassFn { blocks: merged }
+    }
+
+    /// Every connection with something allowed, as `(source, destination, connections)`.
+    /// Pairs of a workload with itself and of two external ranges are left out. The order is
+    /// unspecified.
+    ///
+    /// This visits all workload pairs through class-level tables: the source's egress class
+    /// and the destination's ingress class decide, so each pair costs a few table lookups.
+    pub fn for_each_connection(&self, mut f: impl FnMut(Endpoint, Endpoint, &ConnSet)) {
+        let w = self.cluster.workloads.len();
+        let (ei, ii) = (dir_index(Direction::Egress), dir_index(Direction::Ingress));
+        let ne = self.pieces.ranges[ei].len();
+        let ni = self.pieces.ranges[ii].len();
+        let mut interner = Interner::default();
+        let empty = interner.id(&ConnSet::none());
+        // Egress classes: block → conn id.
+        let e_classes = self.classes[ei].reps.len();
+        let e_ids: Vec<Vec<u32>> = (0..e_classes as u32)
+            .map(|c| {
+                self.class_fn(Direction::Egress, c)
+                    .blocks
+                    .iter()
+                    .map(|(_, cs)| interner.id(cs))
+                    .collect()
+            })
+            .collect();
+        let i_classes = self.classes[ii].reps.len();
+        let i_ids: Vec<Vec<u32>> = (0..i_classes as u32)
+            .map(|c| {
+                self.class_fn(Direction::Ingress, c)
+                    .blocks
+                    .iter()
+                    .map(|(_, cs)| interner.id(cs))
+                    .collect()
+            })
+            .collect();
+        let n0 = interner.sets.len();
+        let mut meet = Meet::new(n0);
+        let es: &[u32] = &self.classes[ei].of;
+        let is: &[u32] = &self.classes[ii].of;
+        // Destinations (workloads, then egress pieces) in chunks; for each, a table of the
+        // egress verdict id per (destination, egress class).
+        let rows = w + ne;
+        let budget_entries = (256usize << 20) / 4;
+        let chunk = (budget_entries / e_classes.max(1)).clamp(1, rows.max(1));
+        let mut t: Vec<u32> = Vec::new();
+        let mut i_row: Vec<u32> = vec![empty; w + ni];
+        let mut lo = 0;
+        while lo < rows {
+            let hi = (lo + chunk).min(rows);
+            t.clear();
+            t.resize((hi - lo) * e_classes, empty);
+            for (c, ids) in e_ids.iter().enumerate() {
+                for ((b, _), &id) in self
+                    .class_fn(Direction::Egress, c as u32)
+                    .blocks
+                    .iter()
+                    .zip(ids)
+                {
+                    if id == empty {
+                        continue;
+                    }
+                    for dst in b.ones_in(lo, hi) {
+                        t[(dst - lo) * e_classes + c] = id;
+                    }
+                }
+            }
+            // Workload destinations of this chunk, grouped by ingress class.
+            let mut by_class: HashMap<u32, Vec<usize>> = HashMap::new();
+            for (dst, &class) in is.iter().enumerate().take(hi.min(w)).skip(lo) {
+                by_class.entry(class).or_default().push(dst);
+            }
+            let mut groups: Vec<(u32, Vec<usize>)> = by_class.into_iter().collect();
+            groups.sort_unstable();
+            for (ic, dsts) in groups {
+                i_row.fill(empty);
+                for ((b, _), &id) in self
+                    .class_fn(Direction::Ingress, ic)
+                    .blocks
+                    .iter()
+                    .zip(&i_ids[ic as usize])
+                {
+                    if id == empty {
+                        continue;
+                    }
+                    for src in b.ones() {
+                        i_row[src] = id;
+                    }
+                }
+                for &dst in &dsts {
+                    let trow = &t[(dst - lo) * e_classes..(dst - lo + 1) * e_classes];
+                    for src in 0..w {
+                        let iv = i_row[src];
+                        if iv == empty || src == dst {
+                            continue;
+                        }
+                        let ev = trow[es[src] as usize];
+                        if ev == empty {
+                            continue;
+                        }
+                        let r = meet.get(ev, iv, &mut interner);
+                        if r != empty {
+                            f(
+                                Endpoint::Workload(src),
+                                Endpoint::Workload(dst),
+                                &interner.sets[r as usize],
+                            );
+                        }
+                    }
+                    for x in 0..ni {
+                        let iv = i_row[w + x];
+                        if iv != empty {
+                            f(
+                                Endpoint::External(self.pieces.ranges[ii][x]),
+                                Endpoint::Workload(dst),
+                                &interner.sets[iv as usize],
+                            );
+                        }
+                    }
+                }
+            }
+            // External destinations of this chunk: only the source's egress decides.
+            for row in lo.max(w)..hi {
+                let trow = &t[(row - lo) * e_classes..(row - lo + 1) * e_classes];
+                let y = Endpoint::External(self.pieces.ranges[ei][row - w]);
+                for src in 0..w {
+                    let ev = trow[es[src] as usize];
+                    if ev != empty {
+                        f(Endpoint::Workload(src), y, &interner.sets[ev as usize]);
+                    }
+                }
+            }
+            lo = hi;
+        }
+    }
+
+    /// Replaces policy `index` (`None` removes it; an index equal to the number of policies
+    /// adds one) and brings every verdict up to date, incrementally unless the change moves the
+    /// external pieces. Returns what changed, per direction.
+    ///
+    /// A removed policy stays in [`Cluster::policies`] as an inert placeholder (no subject, no
+    /// rules, its name suffixed ` (removed)`), so policy indices stay stable.
+    pub fn set_policy(&mut self, index: usize, policy: Option<Policy>) -> Update {
+        let n = self.cluster.workloads.len();
+        let adding = index >= self.cluster.policies.len();
+        if adding && policy.is_none() {
+            return Update {
+                subjects: [Bitset::empty(n), Bitset::empty(n)],
+                ..Default::default()
+            };
+        }
+        let index = if adding {
+            self.cluster.policies.len()
+        } else {
+            index
+        };
+        let old_subject = if adding {
+            Bitset::empty(n)
+        } else {
+            self.sets[index].subject.clone()
+        };
+        let old_classes = [self.classes[0].of.clone(), self.classes[1].of.clone()];
+        // Old verdicts of the classes that may change, for the diff.
+        let mut old_funcs: HashMap<(usize, u32), ClassFn> = HashMap::new();
+        for dir in DIRS {
+            let d = dir_index(dir);
+            for w in old_subject.ones() {
+                let c = old_classes[d][w];
+                if let std::collections::hash_map::Entry::Vacant(e) = old_funcs.entry((d, c)) {
+                    e.insert(self.class_fn(dir, c).clone());
+                }
+            }
+        }
+        let policy = policy.unwrap_or_else(|| {
+            let old = &self.cluster.policies[index];
+            Policy {
+                name: format!("{} (removed)", old.name),
+                subject: crate::model::PodMatch {
+                    namespaces: crate::model::NsMatch::Exact(String::new()),
+                    pods: crate::selector::Selector::everything(),
+                },
+                ingress: None,
+                egress: None,
+                ..old.clone()
+            }
+        });
+        let cluster = self.cluster.to_mut();
+        if adding {
+            cluster.policies.push(policy.clone());
+        } else {
+            cluster.policies[index] = policy.clone();
+        }
+        let new_pieces = Pieces::new(DIRS.map(|d| pieces(referenced_ip_sets(&self.cluster, d))));
+        if new_pieces != self.pieces {
+            let all = Bitset::full(n);
+            *self = Engine::build(std::mem::take(&mut self.cluster));
+            return Update {
+                subjects: [all.clone(), all],
+                rebuilt: true,
+                changes: Vec::new(),
+            };
+        }
+        let sets = policy_sets(&self.cluster, &self.labels, &self.pieces, &policy);
+        if adding {
+            self.sets.push(sets);
+        } else {
+            self.sets[index] = sets;
+        }
+        for k in named_keys(&policy, Direction::Egress).collect::<Vec<_>>() {
+            self.add_named(k);
+        }
+        let mut affected = old_subject;
+        affected.union_with(&self.sets[index].subject);
+        // Classes whose key names this policy computed their verdicts from its old version:
+        // forget them, so their workloads land in fresh classes.
+        let pi = index as u32;
+        for c in &mut self.classes {
+            c.by_key.retain(|k, _| !k.policies.contains(&pi));
+        }
+        let order = self.precedence();
+        for w in affected.ones() {
+            let mut app: [Applicable; 2] = Default::default();
+            for &pi in &order {
+                if self.sets[pi].subject.contains(w) {
+                    push_applicable(&mut app, &self.cluster.policies[pi], pi);
+                }
+            }
+            self.applicable[w] = app;
+            self.classify(w);
+        }
+        // The diff: for each affected subject whose class changed, where the verdicts differ.
+        let mut subjects = [Bitset::empty(n), Bitset::empty(n)];
+        let mut changes: Vec<DirChange> = Vec::new();
+        for dir in DIRS {
+            let d = dir_index(dir);
+            let mut transitions: HashMap<(u32, u32), Bitset> = HashMap::new();
+            for w in affected.ones() {
+                let (a, b) = (old_classes[d][w], self.classes[d].of[w]);
+                if a == b {
+                    continue;
+                }
+                subjects[d].insert(w);
+                transitions
+                    .entry((a, b))
+                    .or_insert_with(|| Bitset::empty(n))
+                    .insert(w);
+            }
+            let mut keys: Vec<_> = transitions.into_iter().collect();
+            keys.sort_by_key(|(k, _)| *k);
+            for ((a, b), ws) in keys {
+                let before = match old_funcs.get(&(d, a)) {
+                    Some(f) => f.clone(),
+                    None => self.class_fn(dir, a).clone(),
+                };
+                let after = self.class_fn(dir, b);
+                for (pb, cb) in &before.blocks {
+                    for (pa, ca) in &after.blocks {
+                        if cb == ca || !pb.intersects(pa) {
+                            continue;
+                        }
+                        changes.push(DirChange {
+                            direction: dir,
+                            subjects: ws.clone(),
+                            peers: pb.intersect(pa),
+                            before: cb.clone(),
+                            after: ca.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Update {
+            subjects,
+            rebuilt: false,
+            changes,
+        }
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    fn rule(&self, dir: Direction, r: RuleRef) -> &Rule {
         // RuleRefs are only built from policies that have rules in `dir`.
         &self.cluster.policies[r.policy]
             .rules(dir)
@@ -190,11 +689,33 @@ impl<'c> Engine<'c> {
         peer: Endpoint,
         dst: Endpoint,
     ) -> Option<ConnSet> {
-        let rule = self.rule(dir, r);
-        if rule.peers.iter().any(|p| self.peer_matches(p, peer)) {
-            Some(self.rule_conns(rule, dst))
+        if self.peer_in_rule(dir, r, peer) {
+            Some(self.rule_conns(self.rule(dir, r), dst))
         } else {
             None
+        }
+    }
+
+    /// Does rule `r` match `peer`? A bit test for workloads and external pieces; a direct
+    /// evaluation for any other address range.
+    fn peer_in_rule(&self, dir: Direction, r: RuleRef, peer: Endpoint) -> bool {
+        match self.universe_index(dir, peer) {
+            Some(u) => self.sets[r.policy].rules[dir_index(dir)][r.rule].contains(u),
+            None => self
+                .rule(dir, r)
+                .peers
+                .iter()
+                .any(|p| self.peer_matches(p, peer)),
+        }
+    }
+
+    /// The position of an endpoint in a direction's peer universe.
+    fn universe_index(&self, dir: Direction, e: Endpoint) -> Option<usize> {
+        match e {
+            Endpoint::Workload(i) => Some(i),
+            Endpoint::External(r) => self.pieces.lookup[dir_index(dir)]
+                .get(&r)
+                .map(|j| self.cluster.workloads.len() + j),
         }
     }
 
@@ -233,8 +754,15 @@ impl<'c> Engine<'c> {
             let mut np = ConnSet::none();
             for &pi in &app.namespaced {
                 let rules = self.cluster.policies[pi].rules(dir).unwrap_or_default();
-                for rule in rules {
-                    if rule.peers.iter().any(|p| self.peer_matches(p, peer)) {
+                for (ri, rule) in rules.iter().enumerate() {
+                    if self.peer_in_rule(
+                        dir,
+                        RuleRef {
+                            policy: pi,
+                            rule: ri,
+                        },
+                        peer,
+                    ) {
                         np = np.union(&self.rule_conns(rule, dst));
                     }
                 }
@@ -323,8 +851,14 @@ impl<'c> Engine<'c> {
             for &pi in &app.namespaced {
                 let prules = self.cluster.policies[pi].rules(dir).unwrap_or_default();
                 for (ri, rule) in prules.iter().enumerate() {
-                    if rule.peers.iter().any(|p| self.peer_matches(p, peer))
-                        && self.rule_conns(rule, dst).contains(proto, port)
+                    if self.peer_in_rule(
+                        dir,
+                        RuleRef {
+                            policy: pi,
+                            rule: ri,
+                        },
+                        peer,
+                    ) && self.rule_conns(rule, dst).contains(proto, port)
                     {
                         rules.push(RuleRef {
                             policy: pi,
@@ -393,24 +927,122 @@ impl<'c> Engine<'c> {
 
     /// The address sets policies name in one direction: ingress rules cut sources, egress
     /// rules cut destinations.
-    pub fn referenced_ip_sets(&self, dir: Direction) -> Vec<&'c IpSet> {
-        let mut out = Vec::new();
-        for p in &self.cluster.policies {
-            for rule in p.rules(dir).unwrap_or_default() {
-                for peer in &rule.peers {
-                    if let Peer::Ips(s) = peer {
-                        out.push(s);
-                    }
-                }
-            }
-        }
-        out
+    pub fn referenced_ip_sets(&self, dir: Direction) -> Vec<&IpSet> {
+        referenced_ip_sets(&self.cluster, dir)
     }
 
     /// The external pieces for one direction: maximal runs of addresses that every address
     /// set named by that direction's rules holds entirely or not at all.
     pub fn external_pieces(&self, dir: Direction) -> Vec<IpRange> {
-        pieces(self.referenced_ip_sets(dir))
+        self.pieces.ranges[dir_index(dir)].clone()
+    }
+}
+
+fn referenced_ip_sets(cluster: &Cluster, dir: Direction) -> Vec<&IpSet> {
+    let mut out = Vec::new();
+    for p in &cluster.policies {
+        for rule in p.rules(dir).unwrap_or_default() {
+            for peer in &rule.peers {
+                if let Peer::Ips(s) = peer {
+                    out.push(s);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn push_applicable(app: &mut [Applicable; 2], p: &Policy, pi: usize) {
+    for dir in DIRS {
+        let Some(rules) = p.rules(dir) else { continue };
+        let a = &mut app[dir_index(dir)];
+        match p.layer {
+            Layer::Admin => a
+                .admin
+                .extend((0..rules.len()).map(|rule| RuleRef { policy: pi, rule })),
+            Layer::Namespaced => a.namespaced.push(pi),
+            Layer::Baseline => a
+                .baseline
+                .extend((0..rules.len()).map(|rule| RuleRef { policy: pi, rule })),
+        }
+    }
+}
+
+/// Splits every block by `b`: the part inside and the part outside.
+fn refine(blocks: &mut Vec<Bitset>, b: &Bitset) {
+    if blocks.iter().all(|x| !x.intersects(b) || x.is_subset(b)) {
+        return;
+    }
+    let mut out = Vec::with_capacity(blocks.len() + 2);
+    for x in blocks.drain(..) {
+        if !x.intersects(b) || x.is_subset(b) {
+            out.push(x);
+        } else {
+            out.push(x.intersect(b));
+            out.push(x.subtract(b));
+        }
+    }
+    *blocks = out;
+}
+
+/// Connection sets by id.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<ConnSet, u32>,
+    sets: Vec<ConnSet>,
+}
+
+impl Interner {
+    fn id(&mut self, c: &ConnSet) -> u32 {
+        if let Some(&i) = self.ids.get(c) {
+            return i;
+        }
+        let i = self.sets.len() as u32;
+        self.ids.insert(c.clone(), i);
+        self.sets.push(c.clone());
+        i
+    }
+}
+
+/// Memoised intersections of interned connection sets: a dense table when the sets are few.
+struct Meet {
+    n: usize,
+    dense: Vec<u32>,
+    sparse: HashMap<(u32, u32), u32>,
+}
+
+impl Meet {
+    fn new(n: usize) -> Self {
+        let dense = if n <= 4096 {
+            vec![u32::MAX; n * n]
+        } else {
+            Vec::new()
+        };
+        Meet {
+            n,
+            dense,
+            sparse: HashMap::new(),
+        }
+    }
+
+    #[inline]
+    fn get(&mut self, a: u32, b: u32, interner: &mut Interner) -> u32 {
+        if !self.dense.is_empty() {
+            let k = a as usize * self.n + b as usize;
+            let v = self.dense[k];
+            if v != u32::MAX {
+                return v;
+            }
+            let r = interner.id(&interner.sets[a as usize].intersect(&interner.sets[b as usize]));
+            self.dense[k] = r;
+            return r;
+        }
+        if let Some(&r) = self.sparse.get(&(a, b)) {
+            return r;
+        }
+        let r = interner.id(&interner.sets[a as usize].intersect(&interner.sets[b as usize]));
+        self.sparse.insert((a, b), r);
+        r
     }
 }
 

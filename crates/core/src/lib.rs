@@ -2,15 +2,18 @@
 //! connectivity engine. No I/O lives here; adapters translate their inputs into these types.
 #![forbid(unsafe_code)]
 
+pub mod bitset;
 pub mod conn;
 pub mod engine;
+mod index;
 pub mod ip;
 pub mod model;
 pub mod rangeset;
 pub mod selector;
 
+pub use bitset::Bitset;
 pub use conn::{ConnSet, PortSet, Protocol};
-pub use engine::{Decision, DirDecision, Endpoint, Engine, Reason, RuleRef};
+pub use engine::{Decision, DirChange, DirDecision, Endpoint, Engine, Reason, RuleRef, Update};
 pub use ip::{IpRange, IpSet};
 pub use model::{
     Action, Cluster, Direction, Layer, NAMESPACE_NAME_LABEL, NamedPort, NsMatch, Origin, Peer,

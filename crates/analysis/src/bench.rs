@@ -1,0 +1,199 @@
+//! Measuring the connectivity engine: load, build, full connectivity, single evaluations and
+//! incremental policy updates. `bulkhead bench connectivity DIR` prints these figures.
+
+use bulkhead_core::model::{Layer, PortMatch};
+use bulkhead_core::{ConnSet, Endpoint, Engine, Protocol, RangeSet};
+use bulkhead_k8s::Loaded;
+use serde::Serialize;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Figures of one benchmark run. Times in milliseconds unless the name says otherwise.
+#[derive(Clone, Debug, Serialize)]
+pub struct EngineBench {
+    pub workloads: usize,
+    pub namespaces: usize,
+    pub policies: usize,
+    pub load_ms: f64,
+    pub build_ms: f64,
+    pub connectivity_ms: f64,
+    /// Load + build + connectivity: the "full connectivity, loading included".
+    pub total_ms: f64,
+    /// Ordered pairs (workloads and external ranges) with something allowed.
+    pub allowed_pairs: u64,
+    /// Subject classes per direction `[ingress, egress]`.
+    pub classes: [usize; 2],
+    pub eval_samples: usize,
+    pub eval_mean_us: f64,
+    pub eval_p99_us: f64,
+    pub update_samples: usize,
+    pub update_mean_ms: f64,
+    pub update_p50_ms: f64,
+    pub update_max_ms: f64,
+    /// Updates that moved the external pieces and so rebuilt the engine.
+    pub update_rebuilds: usize,
+    /// Peak resident memory of the process (VmHWM), in MiB.
+    pub peak_rss_mib: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A small deterministic generator, so runs are repeatable.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Peak resident memory so far, from `/proc/self/status` (0 where unavailable).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs the benchmark on manifests under `path`.
+pub fn run(path: &Path, evals: usize, updates: usize, seed: u64) -> Result<EngineBench, String> {
+    let t0 = Instant::now();
+    let loaded = Loaded::from_paths(&[path]);
+    if let Some(e) = loaded.errors.first() {
+        return Err(format!(
+            "{} error(s) loading {}: first: {e}",
+            loaded.errors.len(),
+            path.display()
+        ));
+    }
+    let load = t0.elapsed();
+    let cluster = loaded.cluster;
+    let (workloads, namespaces, policies) = (
+        cluster.workloads.len(),
+        cluster.namespaces.len(),
+        cluster.policies.len(),
+    );
+
+    let t1 = Instant::now();
+    let mut engine = Engine::owned(cluster);
+    let build = t1.elapsed();
+
+    let t2 = Instant::now();
+    let mut allowed_pairs = 0u64;
+    let mut checksum = 0u64;
+    engine.for_each_connection(|s, d, c| {
+        allowed_pairs += 1;
+        if let (Endpoint::Workload(a), Endpoint::Workload(b)) = (s, d) {
+            checksum = checksum.wrapping_add(
+                (a as u64) << 20 ^ b as u64 ^ c.ports_of(Protocol::Tcp).ranges().len() as u64,
+            );
+        }
+    });
+    let connectivity = t2.elapsed();
+    std::hint::black_box(checksum);
+
+    let mut rng = SplitMix(seed);
+    let n = workloads.max(1);
+    let mut eval_us = Vec::with_capacity(evals);
+    for _ in 0..evals {
+        let (s, d) = (rng.below(n), rng.below(n));
+        let proto = Protocol::ALL[rng.below(3)];
+        let port = [53u16, 80, 443, 5432, 8080, 9090, 9100][rng.below(7)];
+        let t = Instant::now();
+        let dec = engine.decide(Endpoint::Workload(s), Endpoint::Workload(d), proto, port);
+        eval_us.push(t.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(dec);
+    }
+
+    // Updates: change a NetworkPolicy's first rule's ports, remove a policy, add one back.
+    let np_indices: Vec<usize> = (0..engine.cluster().policies.len())
+        .filter(|&i| engine.cluster().policies[i].layer == Layer::Namespaced)
+        .collect();
+    let mut update_ms = Vec::with_capacity(updates);
+    let mut rebuilds = 0;
+    for k in 0..updates {
+        if np_indices.is_empty() {
+            break;
+        }
+        let i = np_indices[rng.below(np_indices.len())];
+        let old = engine.cluster().policies[i].clone();
+        let (idx, new) = match k % 3 {
+            0 => {
+                let mut p = old.clone();
+                let port = 1000 + rng.below(60000) as u16;
+                if let Some(r) = p.ingress.as_mut().and_then(|r| r.first_mut()) {
+                    r.ports = Some(vec![PortMatch::Conns(ConnSet::ports(
+                        Protocol::Tcp,
+                        RangeSet::range(port, port),
+                    ))]);
+                } else if let Some(r) = p.egress.as_mut().and_then(|r| r.first_mut()) {
+                    r.ports = Some(vec![PortMatch::Conns(ConnSet::ports(
+                        Protocol::Tcp,
+                        RangeSet::range(port, port),
+                    ))]);
+                }
+                (i, Some(p))
+            }
+            1 => (i, None),
+            _ => (engine.cluster().policies.len(), Some(old.clone())),
+        };
+        let t = Instant::now();
+        let up = engine.set_policy(idx, new);
+        update_ms.push(ms(t.elapsed()));
+        if up.rebuilt {
+            rebuilds += 1;
+        }
+        std::hint::black_box(up.changed_pairs());
+        // Put the cluster back (not timed) so every update starts from the generated state.
+        if k % 3 == 0 {
+            engine.set_policy(i, Some(old));
+        }
+    }
+    let eval_mean_us = eval_us.iter().sum::<f64>() / eval_us.len().max(1) as f64;
+    let update_mean_ms = update_ms.iter().sum::<f64>() / update_ms.len().max(1) as f64;
+    let update_max_ms = update_ms.iter().copied().fold(0.0, f64::max);
+    Ok(EngineBench {
+        workloads,
+        namespaces,
+        policies,
+        load_ms: ms(load),
+        build_ms: ms(build),
+        connectivity_ms: ms(connectivity),
+        total_ms: ms(load + build + connectivity),
+        allowed_pairs,
+        classes: engine.class_counts(),
+        eval_samples: eval_us.len(),
+        eval_mean_us,
+        eval_p99_us: percentile(&mut eval_us, 0.99),
+        update_samples: update_ms.len(),
+        update_mean_ms,
+        update_p50_ms: percentile(&mut update_ms.clone(), 0.5),
+        update_max_ms,
+        update_rebuilds: rebuilds,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}

@@ -1,0 +1,198 @@
+//! Fixed-length bit sets: the engine's sets of workloads and external pieces.
+
+/// A set of indices `0..len`.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Bitset {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl std::fmt::Debug for Bitset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.ones()).finish()
+    }
+}
+
+impl Bitset {
+    pub fn empty(len: usize) -> Self {
+        Bitset {
+            words: vec![0; len.div_ceil(64)],
+            len,
+        }
+    }
+
+    pub fn full(len: usize) -> Self {
+        let mut b = Bitset {
+            words: vec![u64::MAX; len.div_ceil(64)],
+            len,
+        };
+        b.trim();
+        b
+    }
+
+    /// The set `lo..hi`.
+    pub fn range(len: usize, lo: usize, hi: usize) -> Self {
+        let mut b = Bitset::empty(len);
+        for i in lo..hi.min(len) {
+            b.insert(i);
+        }
+        b
+    }
+
+    fn trim(&mut self) {
+        let extra = self.words.len() * 64 - self.len;
+        if extra > 0
+            && let Some(last) = self.words.last_mut()
+        {
+            *last &= u64::MAX >> extra;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn insert(&mut self, i: usize) {
+        debug_assert!(i < self.len);
+        self.words[i / 64] |= 1 << (i % 64);
+    }
+
+    pub fn remove(&mut self, i: usize) {
+        self.words[i / 64] &= !(1 << (i % 64));
+    }
+
+    #[inline]
+    pub fn contains(&self, i: usize) -> bool {
+        i < self.len && self.words[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.iter().all(|&w| w == 0)
+    }
+
+    pub fn count(&self) -> usize {
+        self.words.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    pub fn union_with(&mut self, o: &Bitset) {
+        for (a, b) in self.words.iter_mut().zip(&o.words) {
+            *a |= b;
+        }
+    }
+
+    pub fn intersect_with(&mut self, o: &Bitset) {
+        for (a, b) in self.words.iter_mut().zip(&o.words) {
+            *a &= b;
+        }
+    }
+
+    pub fn subtract_with(&mut self, o: &Bitset) {
+        for (a, b) in self.words.iter_mut().zip(&o.words) {
+            *a &= !b;
+        }
+    }
+
+    pub fn complement(&self) -> Bitset {
+        let mut b = Bitset {
+            words: self.words.iter().map(|w| !w).collect(),
+            len: self.len,
+        };
+        b.trim();
+        b
+    }
+
+    pub fn intersect(&self, o: &Bitset) -> Bitset {
+        let mut b = self.clone();
+        b.intersect_with(o);
+        b
+    }
+
+    pub fn subtract(&self, o: &Bitset) -> Bitset {
+        let mut b = self.clone();
+        b.subtract_with(o);
+        b
+    }
+
+    /// Does the set share an element with `o`?
+    pub fn intersects(&self, o: &Bitset) -> bool {
+        self.words.iter().zip(&o.words).any(|(a, b)| a & b != 0)
+    }
+
+    /// Is every element of `self` in `o`?
+    pub fn is_subset(&self, o: &Bitset) -> bool {
+        self.words.iter().zip(&o.words).all(|(a, b)| a & !b == 0)
+    }
+
+    pub fn first(&self) -> Option<usize> {
+        self.words
+            .iter()
+            .enumerate()
+            .find(|(_, w)| **w != 0)
+            .map(|(i, w)| i * 64 + w.trailing_zeros() as usize)
+    }
+
+    /// The elements in `lo..hi`, ascending.
+    pub fn ones_in(&self, lo: usize, hi: usize) -> impl Iterator<Item = usize> + '_ {
+        let hi = hi.min(self.len);
+        let (wlo, whi) = (lo / 64, hi.div_ceil(64));
+        self.words[wlo.min(self.words.len())..whi.min(self.words.len())]
+            .iter()
+            .enumerate()
+            .flat_map(move |(k, &w)| {
+                let i = wlo + k;
+                let mut w = w;
+                std::iter::from_fn(move || {
+                    if w == 0 {
+                        return None;
+                    }
+                    let t = w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    Some(i * 64 + t)
+                })
+            })
+            .filter(move |&x| x >= lo && x < hi)
+    }
+
+    /// The elements, ascending.
+    pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let t = w.trailing_zeros() as usize;
+                w &= w - 1;
+                Some(i * 64 + t)
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_operations() {
+        let mut a = Bitset::empty(130);
+        for i in [0, 5, 64, 129] {
+            a.insert(i);
+        }
+        assert_eq!(a.ones().collect::<Vec<_>>(), vec![0, 5, 64, 129]);
+        assert_eq!(a.count(), 4);
+        let full = Bitset::full(130);
+        assert_eq!(full.count(), 130, "full set has no bits past len");
+        let c = a.complement();
+        assert_eq!(c.count(), 126);
+        assert!(!c.intersects(&a));
+        assert!(a.is_subset(&full));
+        assert_eq!(full.subtract(&a), c);
+        assert_eq!(a.first(), Some(0));
+        assert_eq!(
+            Bitset::range(130, 3, 6).ones().collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        assert!(!a.contains(200), "out of range is absent");
+    }
+}
