@@ -874,3 +874,165 @@ fn hand_made_corners() {
         check_cluster(&c).unwrap_or_else(|e| panic!("{msg}: {e}"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fast paths: class-level full connectivity and incremental updates.
+// ---------------------------------------------------------------------------------------------
+
+/// Every endpoint pair's connections, pairwise (`allowed`), workloads and external pieces.
+fn pairwise(engine: &Engine<'_>) -> std::collections::BTreeMap<(Endpoint, Endpoint), ConnSet> {
+    let n = engine.cluster().workloads.len();
+    let srcs: Vec<Endpoint> = (0..n)
+        .map(Endpoint::Workload)
+        .chain(
+            engine
+                .external_pieces(Direction::Ingress)
+                .into_iter()
+                .map(Endpoint::External),
+        )
+        .collect();
+    let dsts: Vec<Endpoint> = (0..n)
+        .map(Endpoint::Workload)
+        .chain(
+            engine
+                .external_pieces(Direction::Egress)
+                .into_iter()
+                .map(Endpoint::External),
+        )
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for &s in &srcs {
+        for &d in &dsts {
+            if s == d || matches!((s, d), (Endpoint::External(_), Endpoint::External(_))) {
+                continue;
+            }
+            let c = engine.allowed(s, d);
+            if !c.is_empty() {
+                out.insert((s, d), c);
+            }
+        }
+    }
+    out
+}
+
+fn classwise(
+    engine: &Engine<'_>,
+) -> Result<std::collections::BTreeMap<(Endpoint, Endpoint), ConnSet>, TestCaseError> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dup = None;
+    engine.for_each_connection(|s, d, c| {
+        if out.insert((s, d), c.clone()).is_some() {
+            dup = Some((s, d));
+        }
+    });
+    prop_assert!(dup.is_none(), "pair visited twice: {:?}", dup);
+    Ok(out)
+}
+
+/// A policy edit: replace policy `i`, remove it, or add a new one.
+#[derive(Debug, Clone)]
+enum Edit {
+    Replace(usize, Policy),
+    Remove(usize),
+    Add(Policy),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        (0usize..8, policy()).prop_map(|(i, p)| Edit::Replace(i, p)),
+        (0usize..8).prop_map(Edit::Remove),
+        policy().prop_map(Edit::Add),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn class_level_connectivity_equals_pairwise(c in cluster()) {
+        let engine = Engine::new(&c);
+        prop_assert_eq!(classwise(&engine)?, pairwise(&engine));
+    }
+
+    #[test]
+    fn incremental_updates_equal_a_rebuild(c in cluster(), edits in prop::collection::vec(edit(), 1..4)) {
+        let mut engine = Engine::owned(c.clone());
+        // Warm every class, so stale cached verdicts would show.
+        let _ = classwise(&engine)?;
+        let mut expected = c;
+        for e in edits {
+            let n = expected.policies.len();
+            let before = Engine::new(&expected);
+            let before_dirs = direction_table(&before);
+            let (index, policy) = match e {
+                Edit::Replace(i, mut p) if n > 0 => {
+                    p.name = format!("r{i}");
+                    (i % n, Some(p))
+                }
+                Edit::Remove(i) if n > 0 => (i % n, None),
+                Edit::Replace(_, p) | Edit::Add(p) => (n, Some(p)),
+                Edit::Remove(_) => continue,
+            };
+            let update = engine.set_policy(index, policy.clone());
+            // What a removal leaves behind, to rebuild from the same policy list.
+            let placeholder = engine.cluster().policies[index].clone();
+            if index == n {
+                expected.policies.push(placeholder);
+            } else {
+                expected.policies[index] = placeholder;
+            }
+            let fresh = Engine::new(&expected);
+            prop_assert_eq!(classwise(&engine)?, pairwise(&fresh), "after {:?}", update);
+            if update.rebuilt {
+                continue;
+            }
+            // The reported changes are exactly the direction verdicts that changed.
+            let after_dirs = direction_table(&fresh);
+            let mut reported = std::collections::BTreeMap::new();
+            for ch in &update.changes {
+                for s in ch.subjects.ones() {
+                    for u in ch.peers.ones() {
+                        let prev = reported.insert((ch.direction, s, u), (ch.before.clone(), ch.after.clone()));
+                        prop_assert!(prev.is_none(), "change reported twice");
+                    }
+                }
+            }
+            for (key, b) in &before_dirs {
+                let a = &after_dirs[key];
+                match reported.get(key) {
+                    Some((rb, ra)) => {
+                        prop_assert_eq!(rb, b, "reported before of {:?}", key);
+                        prop_assert_eq!(ra, a, "reported after of {:?}", key);
+                        prop_assert_ne!(a, b);
+                    }
+                    None => prop_assert_eq!(a, b, "unreported change at {:?}", key),
+                }
+            }
+        }
+    }
+}
+
+/// Per direction, subject and peer (as universe index: workloads, then that direction's pieces).
+fn direction_table(
+    engine: &Engine<'_>,
+) -> std::collections::BTreeMap<(Direction, usize, usize), ConnSet> {
+    let n = engine.cluster().workloads.len();
+    let mut out = std::collections::BTreeMap::new();
+    for dir in [Direction::Ingress, Direction::Egress] {
+        let peers: Vec<Endpoint> = (0..n)
+            .map(Endpoint::Workload)
+            .chain(
+                engine
+                    .external_pieces(dir)
+                    .into_iter()
+                    .map(Endpoint::External),
+            )
+            .collect();
+        for s in 0..n {
+            for (u, &p) in peers.iter().enumerate() {
+                out.insert((dir, s, u), engine.direction_allowed(dir, s, p));
+            }
+        }
+    }
+    out
+}
