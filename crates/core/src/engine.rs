@@ -367,7 +367,6 @@ impl<'c> Engine<'c> {
         let w = self.cluster.workloads.len();
         let (ei, ii) = (dir_index(Direction::Egress), dir_index(Direction::Ingress));
         let ne = self.pieces.ranges[ei].len();
-        let ni = self.pieces.ranges[ii].len();
         let mut interner = Interner::default();
         let empty = interner.id(&ConnSet::none());
         // Egress classes: block → conn id.
@@ -401,7 +400,6 @@ impl<'c> Engine<'c> {
         let budget_entries = (256usize << 20) / 4;
         let chunk = (budget_entries / e_classes.max(1)).clamp(1, rows.max(1));
         let mut t: Vec<u32> = Vec::new();
-        let mut i_row: Vec<u32> = vec![empty; w + ni];
         let mut lo = 0;
         while lo < rows {
             let hi = (lo + chunk).min(rows);
@@ -430,7 +428,9 @@ impl<'c> Engine<'c> {
             let mut groups: Vec<(u32, Vec<usize>)> = by_class.into_iter().collect();
             groups.sort_unstable();
             for (ic, dsts) in groups {
-                i_row.fill(empty);
+                // The sources this class admits at all, with their verdict ids.
+                let mut admitted: Vec<(u32, u32)> = Vec::new();
+                let mut external: Vec<(usize, u32)> = Vec::new();
                 for ((b, _), &id) in self
                     .class_fn(Direction::Ingress, ic)
                     .blocks
@@ -441,18 +441,21 @@ impl<'c> Engine<'c> {
                         continue;
                     }
                     for src in b.ones() {
-                        i_row[src] = id;
+                        if src < w {
+                            admitted.push((src as u32, id));
+                        } else {
+                            external.push((src - w, id));
+                        }
                     }
                 }
+                admitted.sort_unstable();
+                external.sort_unstable();
                 for &dst in &dsts {
                     let trow = &t[(dst - lo) * e_classes..(dst - lo + 1) * e_classes];
-                    for src in 0..w {
-                        let iv = i_row[src];
-                        if iv == empty || src == dst {
-                            continue;
-                        }
+                    for &(src, iv) in &admitted {
+                        let src = src as usize;
                         let ev = trow[es[src] as usize];
-                        if ev == empty {
+                        if ev == empty || src == dst {
                             continue;
                         }
                         let r = meet.get(ev, iv, &mut interner);
@@ -464,15 +467,12 @@ impl<'c> Engine<'c> {
                             );
                         }
                     }
-                    for x in 0..ni {
-                        let iv = i_row[w + x];
-                        if iv != empty {
-                            f(
-                                Endpoint::External(self.pieces.ranges[ii][x]),
-                                Endpoint::Workload(dst),
-                                &interner.sets[iv as usize],
-                            );
-                        }
+                    for &(x, iv) in &external {
+                        f(
+                            Endpoint::External(self.pieces.ranges[ii][x]),
+                            Endpoint::Workload(dst),
+                            &interner.sets[iv as usize],
+                        );
                     }
                 }
             }

@@ -24,9 +24,11 @@ pub(crate) const DIRS: [Direction; 2] = [Direction::Ingress, Direction::Egress];
 /// Workloads by label, by label key and by namespace.
 pub(crate) struct LabelIndex {
     n: usize,
-    by_kv: HashMap<(String, String), Bitset>,
-    by_key: HashMap<String, Bitset>,
+    /// Label key → (workloads with the key, value → workloads with that value).
+    by_key: HashMap<String, (Bitset, HashMap<String, Bitset>)>,
     by_ns: HashMap<String, Bitset>,
+    /// Namespace selectors already evaluated: selectors repeat across policies.
+    ns_cache: std::cell::RefCell<HashMap<Selector, Bitset>>,
 }
 
 impl LabelIndex {
@@ -34,18 +36,18 @@ impl LabelIndex {
         let n = cluster.workloads.len();
         let mut idx = LabelIndex {
             n,
-            by_kv: HashMap::new(),
             by_key: HashMap::new(),
             by_ns: HashMap::new(),
+            ns_cache: Default::default(),
         };
         for (i, w) in cluster.workloads.iter().enumerate() {
             for (k, v) in &w.labels {
-                idx.by_kv
-                    .entry((k.clone(), v.clone()))
-                    .or_insert_with(|| Bitset::empty(n))
-                    .insert(i);
-                idx.by_key
+                let (has, vals) = idx
+                    .by_key
                     .entry(k.clone())
+                    .or_insert_with(|| (Bitset::empty(n), HashMap::new()));
+                has.insert(i);
+                vals.entry(v.clone())
                     .or_insert_with(|| Bitset::empty(n))
                     .insert(i);
             }
@@ -64,9 +66,11 @@ impl LabelIndex {
             let mut hit = Bitset::empty(self.n);
             match r.op {
                 Operator::In | Operator::NotIn => {
-                    for v in &r.values {
-                        if let Some(b) = self.by_kv.get(&(r.key.clone(), v.clone())) {
-                            hit.union_with(b);
+                    if let Some((_, vals)) = self.by_key.get(&r.key) {
+                        for v in &r.values {
+                            if let Some(b) = vals.get(v) {
+                                hit.union_with(b);
+                            }
                         }
                     }
                     if r.op == Operator::NotIn {
@@ -74,7 +78,7 @@ impl LabelIndex {
                     }
                 }
                 Operator::Exists | Operator::DoesNotExist => {
-                    if let Some(b) = self.by_key.get(&r.key) {
+                    if let Some((b, _)) = self.by_key.get(&r.key) {
                         hit.union_with(b);
                     }
                     if r.op == Operator::DoesNotExist {
@@ -96,15 +100,19 @@ impl LabelIndex {
                 .cloned()
                 .unwrap_or_else(|| Bitset::empty(self.n)),
             NsMatch::Selector(s) => {
-                let mut out = Bitset::empty(self.n);
                 if s.is_everything() {
                     return Bitset::full(self.n);
                 }
+                if let Some(b) = self.ns_cache.borrow().get(s) {
+                    return b.clone();
+                }
+                let mut out = Bitset::empty(self.n);
                 for (ns, members) in &self.by_ns {
                     if s.matches(cluster.ns_labels(ns)) {
                         out.union_with(members);
                     }
                 }
+                self.ns_cache.borrow_mut().insert(s.clone(), out.clone());
                 out
             }
         }

@@ -154,7 +154,32 @@ impl Manifests {
         let mut skipped_kinds: Vec<String> = Vec::new();
         let mut non_objects = 0usize;
         let mut found = 0usize;
-        for doc in split_documents(text) {
+        // JSON (`kubectl get -o json`) is read by a JSON parser, many times faster than YAML;
+        // anything it does not take goes the YAML way, which reports problems with positions.
+        let json = if text.trim_start().starts_with('{') {
+            json_objects(text)
+        } else {
+            None
+        };
+        let is_json = json.is_some();
+        if let Some(objects) = json {
+            for (line, o) in objects {
+                let before = self.objects.len();
+                match o.kind.clone() {
+                    Some(k) => {
+                        self.accept(file, line, k, o, &mut skipped_kinds);
+                    }
+                    None => non_objects += 1,
+                }
+                found += self.objects.len() - before;
+            }
+        }
+        let docs = if is_json {
+            Vec::new()
+        } else {
+            split_documents(text)
+        };
+        for doc in docs {
             let before = self.objects.len();
             match self.load_document(file, &doc, &mut skipped_kinds) {
                 DocOutcome::NotAnObject => non_objects += 1,
@@ -203,37 +228,51 @@ impl Manifests {
             }
         };
         let text = doc.text();
-        let header: Option<Header> = match parse::<Option<Header>>(&text) {
-            Ok(h) => h,
-            Err(e) => {
-                // Not even a mapping with kind/apiVersion.
-                if looks_like_kubernetes(&text) {
-                    self.errors.push(err_at(e, "malformed YAML"));
+        // One parse on the common path: every kind read shares the `Object` union. Only when
+        // that fails is the header read, to tell a skipped kind from a malformed object.
+        let (kind, object) = match parse::<Option<Object>>(&text) {
+            Ok(None) => return DocOutcome::NotAnObject,
+            Ok(Some(o)) => match o.kind.clone() {
+                None => return DocOutcome::NotAnObject,
+                Some(k) => (k, o),
+            },
+            Err(e) => match parse::<Option<Header>>(&text) {
+                Ok(Some(Header { kind: Some(k), .. })) => {
+                    if !k.ends_with("List") && !SUPPORTED_KINDS.contains(&k.as_str()) {
+                        skipped.push(k);
+                        return DocOutcome::Read;
+                    }
+                    self.errors.push(err_at(e, &format!("malformed {k}")));
                     return DocOutcome::Failed;
                 }
-                return DocOutcome::NotAnObject;
-            }
+                Ok(_) => return DocOutcome::NotAnObject,
+                Err(e) => {
+                    // Not even a mapping with kind/apiVersion.
+                    if looks_like_kubernetes(&text) {
+                        self.errors.push(err_at(e, "malformed YAML"));
+                        return DocOutcome::Failed;
+                    }
+                    return DocOutcome::NotAnObject;
+                }
+            },
         };
-        let Some(Header {
-            api_version,
-            kind: Some(kind),
-        }) = header
-        else {
-            return DocOutcome::NotAnObject;
-        };
-        let _ = api_version;
+        self.accept(file, doc.first_line, kind, object, skipped)
+    }
+
+    /// Takes one parsed document: skips kinds not modelled, expands lists.
+    fn accept(
+        &mut self,
+        file: &str,
+        line: usize,
+        kind: String,
+        object: Object,
+        skipped: &mut Vec<String>,
+    ) -> DocOutcome {
         let is_list = kind.ends_with("List");
         if !is_list && !SUPPORTED_KINDS.contains(&kind.as_str()) {
             skipped.push(kind);
             return DocOutcome::Read;
         }
-        let object: Object = match parse(&text) {
-            Ok(o) => o,
-            Err(e) => {
-                self.errors.push(err_at(e, &format!("malformed {kind}")));
-                return DocOutcome::Failed;
-            }
-        };
         if is_list {
             let item_kind = kind.strip_suffix("List").unwrap_or_default().to_string();
             for (i, mut item) in object.items.unwrap_or_default().into_iter().enumerate() {
@@ -242,7 +281,7 @@ impl Manifests {
                     (None, "") => {
                         self.errors.push(LoadError {
                             file: file.to_string(),
-                            line: doc.first_line,
+                            line,
                             column: 0,
                             reason: format!("List item {i} has no kind"),
                         });
@@ -259,7 +298,7 @@ impl Manifests {
                     kind: k,
                     object: item,
                     file: file.to_string(),
-                    line: doc.first_line,
+                    line,
                     item: Some(i),
                 });
             }
@@ -268,11 +307,35 @@ impl Manifests {
                 kind,
                 object,
                 file: file.to_string(),
-                line: doc.first_line,
+                line,
                 item: None,
             });
         }
         DocOutcome::Read
+    }
+}
+
+/// Every JSON object in `text` (one, or several in a row) with the line it starts on; `None`
+/// when the text is not all well-formed JSON objects of the expected shape.
+fn json_objects(text: &str) -> Option<Vec<(usize, Object)>> {
+    let mut out = Vec::new();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Object>();
+    let (mut counted, mut line) = (0usize, 1usize);
+    loop {
+        let start = stream.byte_offset();
+        match stream.next() {
+            None => return Some(out),
+            Some(Ok(o)) => {
+                let at = start + (text[start..].len() - text[start..].trim_start().len());
+                line += text.as_bytes()[counted..at]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
+                counted = at;
+                out.push((line, o));
+            }
+            Some(Err(_)) => return None,
+        }
     }
 }
 
@@ -286,16 +349,24 @@ fn first_line_of(s: &str) -> &str {
     s.lines().next().unwrap_or(s).trim_start_matches("error: ")
 }
 
-/// `line 3 column 7: message` → `message`.
+/// `line 3 column 7: message` or `message at line 3, column 7` → `message`: the parser counts
+/// from the document, and the error carries the file's position instead.
 fn strip_location(s: &str) -> &str {
-    let rest = || {
+    let prefix = || {
         let r = s.strip_prefix("line ")?;
         let r = r.trim_start_matches(|c: char| c.is_ascii_digit());
         let r = r.strip_prefix(" column ")?;
         let r = r.trim_start_matches(|c: char| c.is_ascii_digit());
         r.strip_prefix(": ")
     };
-    rest().unwrap_or(s)
+    let s = prefix().unwrap_or(s);
+    let suffix = || {
+        let (head, tail) = s.rsplit_once(" at line ")?;
+        let (l, c) = tail.split_once(", column ")?;
+        (l.chars().all(|c| c.is_ascii_digit()) && c.chars().all(|c| c.is_ascii_digit()))
+            .then_some(head)
+    };
+    suffix().unwrap_or(s)
 }
 
 /// Does a document that failed to parse still claim to be a Kubernetes object?
@@ -307,7 +378,9 @@ fn looks_like_kubernetes(text: &str) -> bool {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
-    serde_saphyr::from_str(text)
+    // Only the first line of an error is reported, so no source snippet is rendered.
+    let options = serde_saphyr::options! { with_snippet: false, emit_comments: false };
+    serde_saphyr::from_str_with_options(text, options)
 }
 
 /// One YAML document of a file, with the line it starts on.
