@@ -26,14 +26,26 @@ pub struct EngineBench {
     pub eval_samples: usize,
     pub eval_mean_us: f64,
     pub eval_p99_us: f64,
-    pub update_samples: usize,
-    pub update_mean_ms: f64,
-    pub update_p50_ms: f64,
-    pub update_max_ms: f64,
-    /// Updates that moved the external pieces and so rebuilt the engine.
-    pub update_rebuilds: usize,
+    /// Single NetworkPolicy changes, removals and additions.
+    pub np_updates: UpdateFigures,
+    /// Single AdminNetworkPolicy changes, removals and additions.
+    pub anp_updates: UpdateFigures,
     /// Peak resident memory of the process (VmHWM), in MiB.
     pub peak_rss_mib: f64,
+}
+
+/// Timings of incremental updates of one kind of policy.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UpdateFigures {
+    pub samples: usize,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Updates that moved the external pieces (included above).
+    pub pieces_moved: usize,
+    /// Mean number of (subject, peer) direction verdicts that changed per update.
+    pub mean_changed_pairs: f64,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -129,53 +141,9 @@ pub fn run(path: &Path, evals: usize, updates: usize, seed: u64) -> Result<Engin
         std::hint::black_box(dec);
     }
 
-    // Updates: change a NetworkPolicy's first rule's ports, remove a policy, add one back.
-    let np_indices: Vec<usize> = (0..engine.cluster().policies.len())
-        .filter(|&i| engine.cluster().policies[i].layer == Layer::Namespaced)
-        .collect();
-    let mut update_ms = Vec::with_capacity(updates);
-    let mut rebuilds = 0;
-    for k in 0..updates {
-        if np_indices.is_empty() {
-            break;
-        }
-        let i = np_indices[rng.below(np_indices.len())];
-        let old = engine.cluster().policies[i].clone();
-        let (idx, new) = match k % 3 {
-            0 => {
-                let mut p = old.clone();
-                let port = 1000 + rng.below(60000) as u16;
-                if let Some(r) = p.ingress.as_mut().and_then(|r| r.first_mut()) {
-                    r.ports = Some(vec![PortMatch::Conns(ConnSet::ports(
-                        Protocol::Tcp,
-                        RangeSet::range(port, port),
-                    ))]);
-                } else if let Some(r) = p.egress.as_mut().and_then(|r| r.first_mut()) {
-                    r.ports = Some(vec![PortMatch::Conns(ConnSet::ports(
-                        Protocol::Tcp,
-                        RangeSet::range(port, port),
-                    ))]);
-                }
-                (i, Some(p))
-            }
-            1 => (i, None),
-            _ => (engine.cluster().policies.len(), Some(old.clone())),
-        };
-        let t = Instant::now();
-        let up = engine.set_policy(idx, new);
-        update_ms.push(ms(t.elapsed()));
-        if up.rebuilt {
-            rebuilds += 1;
-        }
-        std::hint::black_box(up.changed_pairs());
-        // Put the cluster back (not timed) so every update starts from the generated state.
-        if k % 3 == 0 {
-            engine.set_policy(i, Some(old));
-        }
-    }
+    let np_updates = measure_updates(&mut engine, Layer::Namespaced, updates, &mut rng);
+    let anp_updates = measure_updates(&mut engine, Layer::Admin, updates, &mut rng);
     let eval_mean_us = eval_us.iter().sum::<f64>() / eval_us.len().max(1) as f64;
-    let update_mean_ms = update_ms.iter().sum::<f64>() / update_ms.len().max(1) as f64;
-    let update_max_ms = update_ms.iter().copied().fold(0.0, f64::max);
     Ok(EngineBench {
         workloads,
         namespaces,
@@ -189,11 +157,68 @@ pub fn run(path: &Path, evals: usize, updates: usize, seed: u64) -> Result<Engin
         eval_samples: eval_us.len(),
         eval_mean_us,
         eval_p99_us: percentile(&mut eval_us, 0.99),
-        update_samples: update_ms.len(),
-        update_mean_ms,
-        update_p50_ms: percentile(&mut update_ms.clone(), 0.5),
-        update_max_ms,
-        update_rebuilds: rebuilds,
+        np_updates,
+        anp_updates,
         peak_rss_mib: peak_rss_mib(),
     })
+}
+
+/// Times `count` single-policy updates of one layer: in turn a change of the first rule's ports,
+/// a removal, and an addition of a copy. Changed policies are put back (untimed) so every update
+/// starts from the generated state.
+fn measure_updates(
+    engine: &mut Engine<'_>,
+    layer: Layer,
+    count: usize,
+    rng: &mut SplitMix,
+) -> UpdateFigures {
+    let indices: Vec<usize> = (0..engine.cluster().policies.len())
+        .filter(|&i| engine.cluster().policies[i].layer == layer)
+        .collect();
+    if indices.is_empty() {
+        return UpdateFigures::default();
+    }
+    let mut times = Vec::with_capacity(count);
+    let (mut pieces_moved, mut changed) = (0, 0usize);
+    for k in 0..count {
+        let i = indices[rng.below(indices.len())];
+        let old = engine.cluster().policies[i].clone();
+        let (idx, new) = match k % 3 {
+            0 => {
+                let mut p = old.clone();
+                let port = 1000 + rng.below(60000) as u16;
+                let ports = Some(vec![PortMatch::Conns(ConnSet::ports(
+                    Protocol::Tcp,
+                    RangeSet::range(port, port),
+                ))]);
+                if let Some(r) = p.ingress.as_mut().and_then(|r| r.first_mut()) {
+                    r.ports = ports;
+                } else if let Some(r) = p.egress.as_mut().and_then(|r| r.first_mut()) {
+                    r.ports = ports;
+                }
+                (i, Some(p))
+            }
+            1 => (i, None),
+            _ => (engine.cluster().policies.len(), Some(old.clone())),
+        };
+        let t = Instant::now();
+        let up = engine.set_policy(idx, new);
+        times.push(ms(t.elapsed()));
+        pieces_moved += usize::from(up.pieces_moved);
+        changed += up.changed_pairs();
+        if k % 3 != 2 {
+            engine.set_policy(i, Some(old));
+        }
+    }
+    let mean_ms = times.iter().sum::<f64>() / times.len() as f64;
+    let max_ms = times.iter().copied().fold(0.0, f64::max);
+    UpdateFigures {
+        samples: times.len(),
+        mean_ms,
+        p50_ms: percentile(&mut times, 0.5),
+        p99_ms: percentile(&mut times, 0.99),
+        max_ms,
+        pieces_moved,
+        mean_changed_pairs: changed as f64 / count.max(1) as f64,
+    }
 }

@@ -48,6 +48,18 @@ impl Bitset {
         }
     }
 
+    /// The elements below `keep`, in a set of length `len`.
+    pub fn resized(&self, keep: usize, len: usize) -> Bitset {
+        let mut out = Bitset::empty(len);
+        let words = keep.div_ceil(64).min(out.words.len()).min(self.words.len());
+        out.words[..words].copy_from_slice(&self.words[..words]);
+        if !keep.is_multiple_of(64) && words > 0 && keep.div_ceil(64) == words {
+            out.words[words - 1] &= u64::MAX >> (64 - keep % 64);
+        }
+        out.trim();
+        out
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -110,8 +110,10 @@ struct Classes {
 pub struct Update {
     /// Workloads whose verdicts of a direction may have changed (`[ingress, egress]`).
     pub subjects: [Bitset; 2],
-    /// True when the external pieces changed and everything was rebuilt.
-    pub rebuilt: bool,
+    /// True when the change moved the external pieces (every bit set was carried over to the
+    /// new pieces; `changes` then compares each new piece with the old piece holding its first
+    /// address).
+    pub pieces_moved: bool,
     /// Direction-level changes: for these subjects and peers, the direction's verdict went from
     /// `before` to `after`.
     pub changes: Vec<DirChange>,
@@ -548,14 +550,21 @@ impl<'c> Engine<'c> {
             cluster.policies[index] = policy.clone();
         }
         let new_pieces = Pieces::new(DIRS.map(|d| pieces(referenced_ip_sets(&self.cluster, d))));
-        if new_pieces != self.pieces {
-            let all = Bitset::full(n);
-            *self = Engine::build(std::mem::take(&mut self.cluster));
-            return Update {
-                subjects: [all.clone(), all],
-                rebuilt: true,
-                changes: Vec::new(),
-            };
+        let pieces_moved = new_pieces != self.pieces;
+        if pieces_moved {
+            // The external pieces moved: carry every bit set over to the new pieces. Each new
+            // piece overlaps the old piece holding its first address, and every set not of this
+            // policy is constant over both, so that piece's bit is the new one's.
+            let maps = self.remap_pieces(new_pieces);
+            let w = self.cluster.workloads.len();
+            for ((d, _), f) in old_funcs.iter_mut() {
+                if let Some(map) = &maps[*d] {
+                    let len = w + map.len();
+                    for (b, _) in &mut f.blocks {
+                        *b = remap(b, w, map, len);
+                    }
+                }
+            }
         }
         let sets = policy_sets(&self.cluster, &self.labels, &self.pieces, &policy);
         if adding {
@@ -628,9 +637,55 @@ impl<'c> Engine<'c> {
         }
         Update {
             subjects,
-            rebuilt: false,
+            pieces_moved,
             changes,
         }
+    }
+
+    /// Moves every bit set over external pieces to `new` pieces; returns per direction the map
+    /// from each new piece to the old piece holding its first address (`None`: unchanged).
+    fn remap_pieces(&mut self, new: Pieces) -> [Option<Vec<usize>>; 2] {
+        let w = self.cluster.workloads.len();
+        let maps = [0, 1].map(|d| {
+            if new.ranges[d] == self.pieces.ranges[d] {
+                return None;
+            }
+            let old = &self.pieces.ranges[d];
+            Some(
+                new.ranges[d]
+                    .iter()
+                    .map(|r| old.iter().position(|o| o.contains(r.first())).unwrap_or(0))
+                    .collect::<Vec<usize>>(),
+            )
+        });
+        for (d, map) in maps.iter().enumerate() {
+            let Some(map) = map else { continue };
+            let len = w + map.len();
+            for s in &mut self.sets {
+                for b in &mut s.rules[d] {
+                    *b = remap(b, w, map, len);
+                }
+            }
+            for cell in &mut self.classes[d].funcs {
+                if let Some(f) = cell.take() {
+                    let blocks = f
+                        .blocks
+                        .into_iter()
+                        .map(|(b, c)| (remap(&b, w, map, len), c))
+                        .collect();
+                    let _ = cell.set(ClassFn { blocks });
+                }
+            }
+            if d == dir_index(Direction::Egress) {
+                for parts in self.named.values_mut() {
+                    for b in parts.iter_mut() {
+                        *b = remap(b, w, map, len);
+                    }
+                }
+            }
+        }
+        self.pieces = new;
+        maps
     }
 
     pub fn cluster(&self) -> &Cluster {
@@ -966,6 +1021,17 @@ fn push_applicable(app: &mut [Applicable; 2], p: &Policy, pi: usize) {
                 .extend((0..rules.len()).map(|rule| RuleRef { policy: pi, rule })),
         }
     }
+}
+
+/// A bit set over `[workloads | old pieces]` carried to `[workloads | new pieces]`.
+fn remap(b: &Bitset, w: usize, map: &[usize], len: usize) -> Bitset {
+    let mut out = b.resized(w, len);
+    for (j, &k) in map.iter().enumerate() {
+        if b.contains(w + k) {
+            out.insert(w + j);
+        }
+    }
+    out
 }
 
 /// Splits every block by `b`: the part inside and the part outside.
