@@ -23,6 +23,11 @@ pub struct EngineBench {
     pub allowed_pairs: u64,
     /// Subject classes per direction `[ingress, egress]`.
     pub classes: [usize; 2],
+    /// Blocks (bit sets) held by class verdicts and by the admin-layer cache.
+    pub class_blocks: usize,
+    pub admin_blocks: usize,
+    /// Peak resident memory after loading, build and full connectivity, in MiB.
+    pub peak_rss_connectivity_mib: f64,
     pub eval_samples: usize,
     pub eval_mean_us: f64,
     pub eval_p99_us: f64,
@@ -126,6 +131,8 @@ pub fn run(path: &Path, evals: usize, updates: usize, seed: u64) -> Result<Engin
         }
     });
     let connectivity = t2.elapsed();
+    let (class_blocks, admin_blocks) = engine.cached_blocks();
+    let rss_after_connectivity = peak_rss_mib();
     std::hint::black_box(checksum);
 
     let mut rng = SplitMix(seed);
@@ -154,6 +161,9 @@ pub fn run(path: &Path, evals: usize, updates: usize, seed: u64) -> Result<Engin
         total_ms: ms(load + build + connectivity),
         allowed_pairs,
         classes: engine.class_counts(),
+        class_blocks,
+        admin_blocks,
+        peak_rss_connectivity_mib: rss_after_connectivity,
         eval_samples: eval_us.len(),
         eval_mean_us,
         eval_p99_us: percentile(&mut eval_us, 0.99),

@@ -125,6 +125,23 @@ impl Bitset {
         b
     }
 
+    /// `(self ∩ o, self ∖ o)` when both are non-empty; `None` when `o` holds all of the set or
+    /// none of it.
+    pub fn split(&self, o: &Bitset) -> Option<(Bitset, Bitset)> {
+        let (mut any_in, mut any_out) = (false, false);
+        for (a, b) in self.words.iter().zip(&o.words) {
+            any_in |= a & b != 0;
+            any_out |= a & !b != 0;
+            if any_in && any_out {
+                break;
+            }
+        }
+        if !(any_in && any_out) {
+            return None;
+        }
+        Some((self.intersect(o), self.subtract(o)))
+    }
+
     /// Does the set share an element with `o`?
     pub fn intersects(&self, o: &Bitset) -> bool {
         self.words.iter().zip(&o.words).any(|(a, b)| a & b != 0)

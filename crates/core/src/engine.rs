@@ -94,6 +94,15 @@ struct ClassFn {
     blocks: Vec<(Bitset, ConnSet)>,
 }
 
+/// The admin layer's verdicts over a direction's universe: blocks, and whether the admin rules
+/// leave anything in the block to the layers below.
+#[derive(Clone, Debug)]
+struct AdminFn {
+    blocks: Vec<(Bitset, bool)>,
+}
+
+type AdminKey = (usize, Vec<u32>, Vec<Option<(Protocol, u16)>>);
+
 /// The subject classes of one direction.
 #[derive(Clone, Debug, Default)]
 struct Classes {
@@ -102,7 +111,9 @@ struct Classes {
     by_key: HashMap<ClassKey, u32>,
     /// Per class: a workload of the class.
     reps: Vec<usize>,
-    funcs: Vec<OnceCell<ClassFn>>,
+    funcs: Vec<OnceCell<std::rc::Rc<ClassFn>>>,
+    /// Per class: how many workloads it holds now.
+    counts: Vec<u32>,
 }
 
 /// What changed when one policy was added, replaced or removed.
@@ -155,6 +166,8 @@ pub struct Engine<'c> {
     classes: [Classes; 2],
     /// Egress named-port partitions (over the egress universe).
     named: HashMap<NamedKey, Vec<Bitset>>,
+    /// Admin-layer verdicts, shared by the classes with the same admin policies.
+    admin_cache: std::cell::RefCell<HashMap<AdminKey, std::rc::Rc<AdminFn>>>,
 }
 
 impl<'c> Engine<'c> {
@@ -184,6 +197,7 @@ impl<'c> Engine<'c> {
             applicable: Vec::new(),
             classes: Default::default(),
             named: HashMap::new(),
+            admin_cache: Default::default(),
         };
         e.index_all();
         e
@@ -205,7 +219,7 @@ impl<'c> Engine<'c> {
             self.classes[dir_index(d)].of = vec![0; n];
         }
         for w in 0..n {
-            self.classify(w);
+            self.classify(w, true);
         }
         self.named.clear();
         let keys: Vec<NamedKey> = self
@@ -252,7 +266,8 @@ impl<'c> Engine<'c> {
     }
 
     /// Puts workload `w` into its class for each direction.
-    fn classify(&mut self, w: usize) {
+    /// `fresh`: `w` has no class yet (a first indexing), so none is left.
+    fn classify(&mut self, w: usize, fresh: bool) {
         for dir in DIRS {
             let d = dir_index(dir);
             let app = &self.applicable[w][d];
@@ -277,14 +292,42 @@ impl<'c> Engine<'c> {
             };
             let key = ClassKey { policies, named };
             let classes = &mut self.classes[d];
+            if !fresh {
+                let old = classes.of[w] as usize;
+                classes.counts[old] = classes.counts[old].saturating_sub(1);
+            }
             let next = classes.reps.len() as u32;
             let c = *classes.by_key.entry(key).or_insert(next);
             if c == next {
                 classes.reps.push(w);
                 classes.funcs.push(OnceCell::new());
+                classes.counts.push(0);
             }
+            if classes.counts[c as usize] == 0 {
+                classes.reps[c as usize] = w;
+            }
+            classes.counts[c as usize] += 1;
             classes.of[w] = c;
         }
+    }
+
+    /// Blocks held by computed class verdicts and by the admin-layer cache (each a bit set over a
+    /// direction's universe): what the engine's memory grows with.
+    pub fn cached_blocks(&self) -> (usize, usize) {
+        let class: usize = self
+            .classes
+            .iter()
+            .flat_map(|c| c.funcs.iter())
+            .filter_map(|f| f.get())
+            .map(|f| f.blocks.len())
+            .sum();
+        let admin: usize = self
+            .admin_cache
+            .borrow()
+            .values()
+            .map(|f| f.blocks.len())
+            .sum();
+        (class, admin)
     }
 
     /// Number of subject classes per direction (`[ingress, egress]`).
@@ -298,43 +341,52 @@ impl<'c> Engine<'c> {
     }
 
     /// The verdicts of a class over its direction's universe, computed on first use.
-    fn class_fn(&self, dir: Direction, class: u32) -> &ClassFn {
+    fn class_fn(&self, dir: Direction, class: u32) -> &std::rc::Rc<ClassFn> {
         let d = dir_index(dir);
-        self.classes[d].funcs[class as usize]
-            .get_or_init(|| self.compute_class_fn(dir, self.classes[d].reps[class as usize]))
+        let classes = &self.classes[d];
+        classes.funcs[class as usize].get_or_init(|| {
+            // The class's representative, or any member if it has moved on.
+            let rep = classes.reps[class as usize];
+            let rep = if classes.of[rep] == class {
+                rep
+            } else {
+                classes.of.iter().position(|&c| c == class).unwrap_or(rep)
+            };
+            std::rc::Rc::new(self.compute_class_fn(dir, rep))
+        })
     }
 
     fn compute_class_fn(&self, dir: Direction, subject: usize) -> ClassFn {
         let d = dir_index(dir);
-        let ulen = self.universe_len(dir);
         let app = &self.applicable[subject][d];
-        let mut blocks = vec![Bitset::full(ulen)];
-        let np_rules = app.namespaced.iter().flat_map(|&pi| {
-            (0..self.cluster.policies[pi]
-                .rules(dir)
-                .unwrap_or_default()
-                .len())
-                .map(move |rule| RuleRef { policy: pi, rule })
-        });
-        for r in app
-            .admin
-            .iter()
-            .copied()
-            .chain(np_rules)
-            .chain(app.baseline.iter().copied())
-        {
-            refine(&mut blocks, &self.sets[r.policy].rules[d][r.rule]);
-            if dir == Direction::Egress {
-                for pm in self.rule(dir, r).ports.iter().flatten() {
-                    if let PortMatch::Named { protocol, name } = pm
-                        && let Some(parts) = self.named.get(&(name.clone(), *protocol))
-                    {
-                        for part in parts {
-                            refine(&mut blocks, part);
-                        }
-                    }
-                }
+        // The admin layer's blocks are shared by every class with the same admin policies; only
+        // the blocks it leaves undecided are refined by this class's lower-layer rules.
+        let admin = self.admin_fn(dir, subject);
+        let lower: Vec<RuleRef> = if app.namespaced.is_empty() {
+            app.baseline.clone()
+        } else {
+            app.namespaced
+                .iter()
+                .flat_map(|&pi| {
+                    (0..self.cluster.policies[pi]
+                        .rules(dir)
+                        .unwrap_or_default()
+                        .len())
+                        .map(move |rule| RuleRef { policy: pi, rule })
+                })
+                .collect()
+        };
+        let mut blocks: Vec<Bitset> = Vec::with_capacity(admin.blocks.len());
+        for (b, undecided) in &admin.blocks {
+            if !undecided || lower.is_empty() {
+                blocks.push(b.clone());
+                continue;
             }
+            let mut sub = vec![b.clone()];
+            for &r in &lower {
+                self.refine_by_rule(dir, &mut sub, r);
+            }
+            blocks.extend(sub);
         }
         // Evaluate one peer per block; merge blocks with the same verdict.
         let w = self.cluster.workloads.len();
@@ -357,6 +409,79 @@ impl<'c> Engine<'c> {
             }
         }
         ClassFn { blocks: merged }
+    }
+
+    /// Splits blocks by a rule's peers and, for egress, by the values of the named ports it uses.
+    fn refine_by_rule(&self, dir: Direction, blocks: &mut Vec<Bitset>, r: RuleRef) {
+        refine(blocks, &self.sets[r.policy].rules[dir_index(dir)][r.rule]);
+        if dir == Direction::Egress {
+            for pm in self.rule(dir, r).ports.iter().flatten() {
+                if let PortMatch::Named { protocol, name } = pm
+                    && let Some(parts) = self.named.get(&(name.clone(), *protocol))
+                {
+                    for part in parts {
+                        refine(blocks, part);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The admin layer of a subject's direction over the whole universe, cached by its admin
+    /// policies (and, for ingress, the subject's values of the named ports they use).
+    fn admin_fn(&self, dir: Direction, subject: usize) -> std::rc::Rc<AdminFn> {
+        let d = dir_index(dir);
+        let app = &self.applicable[subject][d];
+        let mut policies: Vec<u32> = app.admin.iter().map(|r| r.policy as u32).collect();
+        policies.dedup();
+        let named: Vec<Option<(Protocol, u16)>> = if dir == Direction::Ingress {
+            let wl = &self.cluster.workloads[subject];
+            policies
+                .iter()
+                .flat_map(|&p| named_keys(&self.cluster.policies[p as usize], dir))
+                .map(|(name, proto)| {
+                    wl.resolve_named_port(&name, proto)
+                        .map(|np| (np.protocol, np.port))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let key = (d, policies, named);
+        if let Some(f) = self.admin_cache.borrow().get(&key) {
+            return f.clone();
+        }
+        let mut blocks = vec![Bitset::full(self.universe_len(dir))];
+        for &r in &app.admin {
+            self.refine_by_rule(dir, &mut blocks, r);
+        }
+        let w = self.cluster.workloads.len();
+        let mut merged: Vec<(Bitset, (ConnSet, ConnSet))> = Vec::new();
+        let mut at: HashMap<(ConnSet, ConnSet), usize> = HashMap::new();
+        for b in blocks {
+            let Some(u) = b.first() else { continue };
+            let peer = if u < w {
+                Endpoint::Workload(u)
+            } else {
+                Endpoint::External(self.pieces.ranges[d][u - w])
+            };
+            let v = self.admin_layer(dir, subject, peer);
+            match at.get(&v) {
+                Some(&i) => merged[i].0.union_with(&b),
+                None => {
+                    at.insert(v.clone(), merged.len());
+                    merged.push((b, v));
+                }
+            }
+        }
+        let f = std::rc::Rc::new(AdminFn {
+            blocks: merged
+                .into_iter()
+                .map(|(b, (_, delegated))| (b, !delegated.is_empty()))
+                .collect(),
+        });
+        self.admin_cache.borrow_mut().insert(key, f.clone());
+        f
     }
 
     /// Every connection with something allowed, as `(source, destination, connections)`.
@@ -450,8 +575,6 @@ impl<'c> Engine<'c> {
                         }
                     }
                 }
-                admitted.sort_unstable();
-                external.sort_unstable();
                 for &dst in &dsts {
                     let trow = &t[(dst - lo) * e_classes..(dst - lo + 1) * e_classes];
                     for &(src, iv) in &admitted {
@@ -520,7 +643,7 @@ impl<'c> Engine<'c> {
         };
         let old_classes = [self.classes[0].of.clone(), self.classes[1].of.clone()];
         // Old verdicts of the classes that may change, for the diff.
-        let mut old_funcs: HashMap<(usize, u32), ClassFn> = HashMap::new();
+        let mut old_funcs: HashMap<(usize, u32), std::rc::Rc<ClassFn>> = HashMap::new();
         for dir in DIRS {
             let d = dir_index(dir);
             for w in old_subject.ones() {
@@ -560,7 +683,7 @@ impl<'c> Engine<'c> {
             for ((d, _), f) in old_funcs.iter_mut() {
                 if let Some(map) = &maps[*d] {
                     let len = w + map.len();
-                    for (b, _) in &mut f.blocks {
+                    for (b, _) in &mut std::rc::Rc::make_mut(f).blocks {
                         *b = remap(b, w, map, len);
                     }
                 }
@@ -577,6 +700,14 @@ impl<'c> Engine<'c> {
         }
         let mut affected = old_subject;
         affected.union_with(&self.sets[index].subject);
+        // Admin-layer verdicts may have used this policy, or the old pieces.
+        if pieces_moved {
+            self.admin_cache.borrow_mut().clear();
+        } else {
+            self.admin_cache
+                .borrow_mut()
+                .retain(|k, _| !k.1.contains(&(index as u32)));
+        }
         // Classes whose key names this policy computed their verdicts from its old version:
         // forget them, so their workloads land in fresh classes.
         let pi = index as u32;
@@ -592,7 +723,7 @@ impl<'c> Engine<'c> {
                 }
             }
             self.applicable[w] = app;
-            self.classify(w);
+            self.classify(w, false);
         }
         // The diff: for each affected subject whose class changed, where the verdicts differ.
         let mut subjects = [Bitset::empty(n), Bitset::empty(n)];
@@ -635,6 +766,12 @@ impl<'c> Engine<'c> {
                 }
             }
         }
+        // Classes left without members no longer need their verdicts.
+        for &(d, a) in old_funcs.keys() {
+            if self.classes[d].counts[a as usize] == 0 {
+                self.classes[d].funcs[a as usize].take();
+            }
+        }
         Update {
             subjects,
             pieces_moved,
@@ -670,10 +807,10 @@ impl<'c> Engine<'c> {
                 if let Some(f) = cell.take() {
                     let blocks = f
                         .blocks
-                        .into_iter()
-                        .map(|(b, c)| (remap(&b, w, map, len), c))
+                        .iter()
+                        .map(|(b, c)| (remap(b, w, map, len), c.clone()))
                         .collect();
-                    let _ = cell.set(ClassFn { blocks });
+                    let _ = cell.set(std::rc::Rc::new(ClassFn { blocks }));
                 }
             }
             if d == dir_index(Direction::Egress) {
@@ -774,16 +911,15 @@ impl<'c> Engine<'c> {
         }
     }
 
-    /// The connections `subject` allows in direction `dir` with `peer` at the other end.
-    pub fn direction_allowed(&self, dir: Direction, subject: usize, peer: Endpoint) -> ConnSet {
+    /// The admin layer alone: the connections its rules allow, and those they leave to the
+    /// layers below (unmatched or passed: both go on to the NetworkPolicy layer).
+    fn admin_layer(&self, dir: Direction, subject: usize, peer: Endpoint) -> (ConnSet, ConnSet) {
         let app = &self.applicable[subject][dir_index(dir)];
         let dst = match dir {
             Direction::Ingress => Endpoint::Workload(subject),
             Direction::Egress => peer,
         };
         let mut allowed = ConnSet::none();
-        // Connections no admin rule has decided. Passed connections go on to the NetworkPolicy
-        // layer exactly like unmatched ones, so they stay in `delegated` too.
         let mut open = ConnSet::all();
         let mut passed = ConnSet::none();
         for &r in &app.admin {
@@ -801,7 +937,17 @@ impl<'c> Engine<'c> {
                 Action::Pass => passed = passed.union(&hit),
             }
         }
-        let delegated = open.union(&passed);
+        (allowed, open.union(&passed))
+    }
+
+    /// The connections `subject` allows in direction `dir` with `peer` at the other end.
+    pub fn direction_allowed(&self, dir: Direction, subject: usize, peer: Endpoint) -> ConnSet {
+        let app = &self.applicable[subject][dir_index(dir)];
+        let dst = match dir {
+            Direction::Ingress => Endpoint::Workload(subject),
+            Direction::Egress => peer,
+        };
+        let (mut allowed, delegated) = self.admin_layer(dir, subject, peer);
         if delegated.is_empty() {
             return allowed;
         }
@@ -1036,19 +1182,15 @@ fn remap(b: &Bitset, w: usize, map: &[usize], len: usize) -> Bitset {
 
 /// Splits every block by `b`: the part inside and the part outside.
 fn refine(blocks: &mut Vec<Bitset>, b: &Bitset) {
-    if blocks.iter().all(|x| !x.intersects(b) || x.is_subset(b)) {
-        return;
-    }
-    let mut out = Vec::with_capacity(blocks.len() + 2);
-    for x in blocks.drain(..) {
-        if !x.intersects(b) || x.is_subset(b) {
-            out.push(x);
-        } else {
-            out.push(x.intersect(b));
-            out.push(x.subtract(b));
+    let mut i = 0;
+    let n = blocks.len();
+    while i < n {
+        if let Some((inside, outside)) = blocks[i].split(b) {
+            blocks[i] = inside;
+            blocks.push(outside);
         }
+        i += 1;
     }
-    *blocks = out;
 }
 
 /// Connection sets by id.
