@@ -1,6 +1,8 @@
 //! `bulkhead`: the microsegmentation control plane's command line.
 #![forbid(unsafe_code)]
 
+mod bench;
+
 use anyhow::{Context, Result, bail};
 use bulkhead_analysis::{Format, Options, connectivity, explain, render};
 use bulkhead_core::{Endpoint, Engine, IpRange, Protocol};
@@ -97,6 +99,11 @@ enum Command {
         protocol: Proto,
         #[arg(long, short, value_enum, default_value = "txt")]
         format: EvalFormat,
+    },
+    /// Synthetic clusters and engine measurements.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
     },
 }
 
@@ -199,6 +206,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             write_output(None, &text)?;
         }
+        Command::Bench { command } => bench::run(command)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,206 @@
+//! `bulkhead bench`: synthetic clusters of the standard shape, and measurements of the engine.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Write a deterministic synthetic cluster (the benchmark's standard shape) as Kubernetes
+    /// manifests: namespaces.yaml, workloads.yaml (split beyond 5000), netpols.yaml, anps.yaml.
+    Generate {
+        /// Deployments, each with unique `app` and `tier`/`team`/`env` (and 5 % `pci`) labels.
+        #[arg(long, default_value_t = 1000)]
+        workloads: usize,
+        /// Namespaces, labelled `team` and `env`.
+        #[arg(long, default_value_t = 20)]
+        namespaces: usize,
+        /// NetworkPolicies.
+        #[arg(long, default_value_t = 200)]
+        policies: usize,
+        /// AdminNetworkPolicies (distinct priorities, so at most 1001).
+        #[arg(long, default_value_t = 10)]
+        anps: usize,
+        /// Leave out the BaselineAdminNetworkPolicy `default`.
+        #[arg(long)]
+        no_banp: bool,
+        /// The same seed (and sizes) always gives byte-identical files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output directory (created if missing; must be empty unless --force).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Write into a non-empty directory, first removing files an earlier run generated there.
+        #[arg(long)]
+        force: bool,
+        /// Write each file as one JSON `List` (as `kubectl get -o json` does) instead of YAML.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure loading, engine build, full connectivity, single decisions and incremental policy
+    /// updates on the manifests under PATH; prints JSON.
+    Connectivity {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// Single-flow decisions to time.
+        #[arg(long, default_value_t = 2000)]
+        evals: usize,
+        /// Incremental policy updates to time.
+        #[arg(long, default_value_t = 60)]
+        updates: usize,
+        /// Seed for choosing the flows and updates.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Generate {
+            workloads,
+            namespaces,
+            policies,
+            anps,
+            no_banp,
+            seed,
+            out,
+            force,
+            json,
+        } => {
+            let t = Instant::now();
+            let params = bulkhead_synth::Params {
+                workloads,
+                namespaces,
+                policies,
+                anps,
+                banp: !no_banp,
+                seed,
+            };
+            let mut g = bulkhead_synth::generate(&params)?;
+            if json {
+                g = to_json(g)?;
+            }
+            bulkhead_synth::write_dir(&g, &out, force)?;
+            eprintln!(
+                "wrote {} files ({:.1} MB) to {} in {:.2} s: {workloads} workloads, {namespaces} namespaces, \
+                 {policies} NetworkPolicies, {anps} AdminNetworkPolicies{}",
+                g.files.len(),
+                g.bytes() as f64 / 1e6,
+                out.display(),
+                t.elapsed().as_secs_f64(),
+                if no_banp {
+                    ""
+                } else {
+                    ", 1 BaselineAdminNetworkPolicy"
+                }
+            );
+        }
+        BenchCommand::Connectivity {
+            path,
+            evals,
+            updates,
+            seed,
+        } => {
+            if !path.exists() {
+                bail!("{}: no such file or directory", path.display());
+            }
+            let b = bulkhead_analysis::bench::run(&path, evals, updates, seed)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("bench connectivity {}", path.display()))?;
+            println!("{}", serde_json::to_string_pretty(&b)?);
+        }
+    }
+    Ok(())
+}
+
+/// The same manifests, each file as one JSON `List`.
+fn to_json(mut g: bulkhead_synth::Generated) -> Result<bulkhead_synth::Generated> {
+    for f in &mut g.files {
+        // Our own generated text: no document budget needed.
+        let options = serde_saphyr::options! { budget: None };
+        let items: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple_with_options(&f.text, options)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", f.name))?;
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+        f.text = serde_json::to_string(&list)? + "\n";
+        f.name = f.name.replace(".yaml", ".json");
+    }
+    Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generate(out: &std::path::Path, seed: u64, force: bool) -> Result<()> {
+        run(BenchCommand::Generate {
+            workloads: 120,
+            namespaces: 6,
+            policies: 24,
+            anps: 3,
+            no_banp: false,
+            seed,
+            out: out.to_path_buf(),
+            force,
+            json: false,
+        })
+    }
+
+    #[test]
+    fn json_and_yaml_forms_load_to_the_same_connectivity() {
+        let base =
+            std::env::temp_dir().join(format!("bulkhead-cli-bench-json-{}", std::process::id()));
+        let (y, j) = (base.join("yaml"), base.join("json"));
+        for (dir, json) in [(&y, false), (&j, true)] {
+            run(BenchCommand::Generate {
+                workloads: 150,
+                namespaces: 6,
+                policies: 30,
+                anps: 4,
+                no_banp: false,
+                seed: 11,
+                out: dir.to_path_buf(),
+                force: false,
+                json,
+            })
+            .expect("generate");
+        }
+        let text = |dir: &std::path::Path| {
+            let loaded = bulkhead_k8s::Loaded::from_paths(&[dir]);
+            assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+            let engine = bulkhead_core::Engine::new(&loaded.cluster);
+            let conns =
+                bulkhead_analysis::connectivity(&engine, &bulkhead_analysis::Options::default());
+            bulkhead_analysis::render(&conns, bulkhead_analysis::Format::Txt, &engine)
+        };
+        let (a, b) = (text(&y), text(&j));
+        let _ = std::fs::remove_dir_all(&base);
+        assert!(a.lines().count() > 100, "a cluster with real connectivity");
+        assert_eq!(a, b, "YAML and JSON forms differ");
+    }
+
+    #[test]
+    fn generate_writes_a_cluster_the_loader_reads() {
+        let dir = std::env::temp_dir().join(format!("bulkhead-cli-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        generate(&dir, 3, false).expect("generates into a new directory");
+        let first = std::fs::read(dir.join("netpols.yaml")).expect("netpols.yaml");
+        assert!(
+            generate(&dir, 3, false).is_err(),
+            "a non-empty directory is refused without --force"
+        );
+        generate(&dir, 3, true).expect("--force rewrites");
+        assert_eq!(
+            std::fs::read(dir.join("netpols.yaml")).expect("netpols.yaml"),
+            first,
+            "the same seed writes the same bytes"
+        );
+        let loaded = bulkhead_k8s::Loaded::from_paths(&[&dir]);
+        assert!(loaded.errors.is_empty(), "errors: {:?}", loaded.errors);
+        assert_eq!(loaded.cluster.workloads.len(), 120);
+        assert_eq!(loaded.cluster.namespaces.len(), 6);
+        assert_eq!(loaded.cluster.policies.len(), 24 + 3 + 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
