@@ -527,6 +527,8 @@ impl<'c> Engine<'c> {
         let budget_entries = (256usize << 20) / 4;
         let chunk = (budget_entries / e_classes.max(1)).clamp(1, rows.max(1));
         let mut t: Vec<u32> = Vec::new();
+        let mut admitted: Vec<(u32, u32)> = Vec::with_capacity(w);
+        let mut external: Vec<(usize, u32)> = Vec::new();
         let mut lo = 0;
         while lo < rows {
             let hi = (lo + chunk).min(rows);
@@ -555,9 +557,10 @@ impl<'c> Engine<'c> {
             let mut groups: Vec<(u32, Vec<usize>)> = by_class.into_iter().collect();
             groups.sort_unstable();
             for (ic, dsts) in groups {
-                // The sources this class admits at all, with their verdict ids.
-                let mut admitted: Vec<(u32, u32)> = Vec::new();
-                let mut external: Vec<(usize, u32)> = Vec::new();
+                // The sources this class admits at all, with their verdict ids (the buffers are
+                // reused: fresh ones of this size would be mapped and unmapped every time).
+                admitted.clear();
+                external.clear();
                 for ((b, _), &id) in self
                     .class_fn(Direction::Ingress, ic)
                     .blocks
