@@ -304,7 +304,10 @@ impl<'c> Engine<'c> {
                 classes.counts.push(0);
             }
             if classes.counts[c as usize] == 0 {
+                // An empty class coming back to life: whatever verdicts it cached were computed
+                // for no member, so start afresh from this one.
                 classes.reps[c as usize] = w;
+                classes.funcs[c as usize].take();
             }
             classes.counts[c as usize] += 1;
             classes.of[w] = c;
@@ -500,6 +503,10 @@ impl<'c> Engine<'c> {
         let e_classes = self.classes[ei].reps.len();
         let e_ids: Vec<Vec<u32>> = (0..e_classes as u32)
             .map(|c| {
+                // Classes left without members have nothing to say (and no member to ask).
+                if self.classes[ei].counts[c as usize] == 0 {
+                    return Vec::new();
+                }
                 self.class_fn(Direction::Egress, c)
                     .blocks
                     .iter()
@@ -510,6 +517,10 @@ impl<'c> Engine<'c> {
         let i_classes = self.classes[ii].reps.len();
         let i_ids: Vec<Vec<u32>> = (0..i_classes as u32)
             .map(|c| {
+                // Classes left without members have nothing to say (and no member to ask).
+                if self.classes[ii].counts[c as usize] == 0 {
+                    return Vec::new();
+                }
                 self.class_fn(Direction::Ingress, c)
                     .blocks
                     .iter()
@@ -535,6 +546,9 @@ impl<'c> Engine<'c> {
             t.clear();
             t.resize((hi - lo) * e_classes, empty);
             for (c, ids) in e_ids.iter().enumerate() {
+                if ids.is_empty() {
+                    continue;
+                }
                 for ((b, _), &id) in self
                     .class_fn(Direction::Egress, c as u32)
                     .blocks
