@@ -163,39 +163,32 @@ impl Bitset {
     /// The elements in `lo..hi`, ascending.
     pub fn ones_in(&self, lo: usize, hi: usize) -> impl Iterator<Item = usize> + '_ {
         let hi = hi.min(self.len);
-        let (wlo, whi) = (lo / 64, hi.div_ceil(64));
-        self.words[wlo.min(self.words.len())..whi.min(self.words.len())]
-            .iter()
-            .enumerate()
-            .flat_map(move |(k, &w)| {
-                let i = wlo + k;
-                let mut w = w;
-                std::iter::from_fn(move || {
-                    if w == 0 {
-                        return None;
-                    }
-                    let t = w.trailing_zeros() as usize;
-                    w &= w - 1;
-                    Some(i * 64 + t)
-                })
-            })
-            .filter(move |&x| x >= lo && x < hi)
+        let (wlo, whi) = (
+            (lo / 64).min(self.words.len()),
+            hi.div_ceil(64).min(self.words.len()),
+        );
+        ones_of(&self.words[wlo..whi], wlo).filter(move |&x| x >= lo && x < hi)
     }
 
     /// The elements, ascending.
     pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
-        self.words.iter().enumerate().flat_map(|(i, &w)| {
-            let mut w = w;
-            std::iter::from_fn(move || {
-                if w == 0 {
-                    return None;
-                }
-                let t = w.trailing_zeros() as usize;
-                w &= w - 1;
-                Some(i * 64 + t)
-            })
-        })
+        ones_of(&self.words, 0)
     }
+}
+
+/// The set bits of `words`, the first of which is word number `base`.
+fn ones_of(words: &[u64], base: usize) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(move |(k, &w)| {
+        let mut w = w;
+        std::iter::from_fn(move || {
+            if w == 0 {
+                return None;
+            }
+            let t = w.trailing_zeros() as usize;
+            w &= w - 1;
+            Some((base + k) * 64 + t)
+        })
+    })
 }
 
 #[cfg(test)]

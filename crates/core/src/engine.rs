@@ -499,35 +499,26 @@ impl<'c> Engine<'c> {
         let ne = self.pieces.ranges[ei].len();
         let mut interner = Interner::default();
         let empty = interner.id(&ConnSet::none());
-        // Egress classes: block → conn id.
-        let e_classes = self.classes[ei].reps.len();
-        let e_ids: Vec<Vec<u32>> = (0..e_classes as u32)
-            .map(|c| {
-                // Classes left without members have nothing to say (and no member to ask).
-                if self.classes[ei].counts[c as usize] == 0 {
-                    return Vec::new();
-                }
-                self.class_fn(Direction::Egress, c)
-                    .blocks
-                    .iter()
-                    .map(|(_, cs)| interner.id(cs))
-                    .collect()
-            })
-            .collect();
-        let i_classes = self.classes[ii].reps.len();
-        let i_ids: Vec<Vec<u32>> = (0..i_classes as u32)
-            .map(|c| {
-                // Classes left without members have nothing to say (and no member to ask).
-                if self.classes[ii].counts[c as usize] == 0 {
-                    return Vec::new();
-                }
-                self.class_fn(Direction::Ingress, c)
-                    .blocks
-                    .iter()
-                    .map(|(_, cs)| interner.id(cs))
-                    .collect()
-            })
-            .collect();
+        // Per class of a direction: block → interned connection set.
+        let mut ids_of = |dir: Direction| -> Vec<Vec<u32>> {
+            let classes = &self.classes[dir_index(dir)];
+            (0..classes.reps.len() as u32)
+                .map(|c| {
+                    // Classes left without members have nothing to say (and no member to ask).
+                    if classes.counts[c as usize] == 0 {
+                        return Vec::new();
+                    }
+                    self.class_fn(dir, c)
+                        .blocks
+                        .iter()
+                        .map(|(_, cs)| interner.id(cs))
+                        .collect()
+                })
+                .collect()
+        };
+        let e_ids = ids_of(Direction::Egress);
+        let i_ids = ids_of(Direction::Ingress);
+        let e_classes = e_ids.len();
         let n0 = interner.sets.len();
         let mut meet = Meet::new(n0);
         let es: &[u32] = &self.classes[ei].of;
