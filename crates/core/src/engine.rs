@@ -391,27 +391,11 @@ impl<'c> Engine<'c> {
             }
             blocks.extend(sub);
         }
-        // Evaluate one peer per block; merge blocks with the same verdict.
-        let w = self.cluster.workloads.len();
-        let mut merged: Vec<(Bitset, ConnSet)> = Vec::new();
-        let mut at: HashMap<ConnSet, usize> = HashMap::new();
-        for b in blocks {
-            let Some(u) = b.first() else { continue };
-            let peer = if u < w {
-                Endpoint::Workload(u)
-            } else {
-                Endpoint::External(self.pieces.ranges[d][u - w])
-            };
-            let c = self.direction_allowed(dir, subject, peer);
-            match at.get(&c) {
-                Some(&i) => merged[i].0.union_with(&b),
-                None => {
-                    at.insert(c.clone(), merged.len());
-                    merged.push((b, c));
-                }
-            }
+        ClassFn {
+            blocks: self.evaluate_blocks(dir, blocks, |peer| {
+                self.direction_allowed(dir, subject, peer)
+            }),
         }
-        ClassFn { blocks: merged }
     }
 
     /// Splits blocks by a rule's peers and, for egress, by the values of the named ports it uses.
@@ -458,25 +442,7 @@ impl<'c> Engine<'c> {
         for &r in &app.admin {
             self.refine_by_rule(dir, &mut blocks, r);
         }
-        let w = self.cluster.workloads.len();
-        let mut merged: Vec<(Bitset, (ConnSet, ConnSet))> = Vec::new();
-        let mut at: HashMap<(ConnSet, ConnSet), usize> = HashMap::new();
-        for b in blocks {
-            let Some(u) = b.first() else { continue };
-            let peer = if u < w {
-                Endpoint::Workload(u)
-            } else {
-                Endpoint::External(self.pieces.ranges[d][u - w])
-            };
-            let v = self.admin_layer(dir, subject, peer);
-            match at.get(&v) {
-                Some(&i) => merged[i].0.union_with(&b),
-                None => {
-                    at.insert(v.clone(), merged.len());
-                    merged.push((b, v));
-                }
-            }
-        }
+        let merged = self.evaluate_blocks(dir, blocks, |peer| self.admin_layer(dir, subject, peer));
         let f = std::rc::Rc::new(AdminFn {
             blocks: merged
                 .into_iter()
@@ -906,6 +872,40 @@ impl<'c> Engine<'c> {
                 .peers
                 .iter()
                 .any(|p| self.peer_matches(p, peer)),
+        }
+    }
+
+    /// Evaluates one peer per block (all peers of a block get the same verdict) and merges
+    /// blocks with equal verdicts.
+    fn evaluate_blocks<V: Clone + Eq + std::hash::Hash>(
+        &self,
+        dir: Direction,
+        blocks: Vec<Bitset>,
+        verdict: impl Fn(Endpoint) -> V,
+    ) -> Vec<(Bitset, V)> {
+        let mut merged: Vec<(Bitset, V)> = Vec::new();
+        let mut at: HashMap<V, usize> = HashMap::new();
+        for b in blocks {
+            let Some(u) = b.first() else { continue };
+            let v = verdict(self.endpoint_at(dir, u));
+            match at.get(&v) {
+                Some(&i) => merged[i].0.union_with(&b),
+                None => {
+                    at.insert(v.clone(), merged.len());
+                    merged.push((b, v));
+                }
+            }
+        }
+        merged
+    }
+
+    /// The endpoint at a position of a direction's peer universe.
+    fn endpoint_at(&self, dir: Direction, u: usize) -> Endpoint {
+        let w = self.cluster.workloads.len();
+        if u < w {
+            Endpoint::Workload(u)
+        } else {
+            Endpoint::External(self.pieces.ranges[dir_index(dir)][u - w])
         }
     }
 
