@@ -23,9 +23,11 @@ pub struct EngineBench {
     pub allowed_pairs: u64,
     /// Subject classes per direction `[ingress, egress]`.
     pub classes: [usize; 2],
-    /// Blocks (bit sets) held by class verdicts and by the admin-layer cache.
+    /// Blocks (bit sets) held by class verdicts, by the admin-layer cache and by the cache of
+    /// the layers below admin.
     pub class_blocks: usize,
     pub admin_blocks: usize,
+    pub lower_blocks: usize,
     /// Peak resident memory after loading, build and full connectivity, in MiB.
     pub peak_rss_connectivity_mib: f64,
     pub eval_samples: usize,
@@ -131,7 +133,7 @@ pub fn run(path: &Path, evals: usize, updates: usize, seed: u64) -> Result<Engin
         }
     });
     let connectivity = t2.elapsed();
-    let (class_blocks, admin_blocks) = engine.cached_blocks();
+    let [class_blocks, admin_blocks, lower_blocks] = engine.cached_blocks();
     let rss_after_connectivity = peak_rss_mib();
     std::hint::black_box(checksum);
 
@@ -163,6 +165,7 @@ pub fn run(path: &Path, evals: usize, updates: usize, seed: u64) -> Result<Engin
         classes: engine.class_counts(),
         class_blocks,
         admin_blocks,
+        lower_blocks,
         peak_rss_connectivity_mib: rss_after_connectivity,
         eval_samples: eval_us.len(),
         eval_mean_us,

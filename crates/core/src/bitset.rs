@@ -142,6 +142,25 @@ impl Bitset {
         Some((self.intersect(o), self.subtract(o)))
     }
 
+    /// `self ∩ o`, or `None` when it is empty (one pass).
+    pub fn intersection_if_any(&self, o: &Bitset) -> Option<Bitset> {
+        let mut any = 0u64;
+        let words: Vec<u64> = self
+            .words
+            .iter()
+            .zip(&o.words)
+            .map(|(a, b)| {
+                let w = a & b;
+                any |= w;
+                w
+            })
+            .collect();
+        (any != 0).then_some(Bitset {
+            words,
+            len: self.len,
+        })
+    }
+
     /// Does the set share an element with `o`?
     pub fn intersects(&self, o: &Bitset) -> bool {
         self.words.iter().zip(&o.words).any(|(a, b)| a & b != 0)

@@ -6,6 +6,7 @@
 //! connection needs the source's egress and the destination's ingress to allow it; an address
 //! outside the cluster has no policy of its own.
 
+use crate::atoms::Atoms;
 use crate::bitset::Bitset;
 use crate::conn::{ConnSet, Protocol};
 use crate::index::{
@@ -14,9 +15,9 @@ use crate::index::{
 };
 use crate::ip::{IpRange, IpSet, pieces};
 use crate::model::{Action, Cluster, Direction, Layer, Peer, Policy, PortMatch, Rule};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::collections::HashMap;
 use std::fmt;
 
 /// One end of a connection.
@@ -79,12 +80,23 @@ struct Applicable {
     baseline: Vec<RuleRef>,
 }
 
-/// Workloads that behave alike in one direction: the same applicable policies (and, for
-/// ingress, the same values of the named ports those policies name).
+/// What decides one layer of one direction for a subject: the direction, the layer's policies
+/// that apply (in precedence order), and for ingress the subject's values of the named ports
+/// those policies name.
+type LayerKey = (usize, Vec<u32>, Vec<Option<(Protocol, u16)>>);
+
+/// Workloads that behave alike in one direction: the same admin layer and the same layers
+/// below it (the NetworkPolicies that select them, or else the baseline rules).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ClassKey {
-    policies: Vec<u32>,
-    named: Vec<Option<(Protocol, u16)>>,
+    admin: LayerKey,
+    lower: LayerKey,
+}
+
+impl ClassKey {
+    fn names(&self, policy: u32) -> bool {
+        self.admin.1.contains(&policy) || self.lower.1.contains(&policy)
+    }
 }
 
 /// A class's verdicts over the direction's whole peer universe: disjoint blocks of peers, each
@@ -94,14 +106,19 @@ struct ClassFn {
     blocks: Vec<(Bitset, ConnSet)>,
 }
 
-/// The admin layer's verdicts over a direction's universe: blocks, and whether the admin rules
-/// leave anything in the block to the layers below.
+/// The admin layer's verdicts over a direction's universe: blocks of peers, each with the
+/// connections the admin rules allow and those they leave to the layers below.
 #[derive(Clone, Debug)]
 struct AdminFn {
-    blocks: Vec<(Bitset, bool)>,
+    blocks: Vec<(Bitset, (ConnSet, ConnSet))>,
 }
 
-type AdminKey = (usize, Vec<u32>, Vec<Option<(Protocol, u16)>>);
+/// The layers below the admin layer over a direction's universe: the connections they would
+/// allow if the admin layer left everything to them.
+#[derive(Clone, Debug)]
+struct LowerFn {
+    blocks: Vec<(Bitset, ConnSet)>,
+}
 
 /// The subject classes of one direction.
 #[derive(Clone, Debug, Default)]
@@ -109,6 +126,8 @@ struct Classes {
     /// Per workload: its class.
     of: Vec<u32>,
     by_key: HashMap<ClassKey, u32>,
+    /// Per class: its key.
+    keys: Vec<ClassKey>,
     /// Per class: a workload of the class.
     reps: Vec<usize>,
     funcs: Vec<OnceCell<std::rc::Rc<ClassFn>>>,
@@ -142,6 +161,18 @@ pub struct DirChange {
     pub after: ConnSet,
 }
 
+impl DirChange {
+    fn new(direction: Direction, subjects: &Bitset, peers: Bitset, v: (ConnSet, ConnSet)) -> Self {
+        DirChange {
+            direction,
+            subjects: subjects.clone(),
+            peers,
+            before: v.0,
+            after: v.1,
+        }
+    }
+}
+
 impl Update {
     /// How many (subject, peer) pairs changed in either direction.
     pub fn changed_pairs(&self) -> usize {
@@ -166,8 +197,21 @@ pub struct Engine<'c> {
     classes: [Classes; 2],
     /// Egress named-port partitions (over the egress universe).
     named: HashMap<NamedKey, Vec<Bitset>>,
-    /// Admin-layer verdicts, shared by the classes with the same admin policies.
-    admin_cache: std::cell::RefCell<HashMap<AdminKey, std::rc::Rc<AdminFn>>>,
+    /// Admin-layer verdicts, shared by the classes with the same admin layer.
+    admin_cache: std::cell::RefCell<HashMap<LayerKey, std::rc::Rc<AdminFn>>>,
+    /// Lower-layer verdicts, shared by the classes with the same layers below admin.
+    lower_cache: std::cell::RefCell<HashMap<LayerKey, std::rc::Rc<LowerFn>>>,
+    /// Per direction: the atoms of the admin rules' peers (built on first use).
+    atoms: std::cell::RefCell<[Option<Atoms<AtomKey>>; 2]>,
+}
+
+/// The sets the admin atoms are cut by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum AtomKey {
+    /// An admin rule's peers.
+    Rule(RuleRef),
+    /// One part of an egress named-port partition an admin rule uses.
+    Named(NamedKey, usize),
 }
 
 impl<'c> Engine<'c> {
@@ -196,8 +240,10 @@ impl<'c> Engine<'c> {
             sets,
             applicable: Vec::new(),
             classes: Default::default(),
-            named: HashMap::new(),
+            named: HashMap::default(),
             admin_cache: Default::default(),
+            lower_cache: Default::default(),
+            atoms: Default::default(),
         };
         e.index_all();
         e
@@ -251,6 +297,45 @@ impl<'c> Engine<'c> {
         self.named.insert(k, parts);
     }
 
+    /// Brings workload `w`'s applicable rules up to date with policy `index` (the rest stay).
+    fn reapply(&mut self, w: usize, index: usize) {
+        let cluster: &Cluster = &self.cluster;
+        let p = &cluster.policies[index];
+        let selected = self.sets[index].subject.contains(w);
+        // Admin policies go by priority, then name, then input order (as `admin_order`).
+        let rank = |q: usize| {
+            let x = &cluster.policies[q];
+            (x.priority, &x.name, q)
+        };
+        for dir in DIRS {
+            let a = &mut self.applicable[w][dir_index(dir)];
+            a.admin.retain(|r| r.policy != index);
+            a.namespaced.retain(|&q| q != index);
+            a.baseline.retain(|r| r.policy != index);
+            let Some(rules) = p.rules(dir).filter(|_| selected) else {
+                continue;
+            };
+            let refs = (0..rules.len()).map(|rule| RuleRef {
+                policy: index,
+                rule,
+            });
+            match p.layer {
+                Layer::Admin => {
+                    let at = a.admin.partition_point(|r| rank(r.policy) < rank(index));
+                    a.admin.splice(at..at, refs);
+                }
+                Layer::Namespaced => {
+                    let at = a.namespaced.partition_point(|&q| q < index);
+                    a.namespaced.insert(at, index);
+                }
+                Layer::Baseline => {
+                    let at = a.baseline.partition_point(|r| r.policy < index);
+                    a.baseline.splice(at..at, refs);
+                }
+            }
+        }
+    }
+
     /// Policy indices in precedence order: admin by priority, then the rest in input order.
     fn precedence(&self) -> Vec<usize> {
         let mut order = admin_order(&self.cluster);
@@ -270,35 +355,16 @@ impl<'c> Engine<'c> {
     fn classify(&mut self, w: usize, fresh: bool) {
         for dir in DIRS {
             let d = dir_index(dir);
-            let app = &self.applicable[w][d];
-            let mut policies: Vec<u32> = app.admin.iter().map(|r| r.policy as u32).collect();
-            policies.dedup();
-            policies.extend(app.namespaced.iter().map(|&p| p as u32));
-            let mut base: Vec<u32> = app.baseline.iter().map(|r| r.policy as u32).collect();
-            base.dedup();
-            policies.extend(base);
-            let named = if dir == Direction::Ingress {
-                let wl = &self.cluster.workloads[w];
-                policies
-                    .iter()
-                    .flat_map(|&p| named_keys(&self.cluster.policies[p as usize], dir))
-                    .map(|(name, proto)| {
-                        wl.resolve_named_port(&name, proto)
-                            .map(|np| (np.protocol, np.port))
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let key = ClassKey { policies, named };
+            let key = self.class_key(dir, w);
             let classes = &mut self.classes[d];
             if !fresh {
                 let old = classes.of[w] as usize;
                 classes.counts[old] = classes.counts[old].saturating_sub(1);
             }
             let next = classes.reps.len() as u32;
-            let c = *classes.by_key.entry(key).or_insert(next);
+            let c = *classes.by_key.entry(key.clone()).or_insert(next);
             if c == next {
+                classes.keys.push(key);
                 classes.reps.push(w);
                 classes.funcs.push(OnceCell::new());
                 classes.counts.push(0);
@@ -314,9 +380,42 @@ impl<'c> Engine<'c> {
         }
     }
 
-    /// Blocks held by computed class verdicts and by the admin-layer cache (each a bit set over a
-    /// direction's universe): what the engine's memory grows with.
-    pub fn cached_blocks(&self) -> (usize, usize) {
+    /// The key of workload `w`'s class in direction `dir`.
+    fn class_key(&self, dir: Direction, w: usize) -> ClassKey {
+        let d = dir_index(dir);
+        let app = &self.applicable[w][d];
+        let mut admin: Vec<u32> = app.admin.iter().map(|r| r.policy as u32).collect();
+        admin.dedup();
+        let lower: Vec<u32> = if app.namespaced.is_empty() {
+            let mut base: Vec<u32> = app.baseline.iter().map(|r| r.policy as u32).collect();
+            base.dedup();
+            base
+        } else {
+            app.namespaced.iter().map(|&p| p as u32).collect()
+        };
+        let named = |policies: &[u32]| {
+            if dir == Direction::Egress {
+                return Vec::new();
+            }
+            let wl = &self.cluster.workloads[w];
+            policies
+                .iter()
+                .flat_map(|&p| named_keys(&self.cluster.policies[p as usize], dir))
+                .map(|(name, proto)| {
+                    wl.resolve_named_port(&name, proto)
+                        .map(|np| (np.protocol, np.port))
+                })
+                .collect()
+        };
+        ClassKey {
+            admin: (d, admin.clone(), named(&admin)),
+            lower: (d, lower.clone(), named(&lower)),
+        }
+    }
+
+    /// Blocks held by computed class verdicts, by the admin-layer cache and by the lower-layer
+    /// cache (each a bit set over a direction's universe): what the engine's memory grows with.
+    pub fn cached_blocks(&self) -> [usize; 3] {
         let class: usize = self
             .classes
             .iter()
@@ -330,7 +429,13 @@ impl<'c> Engine<'c> {
             .values()
             .map(|f| f.blocks.len())
             .sum();
-        (class, admin)
+        let lower: usize = self
+            .lower_cache
+            .borrow()
+            .values()
+            .map(|f| f.blocks.len())
+            .sum();
+        [class, admin, lower]
     }
 
     /// Number of subject classes per direction (`[ingress, egress]`).
@@ -343,59 +448,31 @@ impl<'c> Engine<'c> {
         })
     }
 
-    /// The verdicts of a class over its direction's universe, computed on first use.
-    fn class_fn(&self, dir: Direction, class: u32) -> &std::rc::Rc<ClassFn> {
-        let d = dir_index(dir);
-        let classes = &self.classes[d];
-        classes.funcs[class as usize].get_or_init(|| {
-            // The class's representative, or any member if it has moved on.
-            let rep = classes.reps[class as usize];
-            let rep = if classes.of[rep] == class {
-                rep
-            } else {
-                classes.of.iter().position(|&c| c == class).unwrap_or(rep)
-            };
-            std::rc::Rc::new(self.compute_class_fn(dir, rep))
-        })
+    /// A workload of a class with members (its representative, or any member if it has moved
+    /// on).
+    fn member(&self, dir: Direction, class: u32) -> usize {
+        let classes = &self.classes[dir_index(dir)];
+        let rep = classes.reps[class as usize];
+        if classes.of[rep] == class {
+            rep
+        } else {
+            classes.of.iter().position(|&c| c == class).unwrap_or(rep)
+        }
     }
 
-    fn compute_class_fn(&self, dir: Direction, subject: usize) -> ClassFn {
-        let d = dir_index(dir);
-        let app = &self.applicable[subject][d];
-        // The admin layer's blocks are shared by every class with the same admin policies; only
-        // the blocks it leaves undecided are refined by this class's lower-layer rules.
-        let admin = self.admin_fn(dir, subject);
-        let lower: Vec<RuleRef> = if app.namespaced.is_empty() {
-            app.baseline.clone()
-        } else {
-            app.namespaced
-                .iter()
-                .flat_map(|&pi| {
-                    (0..self.cluster.policies[pi]
-                        .rules(dir)
-                        .unwrap_or_default()
-                        .len())
-                        .map(move |rule| RuleRef { policy: pi, rule })
-                })
-                .collect()
-        };
-        let mut blocks: Vec<Bitset> = Vec::with_capacity(admin.blocks.len());
-        for (b, undecided) in &admin.blocks {
-            if !undecided || lower.is_empty() {
-                blocks.push(b.clone());
-                continue;
-            }
-            let mut sub = vec![b.clone()];
-            for &r in &lower {
-                self.refine_by_rule(dir, &mut sub, r);
-            }
-            blocks.extend(sub);
-        }
-        ClassFn {
-            blocks: self.evaluate_blocks(dir, blocks, |peer| {
-                self.direction_allowed(dir, subject, peer)
-            }),
-        }
+    /// The verdicts of a class over its direction's universe, computed on first use.
+    fn class_fn(&self, dir: Direction, class: u32) -> &std::rc::Rc<ClassFn> {
+        let classes = &self.classes[dir_index(dir)];
+        classes.funcs[class as usize].get_or_init(|| {
+            let w = self.member(dir, class);
+            let key = &classes.keys[class as usize];
+            std::rc::Rc::new(ClassFn {
+                blocks: combine(
+                    &self.admin_fn(dir, w, &key.admin),
+                    &self.lower_fn(dir, w, &key.lower),
+                ),
+            })
+        })
     }
 
     /// Splits blocks by a rule's peers and, for egress, by the values of the named ports it uses.
@@ -414,42 +491,171 @@ impl<'c> Engine<'c> {
         }
     }
 
-    /// The admin layer of a subject's direction over the whole universe, cached by its admin
-    /// policies (and, for ingress, the subject's values of the named ports they use).
-    fn admin_fn(&self, dir: Direction, subject: usize) -> std::rc::Rc<AdminFn> {
-        let d = dir_index(dir);
-        let app = &self.applicable[subject][d];
-        let mut policies: Vec<u32> = app.admin.iter().map(|r| r.policy as u32).collect();
-        policies.dedup();
-        let named: Vec<Option<(Protocol, u16)>> = if dir == Direction::Ingress {
-            let wl = &self.cluster.workloads[subject];
-            policies
-                .iter()
-                .flat_map(|&p| named_keys(&self.cluster.policies[p as usize], dir))
-                .map(|(name, proto)| {
-                    wl.resolve_named_port(&name, proto)
-                        .map(|np| (np.protocol, np.port))
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let key = (d, policies, named);
-        if let Some(f) = self.admin_cache.borrow().get(&key) {
-            return f.clone();
-        }
+    /// The blocks of the universe on which rules `rules` all agree.
+    fn blocks_of(&self, dir: Direction, rules: &[RuleRef]) -> Vec<Bitset> {
         let mut blocks = vec![Bitset::full(self.universe_len(dir))];
-        for &r in &app.admin {
+        for &r in rules {
             self.refine_by_rule(dir, &mut blocks, r);
         }
-        let merged = self.evaluate_blocks(dir, blocks, |peer| self.admin_layer(dir, subject, peer));
-        let f = std::rc::Rc::new(AdminFn {
-            blocks: merged
+        blocks
+    }
+
+    /// The atoms of a direction's admin rules (built on first use).
+    fn atoms(&self, dir: Direction) -> std::cell::Ref<'_, Atoms<AtomKey>> {
+        let d = dir_index(dir);
+        if self.atoms.borrow()[d].is_none() {
+            let mut atoms = Atoms::new(self.universe_len(dir));
+            for pi in admin_order(&self.cluster) {
+                self.cut_atoms(&mut atoms, dir, pi);
+            }
+            self.atoms.borrow_mut()[d] = Some(atoms);
+        }
+        std::cell::Ref::map(self.atoms.borrow(), |a| {
+            a[d].as_ref().expect("atoms were just built")
+        })
+    }
+
+    /// The admin layer of `subject`'s direction over atoms: its rules applied in order to
+    /// groups of atoms in the same state (allowed, still open, passed), groups in equal states
+    /// merged as they go, so the groups stay as few as the distinct outcomes. `None` if an atom
+    /// set is missing.
+    fn admin_sweep(
+        &self,
+        dir: Direction,
+        subject: usize,
+        atoms: &Atoms<AtomKey>,
+    ) -> Option<Vec<(Bitset, (ConnSet, ConnSet))>> {
+        type State = (ConnSet, ConnSet, ConnSet);
+        let app = &self.applicable[subject][dir_index(dir)];
+        let start: State = (ConnSet::none(), ConnSet::all(), ConnSet::none());
+        let mut groups: Vec<(Bitset, State)> = vec![(Bitset::full(atoms.len()), start)];
+        for &r in &app.admin {
+            let rule = self.rule(dir, r);
+            let peers = atoms.get(&AtomKey::Rule(r))?;
+            // The rule's peers in cells where its connections are the same: one cell, unless
+            // egress named ports resolve differently per destination.
+            let mut cells = vec![peers.clone()];
+            if dir == Direction::Egress {
+                for pm in rule.ports.iter().flatten() {
+                    if let PortMatch::Named { protocol, name } = pm
+                        && let Some(parts) = self.named.get(&(name.clone(), *protocol))
+                    {
+                        for j in 0..parts.len() {
+                            let key = AtomKey::Named((name.clone(), *protocol), j);
+                            refine(&mut cells, atoms.get(&key)?);
+                        }
+                    }
+                }
+            }
+            let cells: Vec<(Bitset, ConnSet)> = cells
                 .into_iter()
-                .map(|(b, (_, delegated))| (b, !delegated.is_empty()))
+                .filter_map(|c| {
+                    let u = atoms.rep(c.first()?)?;
+                    let dst = match dir {
+                        Direction::Ingress => Endpoint::Workload(subject),
+                        Direction::Egress => self.endpoint_at(dir, u),
+                    };
+                    let conns = self.rule_conns(rule, dst);
+                    Some((c, conns))
+                })
+                .collect();
+            let mut next: Merger<State> = Merger::default();
+            for (mut rest, state) in groups {
+                for (cell, conns) in &cells {
+                    // A rule that hits nothing still open leaves the group as it is.
+                    let hit = conns.intersect(&state.1);
+                    if hit.is_empty() {
+                        continue;
+                    }
+                    let Some(inside) = rest.intersection_if_any(cell) else {
+                        continue;
+                    };
+                    rest.subtract_with(cell);
+                    let mut s = state.clone();
+                    s.1 = s.1.subtract(&hit);
+                    match rule.action {
+                        Action::Allow => s.0 = s.0.union(&hit),
+                        Action::Pass => s.2 = s.2.union(&hit),
+                        Action::Deny => {}
+                    }
+                    next.put(inside, s);
+                }
+                if !rest.is_empty() {
+                    next.put(rest, state);
+                }
+            }
+            groups = next.blocks;
+        }
+        Some(
+            groups
+                .into_iter()
+                .map(|(b, (allowed, open, passed))| (b, (allowed, open.union(&passed))))
                 .collect(),
+        )
+    }
+
+    /// Cuts a direction's atoms by admin policy `pi`'s rules (and the named-port partitions
+    /// they use).
+    fn cut_atoms(&self, atoms: &mut Atoms<AtomKey>, dir: Direction, pi: usize) {
+        let d = dir_index(dir);
+        for (rule, set) in self.sets[pi].rules[d].iter().enumerate() {
+            atoms.insert(AtomKey::Rule(RuleRef { policy: pi, rule }), set);
+        }
+        if dir == Direction::Egress {
+            for k in named_keys(&self.cluster.policies[pi], dir) {
+                for (j, part) in self.named.get(&k).into_iter().flatten().enumerate() {
+                    atoms.insert(AtomKey::Named(k.clone(), j), part);
+                }
+            }
+        }
+    }
+
+    /// The admin layer of `subject`'s direction over the whole universe, cached by its key
+    /// (which must be the subject's).
+    fn admin_fn(&self, dir: Direction, subject: usize, key: &LayerKey) -> std::rc::Rc<AdminFn> {
+        if let Some(f) = self.admin_cache.borrow().get(key) {
+            return f.clone();
+        }
+        let app = &self.applicable[subject][dir_index(dir)];
+        let verdict = |peer| self.admin_layer(dir, subject, peer);
+        let atoms = self.atoms(dir);
+        let blocks = match self.admin_sweep(dir, subject, &atoms) {
+            Some(blocks) => atoms.expand(blocks),
+            // An atom set is missing (a bug, but not worth a wrong answer): work over peers.
+            None => self.evaluate_blocks(dir, self.blocks_of(dir, &app.admin), verdict),
+        };
+        drop(atoms);
+        let f = std::rc::Rc::new(AdminFn { blocks });
+        self.admin_cache.borrow_mut().insert(key.clone(), f.clone());
+        f
+    }
+
+    /// The layers below admin of `subject`'s direction over the whole universe, cached by its
+    /// key (which must be the subject's).
+    fn lower_fn(&self, dir: Direction, subject: usize, key: &LayerKey) -> std::rc::Rc<LowerFn> {
+        if let Some(f) = self.lower_cache.borrow().get(key) {
+            return f.clone();
+        }
+        let app = &self.applicable[subject][dir_index(dir)];
+        let rules: Vec<RuleRef> = if app.namespaced.is_empty() {
+            app.baseline.clone()
+        } else {
+            app.namespaced
+                .iter()
+                .flat_map(|&pi| {
+                    (0..self.cluster.policies[pi]
+                        .rules(dir)
+                        .unwrap_or_default()
+                        .len())
+                        .map(move |rule| RuleRef { policy: pi, rule })
+                })
+                .collect()
+        };
+        let blocks = self.blocks_of(dir, &rules);
+        let f = std::rc::Rc::new(LowerFn {
+            blocks: self.evaluate_blocks(dir, blocks, |peer| self.lower_layer(dir, subject, peer)),
         });
-        self.admin_cache.borrow_mut().insert(key, f.clone());
+        self.lower_cache.borrow_mut().insert(key.clone(), f.clone());
         f
     }
 
@@ -521,7 +727,7 @@ impl<'c> Engine<'c> {
                 }
             }
             // Workload destinations of this chunk, grouped by ingress class.
-            let mut by_class: HashMap<u32, Vec<usize>> = HashMap::new();
+            let mut by_class: HashMap<u32, Vec<usize>> = HashMap::default();
             for (dst, &class) in is.iter().enumerate().take(hi.min(w)).skip(lo) {
                 by_class.entry(class).or_default().push(dst);
             }
@@ -616,14 +822,34 @@ impl<'c> Engine<'c> {
             self.sets[index].subject.clone()
         };
         let old_classes = [self.classes[0].of.clone(), self.classes[1].of.clone()];
-        // Old verdicts of the classes that may change, for the diff.
-        let mut old_funcs: HashMap<(usize, u32), std::rc::Rc<ClassFn>> = HashMap::new();
+        let old_layer = (!adding).then(|| self.cluster.policies[index].layer);
+        let old_rules = if adding {
+            [0, 0]
+        } else {
+            [0, 1].map(|d| self.sets[index].rules[d].len())
+        };
+        // Every workload the policy selects, before or after, may change class.
+        let mut affected = old_subject.clone();
+        if let Some(p) = &policy {
+            affected.union_with(&self.labels.pod_match(&self.cluster, &p.subject));
+        }
+        // The old layer verdicts of the classes that may change, for the diff.
+        let mut old_admin: HashMap<LayerKey, std::rc::Rc<AdminFn>> = HashMap::default();
+        let mut old_lower: HashMap<LayerKey, std::rc::Rc<LowerFn>> = HashMap::default();
         for dir in DIRS {
             let d = dir_index(dir);
-            for w in old_subject.ones() {
+            let mut seen = HashSet::default();
+            for w in affected.ones() {
                 let c = old_classes[d][w];
-                if let std::collections::hash_map::Entry::Vacant(e) = old_funcs.entry((d, c)) {
-                    e.insert(self.class_fn(dir, c).clone());
+                if !seen.insert(c) {
+                    continue;
+                }
+                let key = &self.classes[d].keys[c as usize];
+                if !old_admin.contains_key(&key.admin) {
+                    old_admin.insert(key.admin.clone(), self.admin_fn(dir, w, &key.admin));
+                }
+                if !old_lower.contains_key(&key.lower) {
+                    old_lower.insert(key.lower.clone(), self.lower_fn(dir, w, &key.lower));
                 }
             }
         }
@@ -654,13 +880,11 @@ impl<'c> Engine<'c> {
             // policy is constant over both, so that piece's bit is the new one's.
             let maps = self.remap_pieces(new_pieces);
             let w = self.cluster.workloads.len();
-            for ((d, _), f) in old_funcs.iter_mut() {
-                if let Some(map) = &maps[*d] {
-                    let len = w + map.len();
-                    for (b, _) in &mut std::rc::Rc::make_mut(f).blocks {
-                        *b = remap(b, w, map, len);
-                    }
-                }
+            for (k, f) in old_admin.iter_mut() {
+                remap_blocks(&mut std::rc::Rc::make_mut(f).blocks, w, &maps[k.0]);
+            }
+            for (k, f) in old_lower.iter_mut() {
+                remap_blocks(&mut std::rc::Rc::make_mut(f).blocks, w, &maps[k.0]);
             }
         }
         let sets = policy_sets(&self.cluster, &self.labels, &self.pieces, &policy);
@@ -672,31 +896,47 @@ impl<'c> Engine<'c> {
         for k in named_keys(&policy, Direction::Egress).collect::<Vec<_>>() {
             self.add_named(k);
         }
-        let mut affected = old_subject;
-        affected.union_with(&self.sets[index].subject);
-        // Admin-layer verdicts may have used this policy, or the old pieces.
+        // Layer verdicts computed from this policy's old version, or over the old pieces, are
+        // stale; so are the classes whose key names this policy: their workloads land in fresh
+        // classes.
+        let pi = index as u32;
         if pieces_moved {
             self.admin_cache.borrow_mut().clear();
+            self.lower_cache.borrow_mut().clear();
         } else {
             self.admin_cache
                 .borrow_mut()
-                .retain(|k, _| !k.1.contains(&(index as u32)));
+                .retain(|k, _| !k.1.contains(&pi));
+            self.lower_cache
+                .borrow_mut()
+                .retain(|k, _| !k.1.contains(&pi));
         }
-        // Classes whose key names this policy computed their verdicts from its old version:
-        // forget them, so their workloads land in fresh classes.
-        let pi = index as u32;
         for c in &mut self.classes {
-            c.by_key.retain(|k, _| !k.policies.contains(&pi));
+            c.by_key.retain(|k, _| !k.names(pi));
         }
-        let order = self.precedence();
-        for w in affected.ones() {
-            let mut app: [Applicable; 2] = Default::default();
-            for &pi in &order {
-                if self.sets[pi].subject.contains(w) {
-                    push_applicable(&mut app, &self.cluster.policies[pi], pi);
+        // The admin atoms: cut by the new rules (the old rules' cuts stay, harmlessly).
+        if pieces_moved {
+            *self.atoms.borrow_mut() = [None, None];
+        } else if old_layer == Some(Layer::Admin) || policy.layer == Layer::Admin {
+            let mut atoms = self.atoms.take();
+            for dir in DIRS {
+                let d = dir_index(dir);
+                if let Some(a) = &mut atoms[d] {
+                    for rule in 0..old_rules[d] {
+                        a.remove(&AtomKey::Rule(RuleRef {
+                            policy: index,
+                            rule,
+                        }));
+                    }
+                    if policy.layer == Layer::Admin {
+                        self.cut_atoms(a, dir, index);
+                    }
                 }
             }
-            self.applicable[w] = app;
+            *self.atoms.borrow_mut() = atoms;
+        }
+        for w in affected.ones() {
+            self.reapply(w, index);
             self.classify(w, false);
         }
         // The diff: for each affected subject whose class changed, where the verdicts differ.
@@ -704,7 +944,7 @@ impl<'c> Engine<'c> {
         let mut changes: Vec<DirChange> = Vec::new();
         for dir in DIRS {
             let d = dir_index(dir);
-            let mut transitions: HashMap<(u32, u32), Bitset> = HashMap::new();
+            let mut transitions: HashMap<(u32, u32), Bitset> = HashMap::default();
             for w in affected.ones() {
                 let (a, b) = (old_classes[d][w], self.classes[d].of[w]);
                 if a == b {
@@ -718,32 +958,76 @@ impl<'c> Engine<'c> {
             }
             let mut keys: Vec<_> = transitions.into_iter().collect();
             keys.sort_by_key(|(k, _)| *k);
+            // Where two versions of one layer differ, shared by the classes making the same
+            // change of that layer.
+            let mut admin_diffs: HashMap<(&LayerKey, &LayerKey), Vec<(Bitset, _)>> =
+                HashMap::default();
+            let mut lower_diffs: HashMap<(&LayerKey, &LayerKey), Vec<(Bitset, _)>> =
+                HashMap::default();
             for ((a, b), ws) in keys {
-                let before = match old_funcs.get(&(d, a)) {
-                    Some(f) => f.clone(),
-                    None => self.class_fn(dir, a).clone(),
+                let (ka, kb) = (
+                    &self.classes[d].keys[a as usize],
+                    &self.classes[d].keys[b as usize],
+                );
+                let w = ws.first().unwrap_or(0);
+                let (before_admin, before_lower) = (&old_admin[&ka.admin], &old_lower[&ka.lower]);
+                let after_admin = self.admin_fn(dir, w, &kb.admin);
+                let after_lower = self.lower_fn(dir, w, &kb.lower);
+                let mut emit = |peers: Bitset, before: ConnSet, after: ConnSet| {
+                    changes.push(DirChange::new(dir, &ws, peers, (before, after)));
                 };
-                let after = self.class_fn(dir, b);
-                for (pb, cb) in &before.blocks {
-                    for (pa, ca) in &after.blocks {
-                        if cb == ca || !pb.intersects(pa) {
+                // A layer is unchanged when its key is and does not name the policy.
+                let same = |a: &LayerKey, b: &LayerKey| a == b && !a.1.contains(&pi);
+                if same(&ka.lower, &kb.lower) {
+                    // Only the admin layer changed: where it did, against the lower blocks.
+                    let regions = admin_diffs
+                        .entry((&ka.admin, &kb.admin))
+                        .or_insert_with(|| diff_blocks(&before_admin.blocks, &after_admin.blocks));
+                    for (z, below) in &after_lower.blocks {
+                        for (r, ((al, dl), (al2, dl2))) in regions.iter() {
+                            let before = layered(al, dl, below);
+                            let after = layered(al2, dl2, below);
+                            if before != after
+                                && let Some(p) = r.intersection_if_any(z)
+                            {
+                                emit(p, before, after);
+                            }
+                        }
+                    }
+                } else if same(&ka.admin, &kb.admin) {
+                    // Only the layers below changed: where they did, against the admin blocks.
+                    let regions = lower_diffs
+                        .entry((&ka.lower, &kb.lower))
+                        .or_insert_with(|| diff_blocks(&before_lower.blocks, &after_lower.blocks));
+                    for (x, (al, dl)) in &after_admin.blocks {
+                        if dl.is_empty() {
                             continue;
                         }
-                        changes.push(DirChange {
-                            direction: dir,
-                            subjects: ws.clone(),
-                            peers: pb.intersect(pa),
-                            before: cb.clone(),
-                            after: ca.clone(),
-                        });
+                        for (r, (l1, l2)) in regions.iter() {
+                            let before = layered(al, dl, l1);
+                            let after = layered(al, dl, l2);
+                            if before != after
+                                && let Some(p) = r.intersection_if_any(x)
+                            {
+                                emit(p, before, after);
+                            }
+                        }
+                    }
+                } else {
+                    let before = combine(before_admin, before_lower);
+                    let after = combine(&after_admin, &after_lower);
+                    for (r, (cb, ca)) in diff_blocks(&before, &after) {
+                        emit(r, cb, ca);
                     }
                 }
             }
         }
         // Classes left without members no longer need their verdicts.
-        for &(d, a) in old_funcs.keys() {
-            if self.classes[d].counts[a as usize] == 0 {
-                self.classes[d].funcs[a as usize].take();
+        for d in 0..2 {
+            for c in 0..self.classes[d].funcs.len() {
+                if self.classes[d].counts[c] == 0 {
+                    self.classes[d].funcs[c].take();
+                }
             }
         }
         Update {
@@ -883,20 +1167,12 @@ impl<'c> Engine<'c> {
         blocks: Vec<Bitset>,
         verdict: impl Fn(Endpoint) -> V,
     ) -> Vec<(Bitset, V)> {
-        let mut merged: Vec<(Bitset, V)> = Vec::new();
-        let mut at: HashMap<V, usize> = HashMap::new();
+        let mut merged = Merger::default();
         for b in blocks {
             let Some(u) = b.first() else { continue };
-            let v = verdict(self.endpoint_at(dir, u));
-            match at.get(&v) {
-                Some(&i) => merged[i].0.union_with(&b),
-                None => {
-                    at.insert(v.clone(), merged.len());
-                    merged.push((b, v));
-                }
-            }
+            merged.put(b, verdict(self.endpoint_at(dir, u)));
         }
-        merged
+        merged.blocks
     }
 
     /// The endpoint at a position of a direction's peer universe.
@@ -948,17 +1224,15 @@ impl<'c> Engine<'c> {
         (allowed, open.union(&passed))
     }
 
-    /// The connections `subject` allows in direction `dir` with `peer` at the other end.
-    pub fn direction_allowed(&self, dir: Direction, subject: usize, peer: Endpoint) -> ConnSet {
+    /// The layers below admin alone: the connections they allow if the admin layer leaves
+    /// everything to them (the NetworkPolicies that isolate the subject, or else the baseline
+    /// rules in order, then the default allow).
+    fn lower_layer(&self, dir: Direction, subject: usize, peer: Endpoint) -> ConnSet {
         let app = &self.applicable[subject][dir_index(dir)];
         let dst = match dir {
             Direction::Ingress => Endpoint::Workload(subject),
             Direction::Egress => peer,
         };
-        let (mut allowed, delegated) = self.admin_layer(dir, subject, peer);
-        if delegated.is_empty() {
-            return allowed;
-        }
         if !app.namespaced.is_empty() {
             let mut np = ConnSet::none();
             for &pi in &app.namespaced {
@@ -976,9 +1250,10 @@ impl<'c> Engine<'c> {
                     }
                 }
             }
-            return allowed.union(&delegated.intersect(&np));
+            return np;
         }
-        let mut open = delegated;
+        let mut allowed = ConnSet::none();
+        let mut open = ConnSet::all();
         for &r in &app.baseline {
             if open.is_empty() {
                 break;
@@ -994,6 +1269,17 @@ impl<'c> Engine<'c> {
         }
         // Whatever no baseline rule decided is allowed by default.
         allowed.union(&open)
+    }
+
+    /// The connections `subject` allows in direction `dir` with `peer` at the other end: what
+    /// the admin layer allows, and of what it leaves to the layers below, what they allow.
+    /// (Every layer decides each connection on its own, so the layers combine set-wise.)
+    pub fn direction_allowed(&self, dir: Direction, subject: usize, peer: Endpoint) -> ConnSet {
+        let (allowed, delegated) = self.admin_layer(dir, subject, peer);
+        if delegated.is_empty() {
+            return allowed;
+        }
+        allowed.union(&delegated.intersect(&self.lower_layer(dir, subject, peer)))
     }
 
     /// The connections `src` may open to `dst`: the source's egress and the destination's
@@ -1188,6 +1474,85 @@ fn remap(b: &Bitset, w: usize, map: &[usize], len: usize) -> Bitset {
     out
 }
 
+/// Where two functions over the same universe differ: the non-empty intersections of their
+/// blocks with different values, with both values.
+fn diff_blocks<V: Clone + PartialEq>(
+    before: &[(Bitset, V)],
+    after: &[(Bitset, V)],
+) -> Vec<(Bitset, (V, V))> {
+    let mut out = Vec::new();
+    for (b, vb) in before {
+        for (a, va) in after {
+            if vb != va
+                && let Some(r) = b.intersection_if_any(a)
+            {
+                out.push((r, (vb.clone(), va.clone())));
+            }
+        }
+    }
+    out
+}
+
+/// Blocks with their verdicts, blocks of equal verdicts merged.
+struct Merger<V> {
+    blocks: Vec<(Bitset, V)>,
+    at: HashMap<V, usize>,
+}
+
+impl<V> Default for Merger<V> {
+    fn default() -> Self {
+        Merger {
+            blocks: Vec::new(),
+            at: HashMap::default(),
+        }
+    }
+}
+
+impl<V: Clone + Eq + std::hash::Hash> Merger<V> {
+    fn put(&mut self, b: Bitset, v: V) {
+        match self.at.get(&v) {
+            Some(&i) => self.blocks[i].0.union_with(&b),
+            None => {
+                self.at.insert(v.clone(), self.blocks.len());
+                self.blocks.push((b, v));
+            }
+        }
+    }
+}
+
+/// A subject's verdicts from its admin layer and the layers below: on each admin block, what
+/// the admin rules allow, and of what they leave below, what the lower layers allow.
+fn combine(admin: &AdminFn, lower: &LowerFn) -> Vec<(Bitset, ConnSet)> {
+    let mut merged = Merger::default();
+    for (x, (allowed, delegated)) in &admin.blocks {
+        if delegated.is_empty() {
+            merged.put(x.clone(), allowed.clone());
+            continue;
+        }
+        for (z, below) in &lower.blocks {
+            if let Some(b) = x.intersection_if_any(z) {
+                merged.put(b, layered(allowed, delegated, below));
+            }
+        }
+    }
+    merged.blocks
+}
+
+/// The verdict of an admin layer that allows `allowed` and leaves `delegated` to layers below
+/// that allow `below`.
+fn layered(allowed: &ConnSet, delegated: &ConnSet, below: &ConnSet) -> ConnSet {
+    allowed.union(&delegated.intersect(below))
+}
+
+/// Carries blocks over `[workloads | old pieces]` to the new pieces of `map` (if they moved).
+fn remap_blocks<V>(blocks: &mut [(Bitset, V)], w: usize, map: &Option<Vec<usize>>) {
+    if let Some(map) = map {
+        for (b, _) in blocks {
+            *b = remap(b, w, map, w + map.len());
+        }
+    }
+}
+
 /// Splits every block by `b`: the part inside and the part outside.
 fn refine(blocks: &mut Vec<Bitset>, b: &Bitset) {
     let mut i = 0;
@@ -1237,7 +1602,7 @@ impl Meet {
         Meet {
             n,
             dense,
-            sparse: HashMap::new(),
+            sparse: HashMap::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! connectivity engine. No I/O lives here; adapters translate their inputs into these types.
 #![forbid(unsafe_code)]
 
+mod atoms;
 pub mod bitset;
 pub mod conn;
 pub mod engine;
