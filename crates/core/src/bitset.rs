@@ -195,6 +195,45 @@ impl Bitset {
     }
 }
 
+/// A set kept by its density: a bit set, or its elements in order when that list takes no more
+/// room than the bit set (one element in 32 or fewer).
+#[derive(Clone, Debug)]
+pub enum Members {
+    Dense(Bitset),
+    Sparse(Vec<u32>),
+}
+
+impl Members {
+    pub fn new(b: Bitset) -> Self {
+        if b.count() * 32 <= b.len() {
+            Members::Sparse(b.ones().map(|x| x as u32).collect())
+        } else {
+            Members::Dense(b)
+        }
+    }
+
+    /// Calls `f` with every element in `lo..hi`, ascending.
+    pub fn each_in(&self, lo: usize, hi: usize, mut f: impl FnMut(usize)) {
+        match self {
+            Members::Dense(b) => b.ones_in(lo, hi).for_each(f),
+            Members::Sparse(v) => {
+                let start = v.partition_point(|&x| (x as usize) < lo);
+                for &x in &v[start..] {
+                    if x as usize >= hi {
+                        break;
+                    }
+                    f(x as usize);
+                }
+            }
+        }
+    }
+
+    /// Calls `f` with every element, ascending.
+    pub fn each(&self, f: impl FnMut(usize)) {
+        self.each_in(0, usize::MAX, f)
+    }
+}
+
 /// The set bits of `words`, the first of which is word number `base`.
 fn ones_of(words: &[u64], base: usize) -> impl Iterator<Item = usize> + '_ {
     words.iter().enumerate().flat_map(move |(k, &w)| {

@@ -7,7 +7,7 @@
 //! outside the cluster has no policy of its own.
 
 use crate::atoms::Atoms;
-use crate::bitset::Bitset;
+use crate::bitset::{Bitset, Members};
 use crate::conn::{ConnSet, Protocol};
 use crate::index::{
     DIRS, LabelIndex, NamedKey, Pieces, PolicySets, admin_order, dir_index, named_keys,
@@ -103,7 +103,7 @@ impl ClassKey {
 /// with the connections allowed.
 #[derive(Clone, Debug)]
 struct ClassFn {
-    blocks: Vec<(Bitset, ConnSet)>,
+    blocks: Vec<(Members, ConnSet)>,
 }
 
 /// The admin layer's verdicts over a direction's universe: blocks of peers, each with the
@@ -467,7 +467,7 @@ impl<'c> Engine<'c> {
             let w = self.member(dir, class);
             let key = &classes.keys[class as usize];
             std::rc::Rc::new(ClassFn {
-                blocks: combine(
+                blocks: combine_members(
                     &self.admin_fn(dir, w, &key.admin),
                     &self.lower_fn(dir, w, &key.lower),
                 ),
@@ -721,9 +721,7 @@ impl<'c> Engine<'c> {
                     if id == empty {
                         continue;
                     }
-                    for dst in b.ones_in(lo, hi) {
-                        t[(dst - lo) * e_classes + c] = id;
-                    }
+                    b.each_in(lo, hi, |dst| t[(dst - lo) * e_classes + c] = id);
                 }
             }
             // Workload destinations of this chunk, grouped by ingress class.
@@ -747,13 +745,13 @@ impl<'c> Engine<'c> {
                     if id == empty {
                         continue;
                     }
-                    for src in b.ones() {
+                    b.each(|src| {
                         if src < w {
                             admitted.push((src as u32, id));
                         } else {
                             external.push((src - w, id));
                         }
-                    }
+                    });
                 }
                 for &dst in &dsts {
                     let trow = &t[(dst - lo) * e_classes..(dst - lo + 1) * e_classes];
@@ -1061,15 +1059,9 @@ impl<'c> Engine<'c> {
                     *b = remap(b, w, map, len);
                 }
             }
+            // Class verdicts are worked out again from the layers on their next use.
             for cell in &mut self.classes[d].funcs {
-                if let Some(f) = cell.take() {
-                    let blocks = f
-                        .blocks
-                        .iter()
-                        .map(|(b, c)| (remap(b, w, map, len), c.clone()))
-                        .collect();
-                    let _ = cell.set(std::rc::Rc::new(ClassFn { blocks }));
-                }
+                cell.take();
             }
             if d == dir_index(Direction::Egress) {
                 for parts in self.named.values_mut() {
@@ -1536,6 +1528,14 @@ fn combine(admin: &AdminFn, lower: &LowerFn) -> Vec<(Bitset, ConnSet)> {
         }
     }
     merged.blocks
+}
+
+/// [`combine`], each block kept by its density.
+fn combine_members(admin: &AdminFn, lower: &LowerFn) -> Vec<(Members, ConnSet)> {
+    combine(admin, lower)
+        .into_iter()
+        .map(|(b, c)| (Members::new(b), c))
+        .collect()
 }
 
 /// The verdict of an admin layer that allows `allowed` and leaves `delegated` to layers below
