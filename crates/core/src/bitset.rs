@@ -197,33 +197,97 @@ impl Bitset {
 
 /// A set kept by its density: a bit set, or its elements in order when that list takes no more
 /// room than the bit set (one element in 32 or fewer).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Members {
     Dense(Bitset),
-    Sparse(Vec<u32>),
+    Sparse { len: usize, elems: Vec<u32> },
 }
 
 impl Members {
     pub fn new(b: Bitset) -> Self {
         if b.count() * 32 <= b.len() {
-            Members::Sparse(b.ones().map(|x| x as u32).collect())
+            Members::Sparse {
+                len: b.len,
+                elems: b.ones().map(|x| x as u32).collect(),
+            }
         } else {
             Members::Dense(b)
         }
     }
 
+    pub fn contains(&self, i: usize) -> bool {
+        match self {
+            Members::Dense(b) => b.contains(i),
+            Members::Sparse { elems, .. } => elems.binary_search(&(i as u32)).is_ok(),
+        }
+    }
+
+    /// The set as a bit set.
+    pub fn to_bitset(&self) -> Bitset {
+        match self {
+            Members::Dense(b) => b.clone(),
+            Members::Sparse { len, elems } => {
+                let mut b = Bitset::empty(*len);
+                for &x in elems {
+                    b.insert(x as usize);
+                }
+                b
+            }
+        }
+    }
+
+    /// `self ∩ o`, or `None` when it is empty.
+    pub fn meet(&self, o: &Bitset) -> Option<Bitset> {
+        match self {
+            Members::Dense(b) => b.intersection_if_any(o),
+            Members::Sparse { len, elems } => {
+                let mut out: Option<Bitset> = None;
+                for &x in elems {
+                    if o.contains(x as usize) {
+                        out.get_or_insert_with(|| Bitset::empty(*len))
+                            .insert(x as usize);
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// `self ∩ o` for two sets kept by density, or `None` when it is empty.
+    pub fn meet_members(&self, o: &Members) -> Option<Bitset> {
+        match (self, o) {
+            (Members::Dense(a), b) | (b, Members::Dense(a)) => b.meet(a),
+            (Members::Sparse { len, elems: a }, Members::Sparse { elems: b, .. }) => {
+                let (mut i, mut j) = (0, 0);
+                let mut out: Option<Bitset> = None;
+                while i < a.len() && j < b.len() {
+                    match a[i].cmp(&b[j]) {
+                        std::cmp::Ordering::Less => i += 1,
+                        std::cmp::Ordering::Greater => j += 1,
+                        std::cmp::Ordering::Equal => {
+                            out.get_or_insert_with(|| Bitset::empty(*len))
+                                .insert(a[i] as usize);
+                            i += 1;
+                            j += 1;
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
     /// Calls `f` with every element in `lo..hi`, ascending.
-    pub fn each_in(&self, lo: usize, hi: usize, mut f: impl FnMut(usize)) {
+    pub fn each_in(&self, lo: usize, hi: usize, f: impl FnMut(usize)) {
         match self {
             Members::Dense(b) => b.ones_in(lo, hi).for_each(f),
-            Members::Sparse(v) => {
-                let start = v.partition_point(|&x| (x as usize) < lo);
-                for &x in &v[start..] {
-                    if x as usize >= hi {
-                        break;
-                    }
-                    f(x as usize);
-                }
+            Members::Sparse { elems, .. } => {
+                let start = elems.partition_point(|&x| (x as usize) < lo);
+                elems[start..]
+                    .iter()
+                    .map(|&x| x as usize)
+                    .take_while(|&x| x < hi)
+                    .for_each(f);
             }
         }
     }
@@ -274,5 +338,29 @@ mod tests {
             vec![3, 4, 5]
         );
         assert!(!a.contains(200), "out of range is absent");
+    }
+
+    #[test]
+    fn members_agree_with_bit_sets() {
+        let len = 1000;
+        let sparse = Bitset::range(len, 10, 20);
+        let dense = Bitset::range(len, 15, 900);
+        let (ms, md) = (Members::new(sparse.clone()), Members::new(dense.clone()));
+        assert!(matches!(ms, Members::Sparse { .. }));
+        assert!(matches!(md, Members::Dense(_)));
+        assert_eq!(ms.to_bitset(), sparse);
+        assert_eq!(md.to_bitset(), dense);
+        let both = sparse.intersect(&dense);
+        assert_eq!(ms.meet(&dense), Some(both.clone()));
+        assert_eq!(md.meet(&sparse), Some(both.clone()));
+        assert_eq!(ms.meet_members(&md), Some(both.clone()));
+        assert_eq!(md.meet_members(&ms), Some(both.clone()));
+        assert_eq!(ms.meet_members(&ms), Some(sparse.clone()));
+        let far = Members::new(Bitset::range(len, 950, 960));
+        assert_eq!(far.meet_members(&ms), None);
+        assert!(ms.contains(12) && !ms.contains(20));
+        let mut got = Vec::new();
+        ms.each_in(12, 15, |x| got.push(x));
+        assert_eq!(got, vec![12, 13, 14]);
     }
 }

@@ -117,7 +117,7 @@ struct AdminFn {
 /// allow if the admin layer left everything to them.
 #[derive(Clone, Debug)]
 struct LowerFn {
-    blocks: Vec<(Bitset, ConnSet)>,
+    blocks: Vec<(Members, ConnSet)>,
 }
 
 /// The subject classes of one direction.
@@ -653,7 +653,11 @@ impl<'c> Engine<'c> {
         };
         let blocks = self.blocks_of(dir, &rules);
         let f = std::rc::Rc::new(LowerFn {
-            blocks: self.evaluate_blocks(dir, blocks, |peer| self.lower_layer(dir, subject, peer)),
+            blocks: self
+                .evaluate_blocks(dir, blocks, |peer| self.lower_layer(dir, subject, peer))
+                .into_iter()
+                .map(|(b, c)| (Members::new(b), c))
+                .collect(),
         });
         self.lower_cache.borrow_mut().insert(key.clone(), f.clone());
         f
@@ -882,7 +886,11 @@ impl<'c> Engine<'c> {
                 remap_blocks(&mut std::rc::Rc::make_mut(f).blocks, w, &maps[k.0]);
             }
             for (k, f) in old_lower.iter_mut() {
-                remap_blocks(&mut std::rc::Rc::make_mut(f).blocks, w, &maps[k.0]);
+                if let Some(map) = &maps[k.0] {
+                    for (b, _) in &mut std::rc::Rc::make_mut(f).blocks {
+                        *b = Members::new(remap(&b.to_bitset(), w, map, w + map.len()));
+                    }
+                }
             }
         }
         let sets = policy_sets(&self.cluster, &self.labels, &self.pieces, &policy);
@@ -986,7 +994,7 @@ impl<'c> Engine<'c> {
                             let before = layered(al, dl, below);
                             let after = layered(al2, dl2, below);
                             if before != after
-                                && let Some(p) = r.intersection_if_any(z)
+                                && let Some(p) = z.meet(r)
                             {
                                 emit(p, before, after);
                             }
@@ -1468,21 +1476,38 @@ fn remap(b: &Bitset, w: usize, map: &[usize], len: usize) -> Bitset {
 
 /// Where two functions over the same universe differ: the non-empty intersections of their
 /// blocks with different values, with both values.
-fn diff_blocks<V: Clone + PartialEq>(
-    before: &[(Bitset, V)],
-    after: &[(Bitset, V)],
+fn diff_blocks<S: Intersect, V: Clone + PartialEq>(
+    before: &[(S, V)],
+    after: &[(S, V)],
 ) -> Vec<(Bitset, (V, V))> {
     let mut out = Vec::new();
     for (b, vb) in before {
         for (a, va) in after {
             if vb != va
-                && let Some(r) = b.intersection_if_any(a)
+                && let Some(r) = b.meet_with(a)
             {
                 out.push((r, (vb.clone(), va.clone())));
             }
         }
     }
     out
+}
+
+/// Sets that intersect into a bit set.
+trait Intersect {
+    fn meet_with(&self, o: &Self) -> Option<Bitset>;
+}
+
+impl Intersect for Bitset {
+    fn meet_with(&self, o: &Self) -> Option<Bitset> {
+        self.intersection_if_any(o)
+    }
+}
+
+impl Intersect for Members {
+    fn meet_with(&self, o: &Self) -> Option<Bitset> {
+        self.meet_members(o)
+    }
 }
 
 /// Blocks with their verdicts, blocks of equal verdicts merged.
@@ -1522,7 +1547,7 @@ fn combine(admin: &AdminFn, lower: &LowerFn) -> Vec<(Bitset, ConnSet)> {
             continue;
         }
         for (z, below) in &lower.blocks {
-            if let Some(b) = x.intersection_if_any(z) {
+            if let Some(b) = z.meet(x) {
                 merged.put(b, layered(allowed, delegated, below));
             }
         }
