@@ -28,6 +28,8 @@ pub enum ProofError {
     WrongLength,
     #[error("equal tree sizes need an empty proof and equal roots")]
     EqualSizes,
+    #[error("a leaf hash is {0} bytes, not 32")]
+    LeafHashLength(usize),
     #[error("the computed root does not match the expected root")]
     RootMismatch,
 }
@@ -256,6 +258,9 @@ pub fn verify_inclusion<P: AsRef<[u8]>>(
 ) -> Result<(), ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
+    }
+    if leaf_hash.len() != 32 {
+        return Err(ProofError::LeafHashLength(leaf_hash.len()));
     }
     let mut fn_ = index;
     let mut sn = size - 1;

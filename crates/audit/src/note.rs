@@ -105,8 +105,8 @@ impl FromStr for VerifierKey {
     type Err = NoteError;
     fn from_str(s: &str) -> Result<Self, NoteError> {
         let s = s.trim();
-        let mut parts = s.rsplitn(3, '+');
-        let (Some(b64), Some(hex), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        let mut parts = s.splitn(3, '+');
+        let (Some(name), Some(hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(NoteError::Key(
                 "a verifier key is name+keyid+base64 (e.g. example.com/log+530d903a+Aekye…)".into(),
             ));
@@ -205,8 +205,8 @@ impl SigningKey {
             .trim()
             .strip_prefix("PRIVATE+KEY+")
             .ok_or_else(|| NoteError::Key("a private key starts with PRIVATE+KEY+".into()))?;
-        let mut parts = rest.rsplitn(3, '+');
-        let (Some(b64), Some(hex), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(NoteError::Key(
                 "a private key is PRIVATE+KEY+name+keyid+base64".into(),
             ));
