@@ -637,11 +637,14 @@ pub fn verify_export(path: &Path, trusted: &VerifierKey, since: Option<&str>) ->
             }
         }
     }
-    if v.len() != h.entries {
+    let have = v.len();
+    let report = v.finish(latest.as_deref(), &kept, since)?;
+    // Checked after the entries themselves, whose findings (deleted, reordered) are sharper.
+    if have != h.entries {
         return Err(AuditError::Verify(VerifyError::Truncated {
             what: "export header".into(),
             signed: h.entries,
-            have: v.len(),
+            have,
         }));
     }
     if kept.len() as u64 != h.kept_checkpoints {
@@ -654,7 +657,7 @@ pub fn verify_export(path: &Path, trusted: &VerifierKey, since: Option<&str>) ->
             ),
         ));
     }
-    Ok(v.finish(latest.as_deref(), &kept, since)?)
+    Ok(report)
 }
 
 /// The writer: appends events, signs checkpoints, rotates keys. One per data directory at a
