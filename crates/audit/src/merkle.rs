@@ -78,11 +78,7 @@ impl Tree {
     /// A tree over these leaf hashes.
     pub fn from_leaves(leaves: Vec<Hash>) -> Self {
         let mut levels = vec![leaves];
-        loop {
-            let Some(below) = levels.last() else { break };
-            if below.len() < 2 {
-                break;
-            }
+        while let Some(below) = levels.last().filter(|b| b.len() >= 2) {
             let up: Vec<Hash> = below
                 .chunks_exact(2)
                 .map(|p| node_hash(&p[0], &p[1]))
@@ -99,7 +95,7 @@ impl Tree {
         }
         self.levels[0].push(leaf);
         let mut h = 0;
-        while self.levels[h].len() % 2 == 0 {
+        while self.levels[h].len().is_multiple_of(2) {
             let n = self.levels[h].len();
             let parent = node_hash(&self.levels[h][n - 2], &self.levels[h][n - 1]);
             if self.levels.len() == h + 1 {
@@ -147,7 +143,7 @@ impl Tree {
         if n == 0 {
             return empty_root();
         }
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let h = n.trailing_zeros() as usize;
             return self.levels[h][(start / n) as usize];
         }

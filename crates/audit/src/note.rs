@@ -344,7 +344,7 @@ impl Note {
             if !k.verify(self.text.as_bytes(), &s.sig) {
                 return Err(NoteError::BadSignature(format!("{}+{:08x}", k.name, k.id)));
             }
-            if !ok.iter().any(|o| *o == k) {
+            if !ok.contains(&k) {
                 ok.push(k);
             }
         }

@@ -53,18 +53,30 @@ pub enum AuditError {
     },
     #[error("{path}: {detail}")]
     Key { path: PathBuf, detail: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Note(#[from] NoteError),
     #[error("invalid event: {0}")]
-    Event(#[from] EventError),
-    #[error("{0}")]
+    Event(EventError),
+    #[error(transparent)]
     Proof(#[from] ProofError),
     #[error("verification failed: {0}")]
-    Verify(#[from] VerifyError),
+    Verify(VerifyError),
     #[error("{path}: the log is open for writing by another process")]
     Locked { path: PathBuf },
     #[error("{0}")]
     State(String),
+}
+
+impl From<VerifyError> for AuditError {
+    fn from(e: VerifyError) -> Self {
+        AuditError::Verify(e)
+    }
+}
+
+impl From<EventError> for AuditError {
+    fn from(e: EventError) -> Self {
+        AuditError::Event(e)
+    }
 }
 
 impl AuditError {
