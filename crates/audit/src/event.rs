@@ -86,13 +86,27 @@ impl Digest {
     }
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+impl Digest {
+    /// Appends `sha256:<hex>` (the hot path of canonical encoding; no formatter machinery).
+    fn push_to(&self, out: &mut String) {
+        let mut b = [0u8; 71];
+        b[..7].copy_from_slice(b"sha256:");
+        for (i, x) in self.0.iter().enumerate() {
+            b[7 + 2 * i] = HEX[(x >> 4) as usize];
+            b[8 + 2 * i] = HEX[(x & 15) as usize];
+        }
+        // Only ASCII was written.
+        out.push_str(std::str::from_utf8(&b).unwrap_or_default());
+    }
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("sha256:")?;
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        let mut s = String::with_capacity(71);
+        self.push_to(&mut s);
+        f.write_str(&s)
     }
 }
 
@@ -113,10 +127,11 @@ impl FromStr for Digest {
                 "digest {s:?} is not sha256: and 64 lowercase hex digits"
             )));
         }
+        let nibble = |c: u8| if c <= b'9' { c - b'0' } else { c - b'a' + 10 };
+        let h = hex.as_bytes();
         let mut out = [0u8; 32];
         for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-                .map_err(|e| EventError::Invalid(e.to_string()))?;
+            *o = nibble(h[2 * i]) << 4 | nibble(h[2 * i + 1]);
         }
         Ok(Digest(out))
     }
@@ -184,6 +199,11 @@ pub struct Entry {
 
 fn push_str(out: &mut String, s: &str) {
     out.push('"');
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -213,12 +233,12 @@ impl Entry {
         push_str(&mut o, &e.actor);
         if let Some(a) = &e.after {
             o.push_str(",\"after\":\"");
-            o.push_str(&a.to_string());
+            a.push_to(&mut o);
             o.push('"');
         }
         if let Some(b) = &e.before {
             o.push_str(",\"before\":\"");
-            o.push_str(&b.to_string());
+            b.push_to(&mut o);
             o.push('"');
         }
         o.push_str(",\"object\":");
@@ -236,7 +256,19 @@ impl Entry {
     }
 
     /// Reads an entry from its leaf bytes; refuses anything not in canonical form.
+    ///
+    /// A single pass over the canonical grammar (the fast path `verify` runs on every entry);
+    /// when it refuses, the reference reader (serde, then re-encoding and comparing) gives the
+    /// error. Both agree on every input (a property test checks it).
     pub fn parse(bytes: &[u8]) -> Result<Entry, EventError> {
+        match fast::parse(bytes) {
+            Some(e) => Ok(e),
+            None => Self::parse_reference(bytes),
+        }
+    }
+
+    /// The reference reader: serde into the schema, then re-encode and compare bytes.
+    pub fn parse_reference(bytes: &[u8]) -> Result<Entry, EventError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Wire<'a> {
@@ -286,6 +318,175 @@ impl Entry {
             return Err(EventError::NotCanonical);
         }
         Ok(entry)
+    }
+}
+
+/// The canonical grammar, parsed in one pass.
+mod fast {
+    use super::{Digest, EVENT_VERSION, Entry, Event, MAX_EVENT_BYTES};
+
+    struct P<'a> {
+        s: &'a str,
+        i: usize,
+    }
+
+    impl<'a> P<'a> {
+        fn lit(&mut self, l: &str) -> Option<()> {
+            if self.s.as_bytes().get(self.i..self.i + l.len())? == l.as_bytes() {
+                self.i += l.len();
+                Some(())
+            } else {
+                None
+            }
+        }
+
+        fn peek(&self, l: &str) -> bool {
+            self.s.as_bytes().get(self.i..self.i + l.len()) == Some(l.as_bytes())
+        }
+
+        /// A string with exactly the canonical escapes.
+        fn string(&mut self) -> Option<String> {
+            self.lit("\"")?;
+            let b = self.s.as_bytes();
+            let mut out = String::new();
+            let mut start = self.i;
+            loop {
+                // Jump to the next quote or backslash; no control byte may be skipped over.
+                let next = self.i + memchr::memchr2(b'"', b'\\', b.get(self.i..)?)?;
+                if b[self.i..next].iter().any(|&c| c < 0x20) {
+                    return None;
+                }
+                self.i = next;
+                match b[next] {
+                    b'"' => {
+                        out.push_str(self.s.get(start..self.i)?);
+                        self.i += 1;
+                        return Some(out);
+                    }
+                    b'\\' => {
+                        out.push_str(self.s.get(start..self.i)?);
+                        let e = *b.get(self.i + 1)?;
+                        self.i += 2;
+                        match e {
+                            b'"' => out.push('"'),
+                            b'\\' => out.push('\\'),
+                            b'b' => out.push('\u{8}'),
+                            b't' => out.push('\t'),
+                            b'n' => out.push('\n'),
+                            b'f' => out.push('\u{c}'),
+                            b'r' => out.push('\r'),
+                            b'u' => {
+                                let h = b.get(self.i..self.i + 4)?;
+                                let hex = |x: u8| match x {
+                                    b'0'..=b'9' => Some(x - b'0'),
+                                    b'a'..=b'f' => Some(x - b'a' + 10),
+                                    _ => None,
+                                };
+                                if h[0] != b'0' || h[1] != b'0' {
+                                    return None;
+                                }
+                                let v = hex(h[2])? << 4 | hex(h[3])?;
+                                // Only controls without a short form are written as \u00xx.
+                                if v >= 0x20 || matches!(v, 8 | 9 | 10 | 12 | 13) {
+                                    return None;
+                                }
+                                out.push(char::from(v));
+                                self.i += 4;
+                            }
+                            _ => return None,
+                        }
+                        start = self.i;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        /// A decimal without sign or leading zeros.
+        fn uint(&mut self) -> Option<u64> {
+            let b = self.s.as_bytes();
+            let start = self.i;
+            let mut v: u64 = 0;
+            while let Some(d) = b.get(self.i).filter(|d| d.is_ascii_digit()) {
+                v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+                self.i += 1;
+            }
+            let n = self.i - start;
+            if n == 0 || (n > 1 && b[start] == b'0') {
+                return None;
+            }
+            Some(v)
+        }
+
+        /// `"sha256:<64 lowercase hex>"`.
+        fn digest(&mut self) -> Option<Digest> {
+            self.lit("\"sha256:")?;
+            let h = self.s.as_bytes().get(self.i..self.i + 64)?;
+            let nib = |x: u8| match x {
+                b'0'..=b'9' => Some(x - b'0'),
+                b'a'..=b'f' => Some(x - b'a' + 10),
+                _ => None,
+            };
+            let mut d = [0u8; 32];
+            for (k, o) in d.iter_mut().enumerate() {
+                *o = nib(h[2 * k])? << 4 | nib(h[2 * k + 1])?;
+            }
+            self.i += 64;
+            self.lit("\"")?;
+            Some(Digest(d))
+        }
+    }
+
+    pub(super) fn parse(bytes: &[u8]) -> Option<Entry> {
+        if bytes.len() > MAX_EVENT_BYTES {
+            return None;
+        }
+        let s = std::str::from_utf8(bytes).ok()?;
+        let mut p = P { s, i: 0 };
+        p.lit("{\"action\":")?;
+        let action = p.string()?;
+        p.lit(",\"actor\":")?;
+        let actor = p.string()?;
+        let after = if p.peek(",\"after\":") {
+            p.lit(",\"after\":")?;
+            Some(p.digest()?)
+        } else {
+            None
+        };
+        let before = if p.peek(",\"before\":") {
+            p.lit(",\"before\":")?;
+            Some(p.digest()?)
+        } else {
+            None
+        };
+        p.lit(",\"object\":")?;
+        let object = p.string()?;
+        p.lit(",\"reason\":")?;
+        let reason = p.string()?;
+        p.lit(",\"seq\":")?;
+        let seq = p.uint()?;
+        p.lit(",\"time\":")?;
+        let time = p.string()?;
+        p.lit(",\"v\":")?;
+        if p.uint()? != EVENT_VERSION {
+            return None;
+        }
+        p.lit("}")?;
+        if p.i != bytes.len() {
+            return None;
+        }
+        Some(Entry {
+            seq,
+            time,
+            event: Event {
+                actor,
+                action,
+                object,
+                before,
+                after,
+                reason,
+            },
+        })
     }
 }
 
@@ -404,6 +605,32 @@ mod tests {
         #[test]
         fn entry_parser_never_panics(b in proptest::collection::vec(any::<u8>(), 0..400)) {
             let _ = Entry::parse(&b);
+        }
+
+        /// The fast reader accepts exactly what the reference reader accepts, with the same
+        /// result, on canonical entries with one byte changed, inserted or removed.
+        #[test]
+        fn fast_and_reference_readers_agree(
+            actor in "[a-z\\\\\"\u{0}-\u{1f}é]{1,8}", reason in ".{0,12}", seq in any::<u64>(),
+            with_digests in any::<bool>(), pos in any::<usize>(), byte in any::<u8>(), op in 0u8..4
+        ) {
+            let mut e = Event::new(&actor, "policy.load", "o", &reason);
+            if with_digests {
+                e.before = Some(Digest([1; 32]));
+                e.after = Some(Digest([0xfe; 32]));
+            }
+            let entry = Entry { seq, time: rfc3339_millis(0), event: e };
+            let mut b = entry.canonical().into_bytes();
+            let i = pos % (b.len() + 1);
+            match op {
+                0 => {}
+                1 => if i < b.len() { b[i] = byte },
+                2 => b.insert(i, byte),
+                _ => if i < b.len() { b.remove(i); },
+            }
+            let fast = fast::parse(&b);
+            let reference = Entry::parse_reference(&b).ok();
+            prop_assert_eq!(fast, reference);
         }
     }
 }
