@@ -556,9 +556,15 @@ pub fn verify_dir(data_dir: &Path, trusted: &VerifierKey, since: Option<&str>) -
         )));
     }
     let mut v = Verifier::new(trusted.clone());
+    let mut batch = Batch::default();
     let scan = scan_entries(&paths.entries, false, |_, bytes, sum| {
-        v.entry(bytes, Some(sum)).map_err(AuditError::from)
+        batch.add(bytes, Some(*sum));
+        if batch.full() {
+            batch.flush(&mut v)?;
+        }
+        Ok(())
     })?;
+    batch.flush(&mut v)?;
     let latest = read_optional(&paths.checkpoint)?;
     let kept = read_kept(&paths.kept)?;
     let mut report = v.finish(latest.as_deref(), &kept, since)?;
@@ -569,6 +575,35 @@ pub fn verify_dir(data_dir: &Path, trusted: &VerifierKey, since: Option<&str>) -
         ));
     }
     Ok(report)
+}
+
+/// Entries gathered for [`Verifier::entries`], which checks them on several threads.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    recs: Vec<(usize, usize, Option<Hash>)>,
+}
+
+impl Batch {
+    fn add(&mut self, b: &[u8], sum: Option<Hash>) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(b);
+        self.recs.push((start, self.bytes.len(), sum));
+    }
+    fn full(&self) -> bool {
+        self.bytes.len() >= 8 << 20
+    }
+    fn flush(&mut self, v: &mut Verifier) -> Result<()> {
+        let recs: Vec<(&[u8], Option<&Hash>)> = self
+            .recs
+            .iter()
+            .map(|(s, e, h)| (&self.bytes[*s..*e], h.as_ref()))
+            .collect();
+        v.entries(&recs)?;
+        self.bytes.clear();
+        self.recs.clear();
+        Ok(())
+    }
 }
 
 /// Verifies an export file with only the trusted public key.
@@ -614,6 +649,21 @@ pub fn verify_export(path: &Path, trusted: &VerifierKey, since: Option<&str>) ->
         ));
     }
     let mut v = Verifier::new(trusted.clone());
+    let mut batch = Batch::default();
+    let mut first_line = 0u64;
+    // Entry errors name the line: entries are consecutive lines from `first` on.
+    let flush_lines = |batch: &mut Batch, v: &mut Verifier, first: u64| -> Result<()> {
+        let base = v.len();
+        batch.flush(v).map_err(|e| match e {
+            AuditError::Verify(VerifyError::Modified { index, detail }) => {
+                AuditError::Verify(VerifyError::Modified {
+                    index,
+                    detail: format!("line {}: {detail}", first + (index - base)),
+                })
+            }
+            e => e,
+        })
+    };
     let mut lineno = 1u64;
     let mut kept = Vec::new();
     let mut latest = None;
@@ -621,15 +671,16 @@ pub fn verify_export(path: &Path, trusted: &VerifierKey, since: Option<&str>) ->
         lineno += 1;
         if line.first() == Some(&b'{') && line.get(1..3) == Some(b"\"a") {
             // An entry: canonical JSON starts with {"action".
-            v.entry(&line, None).map_err(|e| match e {
-                VerifyError::Modified { index, detail } => VerifyError::Modified {
-                    index,
-                    detail: format!("line {lineno}: {detail}"),
-                },
-                e => e,
-            })?;
+            if batch.recs.is_empty() {
+                first_line = lineno;
+            }
+            batch.add(&line, None);
+            if batch.full() {
+                flush_lines(&mut batch, &mut v, first_line)?;
+            }
             continue;
         }
+        flush_lines(&mut batch, &mut v, first_line)?;
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Cp {
@@ -649,6 +700,7 @@ pub fn verify_export(path: &Path, trusted: &VerifierKey, since: Option<&str>) ->
             }
         }
     }
+    flush_lines(&mut batch, &mut v, first_line)?;
     let have = v.len();
     let report = v.finish(latest.as_deref(), &kept, since)?;
     // Checked after the entries themselves, whose findings (deleted, reordered) are sharper.

@@ -506,3 +506,44 @@ mod props {
         }
     }
 }
+
+#[test]
+fn large_logs_are_checked_in_parallel_and_report_the_first_change() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("data");
+    {
+        let mut log = open(&dir);
+        let evs: Vec<Event> = (0..5000).map(event).collect();
+        log.append_batch(&evs).unwrap();
+    }
+    assert_eq!(verify(&dir).unwrap().signed_size, 5000);
+    let out = t.path().join("e.jsonl");
+    LogReader::open(&dir).unwrap().export(&out).unwrap();
+    verify_export(&out, &trusted(&dir), None).expect("large export");
+
+    // Two modified entries, in different threads' shares: the lower index is reported.
+    let (h, mut recs) = records(&dir);
+    for i in [4100usize, 1200] {
+        recs[i] = rewrite(&recs[i], |e| e.replace("alice", "mallo"), false);
+    }
+    write_records(&dir, &h, &recs);
+    assert!(matches!(
+        verify_err(&dir),
+        VerifyError::Modified { index: 1200, .. }
+    ));
+
+    // In an export, a non-canonical line is named by entry and line.
+    let text = fs::read_to_string(&out).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[3001] = lines[3001].replacen(":", ": ", 1);
+    fs::write(&out, lines.join("\n") + "\n").unwrap();
+    match verify_export(&out, &trusted(&dir), None) {
+        Err(AuditError::Verify(VerifyError::Modified {
+            index: 3000,
+            detail,
+        })) => {
+            assert!(detail.starts_with("line 3002:"), "{detail}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
