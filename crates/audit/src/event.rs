@@ -220,6 +220,14 @@ fn push_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Checks that `bytes` is a canonical entry without building it: `Ok((seq, is key.rotate))`.
+pub fn check_canonical(bytes: &[u8]) -> Result<(u64, bool), EventError> {
+    match fast::scan(bytes) {
+        Some(r) => Ok(r),
+        None => Entry::parse(bytes).map(|e| (e.seq, e.event.action == actions::KEY_ROTATE)),
+    }
+}
+
 impl Entry {
     /// The canonical JSON bytes (the leaf).
     pub fn canonical(&self) -> String {
@@ -346,9 +354,17 @@ mod fast {
 
         /// A string with exactly the canonical escapes.
         fn string(&mut self) -> Option<String> {
+            let mut out = String::new();
+            self.string_into(Some(&mut out))?;
+            Some(out)
+        }
+
+        /// Checks a string with exactly the canonical escapes; decodes it into `out` if given.
+        /// Returns the raw (escaped) text between the quotes.
+        fn string_into(&mut self, mut out: Option<&mut String>) -> Option<&'a str> {
             self.lit("\"")?;
             let b = self.s.as_bytes();
-            let mut out = String::new();
+            let first = self.i;
             let mut start = self.i;
             loop {
                 // Jump to the next quote or backslash; no control byte may be skipped over.
@@ -357,48 +373,51 @@ mod fast {
                     return None;
                 }
                 self.i = next;
-                match b[next] {
-                    b'"' => {
-                        out.push_str(self.s.get(start..self.i)?);
-                        self.i += 1;
-                        return Some(out);
+                if b[next] == b'"' {
+                    if let Some(o) = out.as_deref_mut() {
+                        o.push_str(self.s.get(start..self.i)?);
                     }
-                    b'\\' => {
-                        out.push_str(self.s.get(start..self.i)?);
-                        let e = *b.get(self.i + 1)?;
-                        self.i += 2;
-                        match e {
-                            b'"' => out.push('"'),
-                            b'\\' => out.push('\\'),
-                            b'b' => out.push('\u{8}'),
-                            b't' => out.push('\t'),
-                            b'n' => out.push('\n'),
-                            b'f' => out.push('\u{c}'),
-                            b'r' => out.push('\r'),
-                            b'u' => {
-                                let h = b.get(self.i..self.i + 4)?;
-                                let hex = |x: u8| match x {
-                                    b'0'..=b'9' => Some(x - b'0'),
-                                    b'a'..=b'f' => Some(x - b'a' + 10),
-                                    _ => None,
-                                };
-                                if h[0] != b'0' || h[1] != b'0' {
-                                    return None;
-                                }
-                                let v = hex(h[2])? << 4 | hex(h[3])?;
-                                // Only controls without a short form are written as \u00xx.
-                                if v >= 0x20 || matches!(v, 8 | 9 | 10 | 12 | 13) {
-                                    return None;
-                                }
-                                out.push(char::from(v));
-                                self.i += 4;
-                            }
-                            _ => return None,
+                    self.i += 1;
+                    return self.s.get(first..next);
+                }
+                // A backslash.
+                if let Some(o) = out.as_deref_mut() {
+                    o.push_str(self.s.get(start..self.i)?);
+                }
+                let e = *b.get(self.i + 1)?;
+                self.i += 2;
+                let c = match e {
+                    b'"' => '"',
+                    b'\\' => '\\',
+                    b'b' => '\u{8}',
+                    b't' => '\t',
+                    b'n' => '\n',
+                    b'f' => '\u{c}',
+                    b'r' => '\r',
+                    b'u' => {
+                        let h = b.get(self.i..self.i + 4)?;
+                        let hex = |x: u8| match x {
+                            b'0'..=b'9' => Some(x - b'0'),
+                            b'a'..=b'f' => Some(x - b'a' + 10),
+                            _ => None,
+                        };
+                        if h[0] != b'0' || h[1] != b'0' {
+                            return None;
                         }
-                        start = self.i;
+                        let v = hex(h[2])? << 4 | hex(h[3])?;
+                        // Only controls without a short form are written as \u00xx.
+                        if v >= 0x20 || matches!(v, 8 | 9 | 10 | 12 | 13) {
+                            return None;
+                        }
+                        self.i += 4;
+                        char::from(v)
                     }
                     _ => return None,
+                };
+                if let Some(o) = out.as_deref_mut() {
+                    o.push(c);
                 }
+                start = self.i;
             }
         }
 
@@ -435,6 +454,42 @@ mod fast {
             self.lit("\"")?;
             Some(Digest(d))
         }
+    }
+
+    /// Checks canonical form without building the entry: returns `seq` and whether the action
+    /// is `key.rotate` (whose entries the caller then reads in full).
+    pub(crate) fn scan(bytes: &[u8]) -> Option<(u64, bool)> {
+        if bytes.len() > MAX_EVENT_BYTES {
+            return None;
+        }
+        let s = std::str::from_utf8(bytes).ok()?;
+        let mut p = P { s, i: 0 };
+        p.lit("{\"action\":")?;
+        let rotate = p.string_into(None)? == super::actions::KEY_ROTATE;
+        p.lit(",\"actor\":")?;
+        p.string_into(None)?;
+        if p.peek(",\"after\":") {
+            p.lit(",\"after\":")?;
+            p.digest()?;
+        }
+        if p.peek(",\"before\":") {
+            p.lit(",\"before\":")?;
+            p.digest()?;
+        }
+        p.lit(",\"object\":")?;
+        p.string_into(None)?;
+        p.lit(",\"reason\":")?;
+        p.string_into(None)?;
+        p.lit(",\"seq\":")?;
+        let seq = p.uint()?;
+        p.lit(",\"time\":")?;
+        p.string_into(None)?;
+        p.lit(",\"v\":")?;
+        if p.uint()? != EVENT_VERSION {
+            return None;
+        }
+        p.lit("}")?;
+        (p.i == bytes.len()).then_some((seq, rotate))
     }
 
     pub(super) fn parse(bytes: &[u8]) -> Option<Entry> {
@@ -630,6 +685,8 @@ mod tests {
             }
             let fast = fast::parse(&b);
             let reference = Entry::parse_reference(&b).ok();
+            let scan = fast::scan(&b);
+            prop_assert_eq!(scan, reference.as_ref().map(|e| (e.seq, e.event.action == actions::KEY_ROTATE)));
             prop_assert_eq!(fast, reference);
         }
     }

@@ -3,7 +3,7 @@
 //! checkpoints, the chain of keys is followed from the trusted key, and an older checkpoint the
 //! auditor kept is linked to the latest one by a consistency proof.
 
-use crate::event::{Digest, Entry, actions};
+use crate::event::{Digest, Entry, check_canonical};
 use crate::merkle::{Hash, Tree, empty_root, leaf_hash, verify_consistency};
 use crate::note::{NoteError, SignedCheckpoint, VerifierKey};
 use base64::Engine as _;
@@ -101,11 +101,13 @@ fn check_one(index: u64, bytes: &[u8], stored: Option<&Hash>) -> Result<Checked,
             detail: "the event bytes do not match the checksum stored with them".into(),
         });
     }
-    let entry = Entry::parse(bytes).map_err(|e| VerifyError::Modified {
+    let bad = |e: crate::event::EventError| VerifyError::Modified {
         index,
         detail: format!("not a canonical audit event: {e}"),
-    })?;
-    let rotation = if entry.event.action == actions::KEY_ROTATE {
+    };
+    let (seq, rotate) = check_canonical(bytes).map_err(bad)?;
+    let rotation = if rotate {
+        let entry = Entry::parse(bytes).map_err(bad)?;
         let new_key =
             entry
                 .event
@@ -126,7 +128,7 @@ fn check_one(index: u64, bytes: &[u8], stored: Option<&Hash>) -> Result<Checked,
     };
     Ok(Checked {
         leaf,
-        seq: entry.seq,
+        seq,
         rotation,
     })
 }
