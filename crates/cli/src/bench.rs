@@ -160,82 +160,6 @@ fn to_json(mut g: bulkhead_synth::Generated) -> Result<bulkhead_synth::Generated
     Ok(g)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn generate(out: &std::path::Path, seed: u64, force: bool) -> Result<()> {
-        run(BenchCommand::Generate {
-            workloads: 120,
-            namespaces: 6,
-            policies: 24,
-            anps: 3,
-            no_banp: false,
-            seed,
-            out: out.to_path_buf(),
-            force,
-            json: false,
-        })
-    }
-
-    #[test]
-    fn json_and_yaml_forms_load_to_the_same_connectivity() {
-        let base =
-            std::env::temp_dir().join(format!("bulkhead-cli-bench-json-{}", std::process::id()));
-        let (y, j) = (base.join("yaml"), base.join("json"));
-        for (dir, json) in [(&y, false), (&j, true)] {
-            run(BenchCommand::Generate {
-                workloads: 150,
-                namespaces: 6,
-                policies: 30,
-                anps: 4,
-                no_banp: false,
-                seed: 11,
-                out: dir.to_path_buf(),
-                force: false,
-                json,
-            })
-            .expect("generate");
-        }
-        let text = |dir: &std::path::Path| {
-            let loaded = bulkhead_k8s::Loaded::from_paths(&[dir]);
-            assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-            let engine = bulkhead_core::Engine::new(&loaded.cluster);
-            let conns =
-                bulkhead_analysis::connectivity(&engine, &bulkhead_analysis::Options::default());
-            bulkhead_analysis::render(&conns, bulkhead_analysis::Format::Txt, &engine)
-        };
-        let (a, b) = (text(&y), text(&j));
-        let _ = std::fs::remove_dir_all(&base);
-        assert!(a.lines().count() > 100, "a cluster with real connectivity");
-        assert_eq!(a, b, "YAML and JSON forms differ");
-    }
-
-    #[test]
-    fn generate_writes_a_cluster_the_loader_reads() {
-        let dir = std::env::temp_dir().join(format!("bulkhead-cli-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        generate(&dir, 3, false).expect("generates into a new directory");
-        let first = std::fs::read(dir.join("netpols.yaml")).expect("netpols.yaml");
-        assert!(
-            generate(&dir, 3, false).is_err(),
-            "a non-empty directory is refused without --force"
-        );
-        generate(&dir, 3, true).expect("--force rewrites");
-        assert_eq!(
-            std::fs::read(dir.join("netpols.yaml")).expect("netpols.yaml"),
-            first,
-            "the same seed writes the same bytes"
-        );
-        let loaded = bulkhead_k8s::Loaded::from_paths(&[&dir]);
-        assert!(loaded.errors.is_empty(), "errors: {:?}", loaded.errors);
-        assert_eq!(loaded.cluster.workloads.len(), 120);
-        assert_eq!(loaded.cluster.namespaces.len(), 6);
-        assert_eq!(loaded.cluster.policies.len(), 24 + 3 + 1);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
 /// Figures of `bench audit`.
 fn audit_bench(
     entries: u64,
@@ -367,4 +291,80 @@ fn audit_bench(
         eprintln!("kept the log in {}", data.display());
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generate(out: &std::path::Path, seed: u64, force: bool) -> Result<()> {
+        run(BenchCommand::Generate {
+            workloads: 120,
+            namespaces: 6,
+            policies: 24,
+            anps: 3,
+            no_banp: false,
+            seed,
+            out: out.to_path_buf(),
+            force,
+            json: false,
+        })
+    }
+
+    #[test]
+    fn json_and_yaml_forms_load_to_the_same_connectivity() {
+        let base =
+            std::env::temp_dir().join(format!("bulkhead-cli-bench-json-{}", std::process::id()));
+        let (y, j) = (base.join("yaml"), base.join("json"));
+        for (dir, json) in [(&y, false), (&j, true)] {
+            run(BenchCommand::Generate {
+                workloads: 150,
+                namespaces: 6,
+                policies: 30,
+                anps: 4,
+                no_banp: false,
+                seed: 11,
+                out: dir.to_path_buf(),
+                force: false,
+                json,
+            })
+            .expect("generate");
+        }
+        let text = |dir: &std::path::Path| {
+            let loaded = bulkhead_k8s::Loaded::from_paths(&[dir]);
+            assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+            let engine = bulkhead_core::Engine::new(&loaded.cluster);
+            let conns =
+                bulkhead_analysis::connectivity(&engine, &bulkhead_analysis::Options::default());
+            bulkhead_analysis::render(&conns, bulkhead_analysis::Format::Txt, &engine)
+        };
+        let (a, b) = (text(&y), text(&j));
+        let _ = std::fs::remove_dir_all(&base);
+        assert!(a.lines().count() > 100, "a cluster with real connectivity");
+        assert_eq!(a, b, "YAML and JSON forms differ");
+    }
+
+    #[test]
+    fn generate_writes_a_cluster_the_loader_reads() {
+        let dir = std::env::temp_dir().join(format!("bulkhead-cli-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        generate(&dir, 3, false).expect("generates into a new directory");
+        let first = std::fs::read(dir.join("netpols.yaml")).expect("netpols.yaml");
+        assert!(
+            generate(&dir, 3, false).is_err(),
+            "a non-empty directory is refused without --force"
+        );
+        generate(&dir, 3, true).expect("--force rewrites");
+        assert_eq!(
+            std::fs::read(dir.join("netpols.yaml")).expect("netpols.yaml"),
+            first,
+            "the same seed writes the same bytes"
+        );
+        let loaded = bulkhead_k8s::Loaded::from_paths(&[&dir]);
+        assert!(loaded.errors.is_empty(), "errors: {:?}", loaded.errors);
+        assert_eq!(loaded.cluster.workloads.len(), 120);
+        assert_eq!(loaded.cluster.namespaces.len(), 6);
+        assert_eq!(loaded.cluster.policies.len(), 24 + 3 + 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
