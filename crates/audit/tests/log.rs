@@ -547,3 +547,43 @@ fn large_logs_are_checked_in_parallel_and_report_the_first_change() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_rotation_cut_short_by_a_crash_is_completed_or_discarded_on_open() {
+    let (_t, dir) = log_with(2);
+    let p = Paths::new(&dir);
+    let first = trusted(&dir);
+    let staged = p.signing_key.with_extension("key.new");
+    // A staged key that no entry names (crash before the event): discarded.
+    fs::copy(&p.signing_key, &staged).unwrap();
+    drop(open(&dir));
+    assert!(!staged.exists());
+
+    // Crash after the key.rotate entry, before the endorsement and the switch of keys.
+    let old_key = fs::read(&p.signing_key).unwrap();
+    let old_cp = fs::read(&p.checkpoint).unwrap();
+    open(&dir).rotate_key("alice", "rotation").unwrap();
+    fs::rename(&p.signing_key, &staged).unwrap();
+    fs::write(&p.signing_key, &old_key).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&p.signing_key, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    fs::write(&p.checkpoint, &old_cp).unwrap();
+    let _ = fs::remove_file(&p.kept);
+    // Until then the rotation entry is an unacknowledged tail, not in force.
+    let half = verify_dir(&dir, &first, None).expect("the signed part verifies");
+    assert_eq!((half.signed_size, half.keys.len()), (2, 1));
+    assert!(
+        half.warnings.iter().any(|w| w.contains("not yet in force")),
+        "{:?}",
+        half.warnings
+    );
+    let log = open(&dir);
+    assert!(!staged.exists());
+    assert_eq!(log.latest().checkpoint.size, 3);
+    drop(log);
+    let r = verify_dir(&dir, &first, None).expect("completed rotation verifies");
+    assert_eq!(r.keys.len(), 2);
+}
