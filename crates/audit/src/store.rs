@@ -777,6 +777,14 @@ impl AuditLog {
             KeySource::DataDir | KeySource::DataDirNamed(_) => {
                 if paths.signing_key.exists() {
                     load_key(&paths.signing_key)?
+                } else if fs::metadata(&paths.entries)
+                    .is_ok_and(|m| m.len() > ENTRIES_HEADER.len() as u64)
+                {
+                    // A new key for an existing log would sign checkpoints no auditor trusts.
+                    return Err(AuditError::Key {
+                        path: paths.signing_key.clone(),
+                        detail: "missing, and the log already has entries: restore it or give --signing-key".into(),
+                    });
                 } else {
                     let name = match &source {
                         KeySource::DataDirNamed(n) => n.clone(),
@@ -863,6 +871,20 @@ impl AuditLog {
             && let Ok(cp) = SignedCheckpoint::parse(&text)
         {
             let size = cp.checkpoint.size;
+            if cp
+                .note
+                .verify(std::slice::from_ref(self.key.verifier()))
+                .is_err()
+            {
+                return Err(AuditError::Key {
+                    path: self.paths.checkpoint.clone(),
+                    detail: format!(
+                        "the latest checkpoint is signed by {}, not by this signing key ({}); use the log's key",
+                        cp.note.signers(),
+                        self.key.verifier()
+                    ),
+                });
+            }
             if size > n {
                 return Err(AuditError::Verify(VerifyError::Truncated {
                     what: format!("latest checkpoint ({})", self.paths.checkpoint.display()),

@@ -587,3 +587,33 @@ fn a_rotation_cut_short_by_a_crash_is_completed_or_discarded_on_open() {
     let r = verify_dir(&dir, &first, None).expect("completed rotation verifies");
     assert_eq!(r.keys.len(), 2);
 }
+
+#[test]
+fn the_writer_refuses_a_key_that_is_not_the_logs() {
+    let (t, dir) = log_with(2);
+    let p = Paths::new(&dir);
+    // Another key given by path.
+    let other = t.path().join("other.key");
+    {
+        let k = SigningKey::from_seed(ORIGIN, &[9; 32]).unwrap();
+        let mut o = fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        use std::io::Write;
+        o.open(&other)
+            .unwrap()
+            .write_all(k.to_secret_text().as_bytes())
+            .unwrap();
+    }
+    let e = AuditLog::open(&dir, KeySource::Path(other)).unwrap_err();
+    assert!(e.to_string().contains("not by this signing key"), "{e}");
+    // A lost key is not silently replaced.
+    fs::remove_file(&p.signing_key).unwrap();
+    let e = AuditLog::open(&dir, KeySource::DataDir).unwrap_err();
+    assert!(e.to_string().contains("already has entries"), "{e}");
+    assert!(!p.signing_key.exists());
+}
