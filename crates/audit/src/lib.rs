@@ -24,14 +24,16 @@
 pub mod event;
 pub mod merkle;
 pub mod note;
+mod proof;
 mod store;
 mod verify;
 
 pub use event::{Clock, Digest, Entry, Event, EventError, FixedClock, SystemClock, actions};
 pub use merkle::{Hash, ProofError, Tree};
 pub use note::{Checkpoint, Note, NoteError, SignedCheckpoint, SigningKey, VerifierKey};
+pub use proof::{Proof, ProofFormatError};
 pub use store::{
     AuditError, AuditLog, ENTRIES_HEADER, EXPORT_FORMAT, KeySource, LogReader, Paths,
     default_trusted_key, verify_dir, verify_export,
 };
-pub use verify::{Report, SinceReport, Verifier, VerifyError};
+pub use verify::{Report, SinceReport, Verifier, VerifyError, note_error};

@@ -43,6 +43,8 @@ pub enum VerifyError {
     NotConsistent { size: u64, detail: String },
     #[error("malformed {what}: {detail}")]
     Malformed { what: String, detail: String },
+    #[error("proof: {0}")]
+    Proof(String),
     #[error("no signed checkpoint covers the {entries} entries of the log")]
     NoCheckpoint { entries: u64 },
 }
@@ -455,7 +457,8 @@ impl Verifier {
     }
 }
 
-fn note_error(what: &str, e: NoteError) -> VerifyError {
+/// A note verification error as a finding about `what`.
+pub fn note_error(what: &str, e: NoteError) -> VerifyError {
     match e {
         NoteError::BadSignature(d) => VerifyError::BadSignature {
             what: what.to_string(),

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bulkhead_audit::{
-    AuditError, AuditLog, Digest, Entry, Event, KeySource, LogReader, VerifierKey,
-    default_trusted_key, merkle, verify_dir, verify_export,
+    AuditError, AuditLog, Digest, Entry, Event, KeySource, LogReader, Proof, SignedCheckpoint,
+    VerifierKey, VerifyError, default_trusted_key, merkle, note_error, verify_dir, verify_export,
 };
 use clap::{Subcommand, ValueEnum};
 use std::io::Write;
@@ -92,6 +92,19 @@ enum AuditCommand {
         /// Newer tree size.
         #[arg(long, requires = "from")]
         to: Option<u64>,
+    },
+    /// Check a proof printed by `prove` (offline): its arithmetic, and with --checkpoint that a
+    /// checkpoint signed by --public-key names the same tree size and root.
+    CheckProof {
+        /// The proof's JSON file.
+        #[arg(long, value_name = "FILE")]
+        proof: PathBuf,
+        /// A signed checkpoint the proof must end in.
+        #[arg(long, value_name = "FILE", requires = "public_key")]
+        checkpoint: Option<PathBuf>,
+        /// The key that must sign the checkpoint (verifier key string or file).
+        #[arg(long, value_name = "KEY|FILE")]
+        public_key: Option<String>,
     },
     /// Write a self-contained export (entries and checkpoints), verifiable with only the
     /// public key.
@@ -356,43 +369,74 @@ fn run_inner(args: AuditArgs) -> Result<ExitCode> {
         } => {
             let r = LogReader::open(&dir)?;
             let latest = r.latest_parsed()?;
-            let v = match (index, from, to) {
+            let proof = match (index, from, to) {
                 (Some(index), _, _) => {
                     let size = match (size, &latest) {
                         (Some(s), _) => s,
                         (None, Some(c)) => c.checkpoint.size,
                         (None, None) => r.len(),
                     };
-                    let p = r.tree().inclusion_proof(index, size)?;
                     let (bytes, _) = r.entry(index)?;
-                    let leaf = merkle::leaf_hash(&bytes);
-                    let root = r.tree().root_at(size)?;
-                    merkle::verify_inclusion(index, size, &leaf, &p, &root)?;
-                    serde_json::json!({
-                        "type": "inclusion",
-                        "index": index,
-                        "tree_size": size,
-                        "leaf_hash": B64.encode(leaf),
-                        "root": B64.encode(root),
-                        "proof": p.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
-                    })
+                    Proof::Inclusion {
+                        index,
+                        tree_size: size,
+                        leaf_hash: merkle::leaf_hash(&bytes),
+                        root: r.tree().root_at(size)?,
+                        proof: r.tree().inclusion_proof(index, size)?,
+                    }
                 }
-                (None, Some(m), Some(n)) => {
-                    let p = r.tree().consistency_proof(m, n)?;
-                    let (r1, r2) = (r.tree().root_at(m)?, r.tree().root_at(n)?);
-                    merkle::verify_consistency(m, n, &r1, &r2, &p)?;
-                    serde_json::json!({
-                        "type": "consistency",
-                        "first": m,
-                        "second": n,
-                        "first_root": B64.encode(r1),
-                        "second_root": B64.encode(r2),
-                        "proof": p.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
-                    })
-                }
+                (None, Some(m), Some(n)) => Proof::Consistency {
+                    first: m,
+                    second: n,
+                    first_root: r.tree().root_at(m)?,
+                    second_root: r.tree().root_at(n)?,
+                    proof: r.tree().consistency_proof(m, n)?,
+                },
                 _ => bail!("give --index N [--size M], or --from M --to N"),
             };
-            out(&(serde_json::to_string_pretty(&v)? + "\n"))?;
+            proof.verify()?;
+            out(&proof.to_json())?;
+        }
+        AuditCommand::CheckProof {
+            proof,
+            checkpoint,
+            public_key,
+        } => {
+            let text = std::fs::read_to_string(&proof)
+                .with_context(|| format!("cannot read {}", proof.display()))?;
+            let fail = |d: String| AuditError::Verify(VerifyError::Proof(d));
+            let p = Proof::parse(&text).map_err(|e| fail(format!("{}: {e}", proof.display())))?;
+            p.verify()
+                .map_err(|e| fail(format!("{}: {e}", proof.display())))?;
+            let (size, root) = p.tree_head();
+            let mut msg = format!(
+                "ok: the proof holds for the tree of size {size} with root {}\n",
+                B64.encode(root)
+            );
+            if let Some(cp_path) = checkpoint {
+                let (key, _) = trusted_key(public_key.as_ref(), &dir, true)?;
+                let cp_text = std::fs::read_to_string(&cp_path)
+                    .with_context(|| format!("cannot read {}", cp_path.display()))?;
+                let what = format!("checkpoint {}", cp_path.display());
+                let cp = SignedCheckpoint::parse(&cp_text).map_err(|e| {
+                    AuditError::Verify(VerifyError::Malformed {
+                        what: what.clone(),
+                        detail: e.to_string(),
+                    })
+                })?;
+                cp.note
+                    .verify(std::slice::from_ref(&key))
+                    .map_err(|e| AuditError::Verify(note_error(&what, e)))?;
+                if (cp.checkpoint.size, cp.checkpoint.root) != (size, root) {
+                    return Err(fail(format!(
+                        "the {what} signs size {} with another root or size than the proof",
+                        cp.checkpoint.size
+                    ))
+                    .into());
+                }
+                msg.push_str(&format!("and {what} signed by {key} names that tree\n"));
+            }
+            out(&msg)?;
         }
         AuditCommand::Export { out: file } => {
             let r = LogReader::open(&dir)?;

@@ -279,3 +279,69 @@ fn the_private_key_is_never_printed() {
     assert!(!all.contains(&b64));
     assert!(!all.contains("PRIVATE+KEY"));
 }
+
+#[test]
+fn an_auditor_checks_a_single_proof_against_a_checkpoint() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    record(d, 3);
+    ok(d, &["checkpoint", "--out", "old.cp"]);
+    record(d, 4);
+    ok(d, &["checkpoint", "--out", "cp"]);
+    let key = std::fs::read_to_string(d.join("bulkhead-data/audit/trust.pub")).unwrap();
+    let key = key.trim();
+    std::fs::write(d.join("inc.json"), ok(d, &["prove", "--index", "5"])).unwrap();
+    std::fs::write(
+        d.join("con.json"),
+        ok(d, &["prove", "--from", "3", "--to", "7"]),
+    )
+    .unwrap();
+    let auditor = tempfile::tempdir().unwrap();
+    let a = auditor.path();
+    for f in ["inc.json", "con.json", "cp", "old.cp"] {
+        std::fs::copy(d.join(f), a.join(f)).unwrap();
+    }
+    for p in ["inc.json", "con.json"] {
+        let o = ok(
+            a,
+            &[
+                "check-proof",
+                "--proof",
+                p,
+                "--checkpoint",
+                "cp",
+                "--public-key",
+                key,
+            ],
+        );
+        assert!(
+            o.contains("ok: the proof holds for the tree of size 7"),
+            "{o}"
+        );
+        // Against an older checkpoint the tree heads differ.
+        let e = fails(
+            a,
+            &[
+                "check-proof",
+                "--proof",
+                p,
+                "--checkpoint",
+                "old.cp",
+                "--public-key",
+                key,
+            ],
+            1,
+        );
+        assert!(e.contains("proof:"), "{e}");
+    }
+    // A changed index no longer proves anything.
+    let inc = std::fs::read_to_string(a.join("inc.json")).unwrap();
+    std::fs::write(
+        a.join("bad.json"),
+        inc.replace("\"index\": 5", "\"index\": 4"),
+    )
+    .unwrap();
+    fails(a, &["check-proof", "--proof", "bad.json"], 1);
+    std::fs::write(a.join("junk.json"), "{\"type\":\"inclusion\"}").unwrap();
+    fails(a, &["check-proof", "--proof", "junk.json"], 1);
+}
