@@ -441,20 +441,41 @@ mod fast {
         fn digest(&mut self) -> Option<Digest> {
             self.lit("\"sha256:")?;
             let h = self.s.as_bytes().get(self.i..self.i + 64)?;
-            let nib = |x: u8| match x {
-                b'0'..=b'9' => Some(x - b'0'),
-                b'a'..=b'f' => Some(x - b'a' + 10),
-                _ => None,
-            };
+            // Branch-free: invalid digits have high bits set, collected in `bad`.
+            let mut bad = 0u8;
             let mut d = [0u8; 32];
             for (k, o) in d.iter_mut().enumerate() {
-                *o = nib(h[2 * k])? << 4 | nib(h[2 * k + 1])?;
+                let (hi, lo) = (
+                    HEX_VALUE[h[2 * k] as usize],
+                    HEX_VALUE[h[2 * k + 1] as usize],
+                );
+                bad |= hi | lo;
+                *o = (hi << 4) | lo;
+            }
+            if bad & 0xf0 != 0 {
+                return None;
             }
             self.i += 64;
             self.lit("\"")?;
             Some(Digest(d))
         }
     }
+
+    /// The value of a lowercase hex digit, 0xff for any other byte.
+    const HEX_VALUE: [u8; 256] = {
+        let mut t = [0xffu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
 
     /// Checks canonical form without building the entry: returns `seq` and whether the action
     /// is `key.rotate` (whose entries the caller then reads in full).
