@@ -264,6 +264,21 @@ impl Verifier {
             kept_cps.push(parse(&format!("kept checkpoint {}", i + 1), t)?);
         }
         let Some(latest) = latest else {
+            // An auditor's checkpoint of a non-empty tree against a log with no checkpoint at
+            // all: everything it covered is gone.
+            if let Some(old) = since.and_then(|t| SignedCheckpoint::parse(t).ok())
+                && old.checkpoint.size > n
+            {
+                let what = format!("--since checkpoint of size {}", old.checkpoint.size);
+                old.note
+                    .verify(std::slice::from_ref(&self.trusted))
+                    .map_err(|e| note_error(&what, e))?;
+                return Err(VerifyError::Truncated {
+                    what: format!("--since checkpoint of size {}", old.checkpoint.size),
+                    signed: old.checkpoint.size,
+                    have: n,
+                });
+            }
             if n == 0 && since.is_none() {
                 return Ok(Report {
                     origin: None,

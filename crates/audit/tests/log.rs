@@ -617,3 +617,24 @@ fn the_writer_refuses_a_key_that_is_not_the_logs() {
     assert!(e.to_string().contains("already has entries"), "{e}");
     assert!(!p.signing_key.exists());
 }
+
+#[test]
+fn an_emptied_log_is_caught_by_an_older_checkpoint() {
+    let (_t, dir) = log_with(3);
+    let old = open(&dir).publish_checkpoint().unwrap();
+    let key = trusted(&dir);
+    let p = Paths::new(&dir);
+    for f in [&p.entries, &p.checkpoint, &p.kept] {
+        fs::remove_file(f).unwrap();
+    }
+    fs::write(&p.entries, bulkhead_audit::ENTRIES_HEADER).unwrap();
+    // On its own an empty log verifies (with a warning)...
+    assert_eq!(verify_dir(&dir, &key, None).unwrap().entries, 0);
+    // ...but not against the checkpoint the auditor kept.
+    match verify_dir(&dir, &key, Some(&old)) {
+        Err(AuditError::Verify(VerifyError::Truncated {
+            signed: 3, have: 0, ..
+        })) => {}
+        other => panic!("{other:?}"),
+    }
+}
