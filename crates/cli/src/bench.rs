@@ -38,6 +38,27 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the audit log: batched appends (each batch fsynced and signed), verification of
+    /// the whole log from disk and from an export, open, and proof generation and verification;
+    /// prints JSON.
+    Audit {
+        /// Entries to append.
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        /// Entries per batch (one fsync and one signed checkpoint per batch).
+        #[arg(long, default_value_t = 1000)]
+        batch: u64,
+        /// Inclusion and consistency proofs to time.
+        #[arg(long, default_value_t = 1000)]
+        proofs: u64,
+        /// Where to build the log (a fresh directory is made inside; default: the system's
+        /// temporary directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Keep the log afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Measure loading, engine build, full connectivity, single decisions and incremental policy
     /// updates on the manifests under PATH; prints JSON.
     Connectivity {
@@ -57,6 +78,16 @@ pub enum BenchCommand {
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Audit {
+            entries,
+            batch,
+            proofs,
+            dir,
+            keep,
+        } => {
+            let figures = audit_bench(entries, batch, proofs, dir.as_deref(), keep)?;
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+        }
         BenchCommand::Generate {
             workloads,
             namespaces,
@@ -127,6 +158,139 @@ fn to_json(mut g: bulkhead_synth::Generated) -> Result<bulkhead_synth::Generated
         f.name = f.name.replace(".yaml", ".json");
     }
     Ok(g)
+}
+
+/// Figures of `bench audit`.
+fn audit_bench(
+    entries: u64,
+    batch: u64,
+    proofs: u64,
+    dir: Option<&std::path::Path>,
+    keep: bool,
+) -> Result<serde_json::Value> {
+    use bulkhead_audit::merkle::{leaf_hash, verify_consistency, verify_inclusion};
+    use bulkhead_audit::{AuditLog, Digest, Event, KeySource, LogReader, actions};
+    if batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let base = dir.map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let data = base.join(format!(
+        "bulkhead-audit-bench-{}-{nanos}",
+        std::process::id()
+    ));
+    if data.exists() {
+        bail!("{} exists", data.display());
+    }
+    let result = (|| -> Result<serde_json::Value> {
+        let mut log = AuditLog::open(&data, KeySource::DataDirNamed("bench.example/audit".into()))?;
+        // A realistic event: digests before and after, a path-like object, a ticket.
+        let make = |i: u64| {
+            let mut e = Event::new(
+                "svc-policy-controller",
+                actions::POLICY_APPLY,
+                &format!("payments/pci-segment@v{i}"),
+                &format!("CHG-{:06}", i % 1_000_000),
+            );
+            e.before = Some(Digest::of(&i.to_le_bytes()));
+            e.after = Some(Digest::of(&(i + 1).to_le_bytes()));
+            e
+        };
+        let t = Instant::now();
+        let mut done = 0;
+        let mut buf = Vec::with_capacity(batch as usize);
+        while done < entries {
+            buf.clear();
+            let n = batch.min(entries - done);
+            buf.extend((done..done + n).map(make));
+            log.append_batch(&buf)?;
+            done += n;
+        }
+        let append_s = t.elapsed().as_secs_f64();
+        let entries_bytes = std::fs::metadata(&log.paths().entries)?.len();
+        let trusted = log.verifier().clone();
+        drop(log);
+
+        let t = Instant::now();
+        let log = AuditLog::open(&data, KeySource::DataDir)?;
+        let open_s = t.elapsed().as_secs_f64();
+        drop(log);
+
+        let t = Instant::now();
+        let rep = bulkhead_audit::verify_dir(&data, &trusted, None)?;
+        let verify_dir_s = t.elapsed().as_secs_f64();
+        if rep.signed_size != entries {
+            bail!(
+                "verify saw {} signed entries, not {entries}",
+                rep.signed_size
+            );
+        }
+
+        let reader = LogReader::open(&data)?;
+        let export = data.join("export.jsonl");
+        let t = Instant::now();
+        reader.export(&export)?;
+        let export_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        bulkhead_audit::verify_export(&export, &trusted, None)?;
+        let verify_export_s = t.elapsed().as_secs_f64();
+
+        // Proofs at random places against the full tree.
+        let tree = reader.tree();
+        let size = tree.size();
+        let root = tree.root();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut inc_max, mut con_max) = (0f64, 0f64);
+        let t_all = Instant::now();
+        for _ in 0..proofs.min(size) {
+            let i = next() % size;
+            let t = Instant::now();
+            let (bytes, _) = reader.entry(i)?;
+            let p = tree.inclusion_proof(i, size)?;
+            verify_inclusion(i, size, &leaf_hash(&bytes), &p, &root)?;
+            inc_max = inc_max.max(t.elapsed().as_secs_f64());
+        }
+        let inc_mean = t_all.elapsed().as_secs_f64() / proofs.min(size).max(1) as f64;
+        let t_all = Instant::now();
+        for _ in 0..proofs.min(size) {
+            let m = 1 + next() % size;
+            let t = Instant::now();
+            let p = tree.consistency_proof(m, size)?;
+            verify_consistency(m, size, &tree.root_at(m)?, &root, &p)?;
+            con_max = con_max.max(t.elapsed().as_secs_f64());
+        }
+        let con_mean = t_all.elapsed().as_secs_f64() / proofs.min(size).max(1) as f64;
+        Ok(serde_json::json!({
+            "entries": entries,
+            "batch": batch,
+            "entries_file_bytes": entries_bytes,
+            "append_seconds": append_s,
+            "appends_per_second": entries as f64 / append_s,
+            "open_seconds": open_s,
+            "verify_data_dir_seconds": verify_dir_s,
+            "export_seconds": export_s,
+            "verify_export_seconds": verify_export_s,
+            "inclusion_proof_read_generate_verify_mean_ms": inc_mean * 1e3,
+            "inclusion_proof_max_ms": inc_max * 1e3,
+            "consistency_proof_generate_verify_mean_ms": con_mean * 1e3,
+            "consistency_proof_max_ms": con_max * 1e3,
+        }))
+    })();
+    if !keep {
+        let _ = std::fs::remove_dir_all(&data);
+    } else {
+        eprintln!("kept the log in {}", data.display());
+    }
+    result
 }
 
 #[cfg(test)]

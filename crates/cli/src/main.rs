@@ -1,6 +1,7 @@
 //! `bulkhead`: the microsegmentation control plane's command line.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod bench;
 
 use anyhow::{Context, Result, bail};
@@ -100,6 +101,8 @@ enum Command {
         #[arg(long, short, value_enum, default_value = "txt")]
         format: EvalFormat,
     },
+    /// The tamper-evident audit log: record, list, prove, export, verify.
+    Audit(audit::AuditArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -207,6 +210,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_output(None, &text)?;
         }
         Command::Bench { command } => bench::run(command)?,
+        // Chooses its own exit codes (1: verification failure, 2: usage or I/O).
+        Command::Audit(args) => return Ok(audit::run(args)),
     }
     Ok(ExitCode::SUCCESS)
 }
