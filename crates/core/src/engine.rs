@@ -153,8 +153,9 @@ pub struct Update {
 #[derive(Clone, Debug)]
 pub struct DirChange {
     pub direction: Direction,
-    /// Workloads whose policies say so (sources for egress, destinations for ingress).
-    pub subjects: Bitset,
+    /// Workloads whose policies say so (sources for egress, destinations for ingress); shared by
+    /// the changes of one class.
+    pub subjects: std::sync::Arc<Bitset>,
     /// Peers over the direction's universe: workloads, then that direction's external pieces.
     pub peers: Bitset,
     pub before: ConnSet,
@@ -162,7 +163,12 @@ pub struct DirChange {
 }
 
 impl DirChange {
-    fn new(direction: Direction, subjects: &Bitset, peers: Bitset, v: (ConnSet, ConnSet)) -> Self {
+    fn new(
+        direction: Direction,
+        subjects: &std::sync::Arc<Bitset>,
+        peers: Bitset,
+        v: (ConnSet, ConnSet),
+    ) -> Self {
         DirChange {
             direction,
             subjects: subjects.clone(),
@@ -917,8 +923,16 @@ impl<'c> Engine<'c> {
                 .borrow_mut()
                 .retain(|k, _| !k.1.contains(&pi));
         }
-        for c in &mut self.classes {
-            c.by_key.retain(|k, _| !k.names(pi));
+        // Only classes of workloads the policy selected can name it (an empty one that does
+        // stays behind, and starts afresh if it ever comes back).
+        for (d, old) in old_classes.iter().enumerate() {
+            let classes = &mut self.classes[d];
+            for w in old_subject.ones() {
+                let key = &classes.keys[old[w] as usize];
+                if key.names(pi) {
+                    classes.by_key.remove(key);
+                }
+            }
         }
         // The admin atoms: cut by the new rules (the old rules' cuts stay, harmlessly).
         if pieces_moved {
@@ -976,6 +990,7 @@ impl<'c> Engine<'c> {
                     &self.classes[d].keys[b as usize],
                 );
                 let w = ws.first().unwrap_or(0);
+                let ws = std::sync::Arc::new(ws);
                 let (before_admin, before_lower) = (&old_admin[&ka.admin], &old_lower[&ka.lower]);
                 let after_admin = self.admin_fn(dir, w, &kb.admin);
                 let after_lower = self.lower_fn(dir, w, &kb.lower);
