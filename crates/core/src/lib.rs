@@ -5,6 +5,7 @@
 pub mod bitset;
 pub mod conn;
 pub mod engine;
+pub mod flow;
 mod index;
 pub mod ip;
 pub mod model;
