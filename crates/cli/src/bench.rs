@@ -7,6 +7,8 @@ use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Telemetry parser throughput on a generated file, next to `wc -l` on the same file.
+    Telemetry(crate::telemetry::BenchArgs),
     /// Write a deterministic synthetic cluster (the benchmark's standard shape) as Kubernetes
     /// manifests: namespaces.yaml, workloads.yaml (split beyond 5000), netpols.yaml, anps.yaml.
     Generate {
@@ -57,6 +59,7 @@ pub enum BenchCommand {
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Telemetry(a) => crate::telemetry::run_bench(a)?,
         BenchCommand::Generate {
             workloads,
             namespaces,

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod telemetry;
 
 use anyhow::{Context, Result, bail};
 use bulkhead_analysis::{Format, Options, connectivity, explain, render};
@@ -100,6 +101,13 @@ enum Command {
         #[arg(long, short, value_enum, default_value = "txt")]
         format: EvalFormat,
     },
+    /// Flow telemetry: parse Hubble, VPC Flow Logs, Zeek and NetFlow/IPFIX files.
+    Flows {
+        #[command(subcommand)]
+        command: telemetry::FlowsCommand,
+    },
+    /// Receive NetFlow v5/v9/IPFIX over UDP and decode it per exporter.
+    Collect(telemetry::CollectArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -207,6 +215,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_output(None, &text)?;
         }
         Command::Bench { command } => bench::run(command)?,
+        Command::Flows { command } => {
+            if !telemetry::run_flows(command)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Collect(args) => telemetry::run_collect(args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

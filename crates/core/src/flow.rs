@@ -295,6 +295,10 @@ mod tests {
     #[test]
     fn record_stays_small() {
         // Addresses (2 × 17), times, counters and small enums inline; identity boxed: 136 bytes.
-        assert!(std::mem::size_of::<Flow>() <= 144, "{}", std::mem::size_of::<Flow>());
+        assert!(
+            std::mem::size_of::<Flow>() <= 144,
+            "{}",
+            std::mem::size_of::<Flow>()
+        );
     }
 }
