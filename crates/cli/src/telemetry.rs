@@ -53,6 +53,10 @@ pub enum FlowsCommand {
         /// Zeek: the column that holds a field under another name, e.g. `id.orig_h=src` (repeatable).
         #[arg(long, value_name = "FIELD=COLUMN")]
         zeek_field: Vec<String>,
+        /// NetFlow/IPFIX files hold export packets back to back (RFC 5655 IPFIX files), not
+        /// one UDP payload each.
+        #[arg(long)]
+        netflow_stream: bool,
     },
 }
 
@@ -115,9 +119,11 @@ pub fn run_flows(cmd: FlowsCommand) -> Result<bool> {
         format,
         output,
         zeek_field,
+        netflow_stream,
     } = cmd;
     let opts = Options {
         zeek_fields: parse_renames(&zeek_field)?,
+        netflow_stream,
     };
     let mut parser = Parser::new(opts);
     let stdout = std::io::stdout();

@@ -224,7 +224,11 @@ pub struct Measure {
 
 /// Parses `path` on this thread, discarding the flows (but touching them), and times it.
 pub fn measure(path: &Path, format: Format) -> Result<Measure, crate::Error> {
-    let mut p = Parser::new(Options::default());
+    // The generated NetFlow file holds IPFIX messages back to back (RFC 5655 file format).
+    let mut p = Parser::new(Options {
+        netflow_stream: true,
+        ..Options::default()
+    });
     let mut sum = 0u64;
     let t = Instant::now();
     p.parse_path(path, format, &mut |f| sum = sum.wrapping_add(f.bytes))?;

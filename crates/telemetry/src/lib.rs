@@ -22,7 +22,7 @@ pub mod hubble;
 pub mod netflow;
 pub mod reader;
 mod report;
-mod time;
+pub mod time;
 pub mod vpc;
 pub mod zeek;
 
@@ -119,6 +119,9 @@ pub enum Error {
 pub struct Options {
     /// Zeek column renames: (canonical Zeek name such as `id.orig_h`, the name in the file).
     pub zeek_fields: Vec<(String, String)>,
+    /// NetFlow/IPFIX files hold export packets back to back (RFC 5655 IPFIX files, captures
+    /// written that way) instead of one UDP payload each.
+    pub netflow_stream: bool,
 }
 
 /// A parsing session: keeps the report, the NetFlow template caches (so payload files are fed
@@ -176,8 +179,13 @@ impl Parser {
                     detail,
                 },
             })?;
-            self.netflow
-                .decode_file(&bytes, source, &mut self.report, sink);
+            self.netflow.decode_file(
+                &bytes,
+                source,
+                self.opts.netflow_stream,
+                &mut self.report,
+                sink,
+            );
             return Ok(());
         }
         let input = reader::open(path).map_err(io)?;
@@ -214,8 +222,13 @@ impl Parser {
                 path: path.clone(),
                 source,
             })?;
-            self.netflow
-                .decode_file(&bytes, source, &mut self.report, sink);
+            self.netflow.decode_file(
+                &bytes,
+                source,
+                self.opts.netflow_stream,
+                &mut self.report,
+                sink,
+            );
             return Ok(());
         }
         self.parse_lines(r, false, &path, source, format, sink)

@@ -144,6 +144,12 @@ fn ntp(v: u64) -> Timestamp {
 }
 const MS: i64 = 1_000_000;
 
+/// `uptime - switched` in ms, on the 32-bit uptime counter (it wraps after 49.7 days): a
+/// switched time just before a wrap is a little in the past, not 49 days in the future.
+fn uptime_delta(uptime: i64, switched: i64) -> i64 {
+    (uptime as u32).wrapping_sub(switched as u32) as i32 as i64
+}
+
 impl Decoder {
     /// An empty decoder.
     pub fn new() -> Decoder {
@@ -155,25 +161,53 @@ impl Decoder {
         self.templates.len()
     }
 
-    /// Decodes a file of payloads from one exporter (raw UDP payloads, back to back: IPFIX
-    /// messages are split by their length, v5 by its record count; a v9 packet runs to the end).
-    /// Flows go to `sink`; counts and problems to the report.
+    /// Decodes a payload file from one exporter. By default a file is one UDP payload: one
+    /// export packet, and bytes after it are ignored (and noted), as a collector sees a
+    /// datagram. With `stream`, the file holds packets back to back (the IPFIX file format of
+    /// RFC 5655): IPFIX messages are split by their length, v5 packets by their record count,
+    /// and a v9 packet runs to the end. Flows go to `sink`; counts and problems to the report.
     pub fn decode_file(
         &mut self,
         bytes: &[u8],
         source: u32,
+        stream: bool,
         rep: &mut Report,
         sink: &mut dyn FnMut(Flow),
     ) {
         let exporter = SocketAddr::from(([0, 0, 0, 0], 0));
-        self.decode_stream(exporter, bytes, source, rep, &mut |r| {
+        let mut emit = |r: Record| {
             if let Some(f) = r.flow {
                 sink(f)
             }
-        });
+        };
+        if stream {
+            self.decode_stream(exporter, bytes, source, rep, &mut emit);
+        } else {
+            self.decode_payload(exporter, bytes, source, rep, &mut emit);
+        }
     }
 
-    /// Like [`Decoder::decode_file`], handing out every decoded record (options too).
+    /// Decodes one UDP payload: one export packet; trailing bytes are noted and ignored.
+    pub fn decode_payload(
+        &mut self,
+        exporter: SocketAddr,
+        bytes: &[u8],
+        source: u32,
+        rep: &mut Report,
+        emit: &mut dyn FnMut(Record),
+    ) {
+        let mut record_no = 0u64;
+        match self.decode_packet(exporter, bytes, source, &mut record_no, rep, emit) {
+            Ok(used) if used < bytes.len() => rep.note(
+                "NetFlow: bytes after the export packet of a payload ignored (--netflow-stream reads back-to-back packets)",
+            ),
+            Ok(_) => {}
+            Err(e) => rep.skip(source, 1, "NetFlow: malformed packet", e),
+        }
+    }
+
+    /// Decodes back-to-back packets from one exporter, handing out every decoded record
+    /// (options too).
     pub fn decode_stream(
         &mut self,
         exporter: SocketAddr,
@@ -187,7 +221,7 @@ impl Decoder {
         while !bytes.is_empty() {
             packet_no += 1;
             match self.decode_packet(exporter, bytes, source, &mut record_no, rep, emit) {
-                Ok(used) => bytes = &bytes[used.min(bytes.len())..],
+                Ok(used) => bytes = &bytes[used.clamp(1, bytes.len())..],
                 Err(e) => {
                     rep.skip(
                         source,
@@ -580,18 +614,18 @@ fn decode_record(
         })
         .unwrap_or(0);
     flow.direction = dir;
-    let uptime_base = match (ctx.uptime_ms, init_ms) {
-        // v9: the switched times are uptime ms; export time minus (uptime - switched).
-        (Some(up), _) => Some(ctx.export_ms - up),
+    let at = |switched: i64| match (ctx.uptime_ms, init_ms) {
+        // v9: the switched times are uptime ms: export time minus (uptime - switched).
+        (Some(up), _) => Some((ctx.export_ms - uptime_delta(up, switched)) * MS),
         // IPFIX: relative to the exporter's init time, when the record gives it.
-        (None, Some(init)) => Some(init),
+        (None, Some(init)) => Some((init + switched) * MS),
         _ => None,
     };
     if start.is_none() {
-        start = up_start.zip(uptime_base).map(|(s, base)| (base + s) * MS);
+        start = up_start.and_then(at);
     }
     if end.is_none() {
-        end = up_end.zip(uptime_base).map(|(e, base)| (base + e) * MS);
+        end = up_end.and_then(at);
     }
     flow.time = start;
     flow.end_time = end;
@@ -633,8 +667,8 @@ fn decode_v5(
         let mut f = Flow::new(a(0), a(4), r[38], n16(32), n16(34), origin);
         f.packets = n32(16);
         f.bytes = n32(20);
-        f.time = Some(now_ns - (uptime - n32(24) as i64) * MS);
-        f.end_time = Some(now_ns - (uptime - n32(28) as i64) * MS);
+        f.time = Some(now_ns - uptime_delta(uptime, n32(24) as i64) * MS);
+        f.end_time = Some(now_ns - uptime_delta(uptime, n32(28) as i64) * MS);
         rep.read += 1;
         rep.parsed += 1;
         rep.netflow.data_records += 1;
