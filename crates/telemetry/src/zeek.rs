@@ -245,7 +245,7 @@ impl ZeekParser {
         let s = |k: usize| get(k).and_then(|v| v.as_str()).unwrap_or("");
         let n = |k: usize| get(k).and_then(|v| v.as_u64());
         let (ts, ts_bad) = match get(TS) {
-            Some(serde_json::Value::Number(x)) => (x.as_f64().and_then(secs_f64), false),
+            Some(serde_json::Value::Number(x)) => (json_secs(x), false),
             Some(serde_json::Value::String(x)) => {
                 let t = parse_rfc3339(x).or_else(|| parse_decimal_secs(x));
                 (t, t.is_none())
@@ -260,11 +260,16 @@ impl ZeekParser {
             op: n(OP),
             rp: n(RP),
             proto: s(PROTO),
-            dur: get(DUR).and_then(|v| v.as_f64()).and_then(secs_f64),
+            dur: get(DUR).and_then(|v| v.as_number()).and_then(json_secs),
             counts: [n(OB), n(RB), n(OPK), n(RPK)],
         };
         emit(v, SourceFormat::ZeekJson, source, no, rep, sink);
     }
+}
+
+/// Seconds from a JSON number, exactly from its decimal text where possible.
+fn json_secs(x: &serde_json::Number) -> Option<Timestamp> {
+    parse_decimal_secs(&x.to_string()).or_else(|| x.as_f64().and_then(secs_f64))
 }
 
 fn emit(
