@@ -172,7 +172,7 @@ pub fn generate(format: Format, records: u64, path: &Path) -> io::Result<()> {
                 m.extend_from_slice(&((t0 + (msg_no / 1000) as i64) as u32).to_be_bytes());
                 m.extend_from_slice(&seq.to_be_bytes());
                 m.extend_from_slice(&1u32.to_be_bytes());
-                if msg_no % 100 == 0 {
+                if msg_no.is_multiple_of(100) {
                     m.extend_from_slice(&2u16.to_be_bytes());
                     m.extend_from_slice(&(4 + 4 + 4 * fields.len() as u16).to_be_bytes());
                     m.extend_from_slice(&256u16.to_be_bytes());

@@ -77,7 +77,7 @@ pub fn detect_bytes(head: &[u8]) -> Option<Format> {
             return None;
         }
         let toks: Vec<&str> = line.split_whitespace().collect();
-        if toks.iter().any(|t| *t == "srcaddr") {
+        if toks.contains(&"srcaddr") {
             return Some(Format::Vpc);
         }
         if toks.len() == 14 && toks[0].bytes().all(|c| c.is_ascii_digit()) {

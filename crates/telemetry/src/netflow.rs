@@ -144,6 +144,11 @@ fn ntp(v: u64) -> Timestamp {
 }
 const MS: i64 = 1_000_000;
 
+/// `v * unit` as a timestamp, `None` when out of range.
+fn scaled(v: u64, unit: i64) -> Option<Timestamp> {
+    i64::try_from(v).ok()?.checked_mul(unit)
+}
+
 /// `uptime - switched` in ms, on the 32-bit uptime counter (it wraps after 49.7 days): a
 /// switched time just before a wrap is a little in the past, not 49 days in the future.
 fn uptime_delta(uptime: i64, switched: i64) -> i64 {
@@ -570,17 +575,22 @@ fn decode_record(
                     _ => None,
                 }
             }
-            (22, _) => up_start = Some(uint(v) as i64),
-            (21, _) => up_end = Some(uint(v) as i64),
-            (160, _) => init_ms = Some(uint(v) as i64),
-            (150, _) => start = Some(uint(v) as i64 * 1_000_000_000),
-            (151, _) => end = Some(uint(v) as i64 * 1_000_000_000),
-            (152, _) => start = Some(uint(v) as i64 * MS),
-            (153, _) => end = Some(uint(v) as i64 * MS),
+            // Times: checked arithmetic, a value out of range gives no time.
+            (22, _) => up_start = i64::try_from(uint(v)).ok(),
+            (21, _) => up_end = i64::try_from(uint(v)).ok(),
+            (160, _) => init_ms = i64::try_from(uint(v)).ok(),
+            (150, _) => start = scaled(uint(v), 1_000_000_000),
+            (151, _) => end = scaled(uint(v), 1_000_000_000),
+            (152, _) => start = scaled(uint(v), MS),
+            (153, _) => end = scaled(uint(v), MS),
             (154, 8) | (156, 8) => start = Some(ntp(uint(v))),
             (155, 8) | (157, 8) => end = Some(ntp(uint(v))),
-            (158, _) => start = Some(ctx.export_ms * MS - uint(v) as i64 * 1000),
-            (159, _) => end = Some(ctx.export_ms * MS - uint(v) as i64 * 1000),
+            (158, _) => {
+                start = scaled(uint(v), 1000).and_then(|d| (ctx.export_ms * MS).checked_sub(d))
+            }
+            (159, _) => {
+                end = scaled(uint(v), 1000).and_then(|d| (ctx.export_ms * MS).checked_sub(d))
+            }
             _ => {}
         }
     }
@@ -604,13 +614,15 @@ fn decode_record(
     flow.bytes = oct
         .or(oct_total)
         .or_else(|| {
-            (oct_i.is_some() || oct_r.is_some()).then(|| oct_i.unwrap_or(0) + oct_r.unwrap_or(0))
+            (oct_i.is_some() || oct_r.is_some())
+                .then(|| oct_i.unwrap_or(0).saturating_add(oct_r.unwrap_or(0)))
         })
         .unwrap_or(0);
     flow.packets = pk
         .or(pk_total)
         .or_else(|| {
-            (pk_i.is_some() || pk_r.is_some()).then(|| pk_i.unwrap_or(0) + pk_r.unwrap_or(0))
+            (pk_i.is_some() || pk_r.is_some())
+                .then(|| pk_i.unwrap_or(0).saturating_add(pk_r.unwrap_or(0)))
         })
         .unwrap_or(0);
     flow.direction = dir;
@@ -618,7 +630,7 @@ fn decode_record(
         // v9: the switched times are uptime ms: export time minus (uptime - switched).
         (Some(up), _) => Some((ctx.export_ms - uptime_delta(up, switched)) * MS),
         // IPFIX: relative to the exporter's init time, when the record gives it.
-        (None, Some(init)) => Some((init + switched) * MS),
+        (None, Some(init)) => init.checked_add(switched)?.checked_mul(MS),
         _ => None,
     };
     if start.is_none() {
@@ -680,4 +692,73 @@ fn decode_v5(
         });
     }
     Ok(need)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPFIX message with one template of every time element at full width and one data
+    /// record of all-ones: out-of-range times give `None`, never an overflow.
+    #[test]
+    fn extreme_time_values_do_not_overflow() {
+        let ies: [(u16, u16); 16] = [
+            (8, 4),
+            (12, 4),
+            (22, 8),
+            (21, 8),
+            (160, 8),
+            (150, 8),
+            (151, 8),
+            (152, 8),
+            (153, 8),
+            (154, 8),
+            (155, 8),
+            (158, 8),
+            (159, 8),
+            (1, 8),
+            (2, 8),
+            (7, 2),
+        ];
+        for order in [false, true] {
+            let mut fields = ies.to_vec();
+            if order {
+                fields.reverse();
+            }
+            let mut m = vec![0, 10, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 1];
+            m.extend_from_slice(&2u16.to_be_bytes());
+            m.extend_from_slice(&(8 + 4 * fields.len() as u16).to_be_bytes());
+            m.extend_from_slice(&256u16.to_be_bytes());
+            m.extend_from_slice(&(fields.len() as u16).to_be_bytes());
+            for (ie, l) in &fields {
+                m.extend_from_slice(&ie.to_be_bytes());
+                m.extend_from_slice(&l.to_be_bytes());
+            }
+            let rec: usize = fields.iter().map(|f| f.1 as usize).sum();
+            m.extend_from_slice(&256u16.to_be_bytes());
+            m.extend_from_slice(&(4 + rec as u16).to_be_bytes());
+            m.extend(std::iter::repeat_n(0xff, rec));
+            let len = m.len() as u16;
+            m[2..4].copy_from_slice(&len.to_be_bytes());
+            let mut d = Decoder::new();
+            let mut rep = Report::default();
+            let mut out = Vec::new();
+            d.decode_payload(
+                SocketAddr::from(([127, 0, 0, 1], 1)),
+                &m,
+                0,
+                &mut rep,
+                &mut |r| out.push(r),
+            );
+            assert_eq!(out.len(), 1, "{rep}");
+            let f = out[0].flow.as_ref().expect("flow");
+            assert_eq!(f.bytes, u64::MAX);
+        }
+    }
+
+    #[test]
+    fn uptime_wraps() {
+        assert_eq!(uptime_delta(3381, 0xffff_ffff), 3382);
+        assert_eq!(uptime_delta(5000, 4000), 1000);
+    }
 }

@@ -97,7 +97,7 @@ pub fn parse_decimal_secs(s: &str) -> Option<Timestamp> {
     for _ in frac.len().min(9)..9 {
         nanos *= 10;
     }
-    let t = secs * 1_000_000_000 + nanos;
+    let t = secs.checked_mul(1_000_000_000)?.checked_add(nanos)?;
     Some(if neg { -t } else { t })
 }
 
@@ -147,5 +147,6 @@ mod tests {
         assert_eq!(parse_decimal_secs("1.5"), Some(1_500_000_000));
         assert_eq!(parse_decimal_secs("XXXXXXXXXX.XXXXXX"), None);
         assert_eq!(parse_decimal_secs("-"), None);
+        assert_eq!(parse_decimal_secs("99999999999.9"), None, "out of range");
     }
 }
