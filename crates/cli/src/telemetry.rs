@@ -209,6 +209,18 @@ pub fn run_collect(a: CollectArgs) -> Result<()> {
     print_report(&report, false)
 }
 
+/// This process's CPU time (user + system) in seconds, from /proc (Linux; clock ticks of
+/// 1/100 s, the kernel's USER_HZ on every common platform). `None` elsewhere.
+fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    // After the command: state is field 3, utime 14 and stime 15 (1-based, whole line).
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 fn wc_l(path: &std::path::Path) -> Result<(u64, f64)> {
     let t = Instant::now();
     let out = std::process::Command::new("wc")
@@ -255,7 +267,9 @@ pub fn run_bench(a: BenchArgs) -> Result<()> {
     );
     let mut runs = Vec::new();
     for run in 1..=a.runs {
+        let cpu0 = cpu_secs();
         let m = bench::measure(&path, format)?;
+        let cpu = cpu_secs().zip(cpu0).map(|(b, a)| b - a);
         let (lines, wc) = wc_l(&path)?;
         let rate = m.read as f64 / m.secs;
         let mut line = serde_json::json!({
@@ -271,6 +285,10 @@ pub fn run_bench(a: BenchArgs) -> Result<()> {
             "wc_lines": lines,
             "share_of_wc_l": (wc / m.secs * 1000.0).round() / 1000.0,
         });
+        if let Some(cpu) = cpu.filter(|c| *c > 0.0) {
+            line["cpu_s"] = cpu.into();
+            line["records_per_cpu_s"] = (m.read as f64 / cpu).round().into();
+        }
         if format == Format::Netflow {
             let bytes = std::fs::read(&path)?;
             let mut p = netflow_parser::NetflowParser::default();

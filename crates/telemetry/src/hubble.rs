@@ -24,15 +24,25 @@ use bulkhead_core::flow::{
 };
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// A `GetFlowsResponse` line.
+#[derive(Deserialize)]
+struct Response<'a> {
+    #[serde(borrow)]
+    flow: Option<RawFlow<'a>>,
+    #[serde(borrow)]
+    time: Option<Cow<'a, str>>,
+    node_status: Option<IgnoredAny>,
+    lost_events: Option<IgnoredAny>,
+}
+
 #[derive(Deserialize)]
 struct RawFlow<'a> {
-    #[serde(borrow)]
-    flow: Option<Box<RawFlow<'a>>>,
     #[serde(borrow)]
     time: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -54,8 +64,6 @@ struct RawFlow<'a> {
     traffic_direction: Option<Cow<'a, str>>,
     is_reply: Option<bool>,
     reply: Option<bool>,
-    node_status: Option<IgnoredAny>,
-    lost_events: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -100,8 +108,10 @@ struct RawEndpoint<'a> {
     namespace: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pod_name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    labels: Vec<Cow<'a, str>>,
+    /// The label array as raw JSON text: it is the interner's key as it stands, and is only
+    /// decoded into strings the first time a label set is seen.
+    #[serde(borrow)]
+    labels: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -111,13 +121,37 @@ struct RawL7 {
     kafka: Option<IgnoredAny>,
 }
 
+/// FxHash (as in rustc): much cheaper than SipHash on the short keys interned here, and
+/// collision attacks are not a concern for a cache that is bounded and only an optimisation.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
 /// Interned strings and label sets, shared across a session's records. Bounded: cleared when
 /// it grows past [`Interner::MAX`] entries (records keep their `Arc`s).
 #[derive(Default)]
 pub struct Interner {
-    strings: HashMap<Box<str>, Arc<str>>,
-    label_sets: HashMap<Box<str>, Arc<[Arc<str>]>>,
-    key: String,
+    strings: HashMap<Box<str>, Arc<str>, FxBuild>,
+    label_sets: HashMap<Box<str>, Arc<[Arc<str>]>, FxBuild>,
+    empty: Option<Arc<[Arc<str>]>>,
 }
 
 impl Interner {
@@ -136,34 +170,39 @@ impl Interner {
         a
     }
 
-    fn labels(&mut self, labels: &[Cow<'_, str>]) -> Arc<[Arc<str>]> {
-        self.key.clear();
-        for l in labels {
-            self.key.push_str(l);
-            self.key.push('\0');
+    fn labels(&mut self, raw: Option<&RawValue>) -> Result<Arc<[Arc<str>]>, serde_json::Error> {
+        let Some(raw) = raw else {
+            return Ok(self
+                .empty
+                .get_or_insert_with(|| Arc::from(Vec::new()))
+                .clone());
+        };
+        let key = raw.get();
+        if let Some(a) = self.label_sets.get(key) {
+            return Ok(a.clone());
         }
-        if let Some(a) = self.label_sets.get(self.key.as_str()) {
-            return a.clone();
-        }
+        let labels: Vec<Cow<'_, str>> = serde_json::from_str(key)?;
         if self.label_sets.len() >= Self::MAX {
             self.label_sets.clear();
         }
         let set: Arc<[Arc<str>]> = labels.iter().map(|l| self.string(l)).collect();
-        self.label_sets
-            .insert(Box::from(self.key.as_str()), set.clone());
-        set
+        self.label_sets.insert(Box::from(key), set.clone());
+        Ok(set)
     }
 
-    fn endpoint(&mut self, e: Option<&RawEndpoint<'_>>) -> EndpointIdentity {
+    fn endpoint(
+        &mut self,
+        e: Option<&RawEndpoint<'_>>,
+    ) -> Result<EndpointIdentity, serde_json::Error> {
         let Some(e) = e else {
-            return EndpointIdentity::default();
+            return Ok(EndpointIdentity::default());
         };
-        EndpointIdentity {
+        Ok(EndpointIdentity {
             namespace: e.namespace.as_deref().map(|s| self.string(s)),
             pod: e.pod_name.as_deref().map(|s| self.string(s)),
-            labels: self.labels(&e.labels),
+            labels: self.labels(e.labels)?,
             identity: e.identity,
-        }
+        })
     }
 }
 
@@ -190,32 +229,53 @@ pub fn parse_line(
     sink: &mut dyn FnMut(Flow),
 ) {
     rep.read += 1;
-    let top: RawFlow<'_> = match serde_json::from_str(line) {
-        Ok(f) => f,
-        Err(e) => {
-            let reason = if e.is_data() {
-                "Hubble: JSON of the wrong shape"
-            } else {
-                "Hubble: not JSON"
-            };
-            rep.skip(source, no, reason, e);
-            return;
+    let bad = |rep: &mut Report, e: serde_json::Error| {
+        let reason = if e.is_data() {
+            "Hubble: JSON of the wrong shape"
+        } else {
+            "Hubble: not JSON"
+        };
+        rep.skip(source, no, reason, e);
+    };
+    // A GetFlowsResponse, or a bare Flow: a line without a "flow" key is read as a Flow.
+    let (flow, response_time) = if line.contains("\"flow\"") {
+        match serde_json::from_str::<Response<'_>>(line) {
+            Ok(Response {
+                flow: Some(f),
+                time,
+                ..
+            }) => (f, time),
+            Ok(r) if r.node_status.is_some() || r.lost_events.is_some() => {
+                rep.skip(
+                    source,
+                    no,
+                    "Hubble: not a flow (node_status / lost_events)",
+                    "GetFlowsResponse without a flow",
+                );
+                return;
+            }
+            Ok(_) => match serde_json::from_str::<RawFlow<'_>>(line) {
+                Ok(f) => (f, None),
+                Err(e) => return bad(rep, e),
+            },
+            Err(e) => return bad(rep, e),
+        }
+    } else {
+        match serde_json::from_str::<RawFlow<'_>>(line) {
+            Ok(f) => (f, None),
+            Err(e) => return bad(rep, e),
         }
     };
-    let response_time = top.time.clone();
-    let f: &RawFlow<'_> = match &top.flow {
-        Some(f) => f,
-        None if top.node_status.is_some() || top.lost_events.is_some() => {
-            rep.skip(
-                source,
-                no,
-                "Hubble: not a flow (node_status / lost_events)",
-                "GetFlowsResponse without a flow",
-            );
-            return;
-        }
-        None => &top,
-    };
+    if flow.ip.is_none() && (line.contains("\"node_status\"") || line.contains("\"lost_events\"")) {
+        rep.skip(
+            source,
+            no,
+            "Hubble: not a flow (node_status / lost_events)",
+            "GetFlowsResponse without a flow",
+        );
+        return;
+    }
+    let f = &flow;
     let Some(ip) = &f.ip else {
         rep.skip(
             source,
@@ -296,10 +356,17 @@ pub fn parse_line(
         _ => None,
     };
     if f.source.is_some() || f.destination.is_some() {
-        let id = FlowIdentity {
-            src: interner.endpoint(f.source.as_ref()),
-            dst: interner.endpoint(f.destination.as_ref()),
+        let ids = interner
+            .endpoint(f.source.as_ref())
+            .and_then(|s| Ok((s, interner.endpoint(f.destination.as_ref())?)));
+        let (src, dst) = match ids {
+            Ok(x) => x,
+            Err(e) => {
+                rep.skip(source, no, "Hubble: labels are not an array of strings", e);
+                return;
+            }
         };
+        let id = FlowIdentity { src, dst };
         if !id.src.is_empty() || !id.dst.is_empty() {
             flow.identity = Some(Box::new(id));
         }

@@ -114,6 +114,9 @@ pub enum Error {
     UnknownFormat { path: PathBuf, reason: String },
 }
 
+/// Lines in which a NUL byte or invalid UTF-8 makes the input binary (an error).
+const BINARY_SNIFF_LINES: u64 = 8;
+
 /// Parser options.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -252,7 +255,10 @@ impl Parser {
                 Ok(None) => break,
                 Err(e) => return Err(lines.error(path, e)),
             };
-            if line.contains(&0) {
+            // Binary content is told in the first lines (a NUL byte or invalid UTF-8); later,
+            // a bad line is a malformed record like any other.
+            if no <= BINARY_SNIFF_LINES && (line.contains(&0) || std::str::from_utf8(line).is_err())
+            {
                 return Err(Error::Binary {
                     path: path.to_path_buf(),
                     format,
