@@ -51,12 +51,25 @@ pub(crate) fn read_all(path: &Path) -> Result<Vec<u8>, ReadAllError> {
     }
 }
 
-/// Lines of a reader with 1-based numbers, reusing one buffer (no allocation per line).
+/// Lines of a reader with 1-based numbers. A line that lies whole in the reader's buffer is
+/// handed out in place (no copy); one that spans a refill is gathered in a reused buffer.
 pub struct Lines<R> {
     r: R,
     buf: Vec<u8>,
     no: u64,
     gzip: bool,
+    /// Bytes of the reader's buffer handed out last time, consumed on the next call.
+    pending: usize,
+}
+
+fn trim_eol(mut l: &[u8]) -> &[u8] {
+    if let [rest @ .., b'\n'] = l {
+        l = rest;
+    }
+    if let [rest @ .., b'\r'] = l {
+        l = rest;
+    }
+    l
 }
 
 impl<R: BufRead> Lines<R> {
@@ -67,24 +80,28 @@ impl<R: BufRead> Lines<R> {
             buf: Vec::with_capacity(4096),
             no: 0,
             gzip,
+            pending: 0,
         }
     }
 
     /// The next line's number and content without its line ending, or `None` at the end.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, &[u8])>> {
-        self.buf.clear();
-        if self.r.read_until(b'\n', &mut self.buf)? == 0 {
+        self.r.consume(std::mem::take(&mut self.pending));
+        let avail = self.r.fill_buf()?;
+        if avail.is_empty() {
             return Ok(None);
         }
+        if let Some(i) = memchr::memchr(b'\n', avail) {
+            self.no += 1;
+            self.pending = i + 1;
+            // Same buffer again: fill_buf does no I/O while it holds unconsumed bytes.
+            let avail = self.r.fill_buf()?;
+            return Ok(Some((self.no, trim_eol(&avail[..i + 1]))));
+        }
+        self.buf.clear();
+        self.r.read_until(b'\n', &mut self.buf)?;
         self.no += 1;
-        let mut l = self.buf.as_slice();
-        if let [rest @ .., b'\n'] = l {
-            l = rest;
-        }
-        if let [rest @ .., b'\r'] = l {
-            l = rest;
-        }
-        Ok(Some((self.no, l)))
+        Ok(Some((self.no, trim_eol(&self.buf))))
     }
 
     /// The number of the line last returned.
@@ -105,6 +122,34 @@ impl<R: BufRead> Lines<R> {
                 path: path.to_path_buf(),
                 source: e,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_across_buffer_refills_crlf_and_no_final_newline() {
+        let text = b"first line\r\nsecond, longer than the buffer\n\nlast";
+        for cap in [1, 3, 7, 64] {
+            let mut l = Lines::new(BufReader::with_capacity(cap, &text[..]), false);
+            let mut got = Vec::new();
+            while let Some((no, line)) = l.next_line().expect("read") {
+                got.push((no, String::from_utf8(line.to_vec()).expect("utf8")));
+            }
+            let want = [
+                (1, "first line"),
+                (2, "second, longer than the buffer"),
+                (3, ""),
+                (4, "last"),
+            ];
+            assert_eq!(
+                got,
+                want.map(|(n, s)| (n, s.to_string())),
+                "buffer capacity {cap}"
+            );
         }
     }
 }
