@@ -63,15 +63,17 @@ pub fn collect(
             }
         };
         let pkt = &buf[..len];
-        if let Err(e) =
-            decoder.decode_packet(from, pkt, *source, record_no, rep, &mut |r| emit(from, r))
-        {
-            rep.skip(
+        match decoder.decode_packet(from, pkt, *source, record_no, rep, &mut |r| emit(from, r)) {
+            Ok(used) if used < pkt.len() => {
+                rep.note("NetFlow: bytes after the export packet of a datagram ignored")
+            }
+            Ok(_) => {}
+            Err(e) => rep.skip(
                 *source,
                 packets,
                 "NetFlow: malformed packet",
                 format_args!("from {from}: {e}"),
-            );
+            ),
         }
     }
 }
