@@ -15,8 +15,8 @@
 //! ICMP type-code 32/139 (into `dst_port` when the port is 0), octetDeltaCount 1 (else
 //! octetTotalCount 85, else initiatorOctets 231 + responderOctets 232), packetDeltaCount 2
 //! (else 86, else 298 + 299), flowDirection 61, flowStart/EndSysUpTime 22/21 (with the v9
-//! header's uptime and export time; for IPFIX with systemInitTimeMilliseconds 160 when the
-//! record has it), flowStart/EndSeconds 150/151, Milliseconds 152/153, Microseconds 154/155
+//! header's uptime and export time; for IPFIX with systemInitTimeMilliseconds 160 from the
+//! record, or else from the exporter's options records), flowStart/EndSeconds 150/151, Milliseconds 152/153, Microseconds 154/155
 //! and Nanoseconds 156/157 (NTP format), flowStart/EndDeltaMicroseconds 158/159. Enterprise
 //! elements are skipped. Values of any width (reduced-size encoding) and variable-length
 //! fields (length 65535) are read.
@@ -117,12 +117,17 @@ struct Ctx {
     export_ms: i64,
     /// v9: system uptime at export, ms.
     uptime_ms: Option<i64>,
+    /// IPFIX: the exporter's systemInitTimeMilliseconds from its options records, if seen.
+    init_ms: Option<i64>,
 }
 
 /// The decoder: template caches per exporter and domain.
 #[derive(Default)]
 pub struct Decoder {
     templates: HashMap<Key, Arc<Template>>,
+    /// systemInitTimeMilliseconds (IE 160) per exporter and observation domain, learnt from
+    /// options data records: the base of flowStart/EndSysUpTime in IPFIX.
+    init_ms: HashMap<(SocketAddr, u32), i64>,
 }
 
 fn be16(b: &[u8], i: usize) -> Option<u16> {
@@ -279,6 +284,7 @@ impl Decoder {
             version: 9,
             export_ms: secs * 1000,
             uptime_ms: Some(uptime),
+            init_ms: None,
         };
         rep.netflow.packets += 1;
         let mut i = 20;
@@ -349,7 +355,9 @@ impl Decoder {
                     }
                 }
                 2..=255 => {}
-                tid => self.data_set(key(tid), body, ctx, source, record_no, rep, emit),
+                tid => {
+                    self.data_set(key(tid), body, ctx, source, record_no, rep, emit);
+                }
             }
             i += len;
         }
@@ -378,10 +386,11 @@ impl Decoder {
         let pkt = &pkt[..mlen];
         let export = be32(pkt, 4).unwrap_or(0) as i64;
         let domain = be32(pkt, 12).unwrap_or(0);
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             version: 10,
             export_ms: export * 1000,
             uptime_ms: None,
+            init_ms: self.init_ms.get(&(exporter, domain)).copied(),
         };
         rep.netflow.packets += 1;
         let mut i = 16;
@@ -439,7 +448,14 @@ impl Decoder {
                     }
                 }
                 4..=255 => {}
-                tid => self.data_set(key(tid), body, ctx, source, record_no, rep, emit),
+                tid => {
+                    if let Some(init) =
+                        self.data_set(key(tid), body, ctx, source, record_no, rep, emit)
+                    {
+                        self.init_ms.insert((exporter, domain), init);
+                        ctx.init_ms = Some(init);
+                    }
+                }
             }
             i += len;
         }
@@ -456,11 +472,11 @@ impl Decoder {
         record_no: &mut u64,
         rep: &mut Report,
         emit: &mut dyn FnMut(Record),
-    ) {
+    ) -> Option<i64> {
         let Some(t) = self.templates.get(&key) else {
             rep.sets_before_template += 1;
             *rep.netflow.missing_templates.entry(key.id).or_default() += 1;
-            return;
+            return None;
         };
         if t.min_len == 0 {
             rep.skip(
@@ -469,9 +485,15 @@ impl Decoder {
                 "NetFlow: template with zero-length records",
                 format_args!("template {}", key.id),
             );
-            return;
+            return None;
         }
+        let mut init = None;
         while body.len() >= t.min_len {
+            if t.options
+                && let Some(v) = options_init_ms(t, body)
+            {
+                init = Some(v);
+            }
             let Some((flow, used)) = decode_record(t, body, ctx, source, *record_no + 1) else {
                 break; // the rest is padding or a truncated record
             };
@@ -498,7 +520,34 @@ impl Decoder {
                 flow,
             });
         }
+        init
     }
+}
+
+/// The systemInitTimeMilliseconds (IE 160) of an options record, if it has one.
+fn options_init_ms(t: &Template, b: &[u8]) -> Option<i64> {
+    let mut i = 0;
+    for f in &t.fields {
+        let len = if f.len == 65535 {
+            let l = *b.get(i)? as usize;
+            i += 1;
+            if l == 255 {
+                let l = be16(b, i)? as usize;
+                i += 2;
+                l
+            } else {
+                l
+            }
+        } else {
+            f.len as usize
+        };
+        let v = b.get(i..i + len)?;
+        i += len;
+        if f.ie == 160 && !f.enterprise {
+            return i64::try_from(uint(v)).ok();
+        }
+    }
+    None
 }
 
 /// Decodes one record with its template: the flow (when it has addresses and is not an
@@ -631,7 +680,9 @@ fn decode_record(
         (Some(up), _) => Some((ctx.export_ms - uptime_delta(up, switched)) * MS),
         // IPFIX: relative to the exporter's init time, when the record gives it.
         (None, Some(init)) => init.checked_add(switched)?.checked_mul(MS),
-        _ => None,
+        (None, None) => ctx
+            .init_ms
+            .and_then(|init| init.checked_add(switched)?.checked_mul(MS)),
     };
     if start.is_none() {
         start = up_start.and_then(at);

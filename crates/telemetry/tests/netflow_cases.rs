@@ -258,6 +258,21 @@ fn every_case_decodes_with_the_expected_counts_and_standard_fields() {
 }
 
 #[test]
+fn ipfix_uptime_times_use_the_init_time_from_options_records() {
+    // ipfix.dat: event 0 is an options record with systemInitTimeMilliseconds 1431516013506;
+    // event 1 a flow with flowStartSysUpTime 0 and flowEndSysUpTime 12726.
+    let c = cases()
+        .into_iter()
+        .find(|c| c.files == ["ipfix.dat"])
+        .expect("IPFIX case");
+    let (records, _) = decode(&c);
+    assert!(records[0].flow.is_none());
+    let f = records[1].flow.as_ref().expect("flow");
+    assert_eq!(f.time, Some(1_431_516_013_506 * 1_000_000));
+    assert_eq!(f.end_time, Some((1_431_516_013_506 + 12_726) * 1_000_000));
+}
+
+#[test]
 fn data_before_its_template_is_counted() {
     let c = cases()
         .into_iter()
