@@ -266,6 +266,8 @@ impl Parser {
                 });
             }
             let Ok(text) = std::str::from_utf8(line) else {
+                // A record like any other: read, and skipped (found by the `lines` fuzz target).
+                self.report.read += 1;
                 self.report
                     .skip(source, no, "not UTF-8", "the line is not valid UTF-8");
                 continue;

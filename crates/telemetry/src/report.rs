@@ -28,7 +28,8 @@ pub struct Report {
     pub read: u64,
     /// Flows produced.
     pub parsed: u64,
-    /// Records skipped, by reason.
+    /// Records skipped, by reason (for NetFlow/IPFIX, malformed packets: their records cannot be
+    /// counted).
     pub skipped: BTreeMap<String, Skip>,
     /// Informational counts that are not errors (e.g. VPC records whose `pkt-srcaddr` differs
     /// from `srcaddr`, Zeek timestamps that are masked).

@@ -419,6 +419,28 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+fn invalid_utf8_after_the_first_lines_is_a_counted_skip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut content = Vec::new();
+    for _ in 0..9 {
+        content.extend_from_slice(b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 4 5 6 ACCEPT OK\n");
+    }
+    content.extend_from_slice(b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 3 4 5 6 ACCEPT \xff\xfe\n");
+    let p = temp_file(dir.path(), "latin1.log", &content);
+    let (flows, rep) = parse(&p, Format::Vpc, Options::default());
+    assert_eq!(
+        (rep.read, flows.len() as u64, rep.skipped_total()),
+        (10, 9, 1),
+        "{rep}"
+    );
+    assert!(
+        rep.to_string()
+            .contains("latin1.log:10: the line is not valid UTF-8"),
+        "{rep}"
+    );
+}
+
+#[test]
 fn gzip_files_parse_and_truncated_gzip_is_a_clear_error() {
     let src = common::testdata().join("aws-vpc-flow-logs/awsdocs_default-v2.log");
     let text = std::fs::read(&src).expect("read");
