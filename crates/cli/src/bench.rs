@@ -7,6 +7,8 @@ use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Telemetry parser throughput on a generated file, next to `wc -l` on the same file.
+    Telemetry(crate::telemetry::BenchArgs),
     /// Write a deterministic synthetic cluster (the benchmark's standard shape) as Kubernetes
     /// manifests: namespaces.yaml, workloads.yaml (split beyond 5000), netpols.yaml, anps.yaml.
     Generate {
@@ -88,6 +90,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             let figures = audit_bench(entries, batch, proofs, dir.as_deref(), keep)?;
             println!("{}", serde_json::to_string_pretty(&figures)?);
         }
+        BenchCommand::Telemetry(a) => crate::telemetry::run_bench(a)?,
         BenchCommand::Generate {
             workloads,
             namespaces,

@@ -3,6 +3,7 @@
 
 mod audit;
 mod bench;
+mod telemetry;
 
 use anyhow::{Context, Result, bail};
 use bulkhead_analysis::{Format, Options, connectivity, explain, render};
@@ -103,6 +104,13 @@ enum Command {
     },
     /// The tamper-evident audit log: record, list, prove, export, verify.
     Audit(audit::AuditArgs),
+    /// Flow telemetry: parse Hubble, VPC Flow Logs, Zeek and NetFlow/IPFIX files.
+    Flows {
+        #[command(subcommand)]
+        command: telemetry::FlowsCommand,
+    },
+    /// Receive NetFlow v5/v9/IPFIX over UDP and decode it per exporter.
+    Collect(telemetry::CollectArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -212,6 +220,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench { command } => bench::run(command)?,
         // Chooses its own exit codes (1: verification failure, 2: usage or I/O).
         Command::Audit(args) => return Ok(audit::run(args)),
+        Command::Flows { command } => {
+            if !telemetry::run_flows(command)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Collect(args) => telemetry::run_collect(args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ mod atoms;
 pub mod bitset;
 pub mod conn;
 pub mod engine;
+pub mod flow;
 mod index;
 pub mod ip;
 pub mod model;
