@@ -14,8 +14,9 @@ use rustc_hash::FxHashMap as HashMap;
 pub(crate) struct Atoms<K> {
     /// Per universe element: its atom.
     of: Vec<u32>,
-    /// Per atom: its elements.
+    /// Per atom: its elements, and how many.
     members: Vec<Bitset>,
+    size: Vec<usize>,
     /// Sets registered by key, as sets of atoms.
     sets: HashMap<K, Bitset>,
 }
@@ -23,14 +24,15 @@ pub(crate) struct Atoms<K> {
 impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
     /// One atom holding the whole universe (none if it is empty).
     pub(crate) fn new(len: usize) -> Self {
-        let (of, members) = if len == 0 {
-            (Vec::new(), Vec::new())
+        let (of, members, size) = if len == 0 {
+            (Vec::new(), Vec::new(), Vec::new())
         } else {
-            (vec![0; len], vec![Bitset::full(len)])
+            (vec![0; len], vec![Bitset::full(len)], vec![len])
         };
         Atoms {
             of,
             members,
+            size,
             sets: HashMap::default(),
         }
     }
@@ -54,8 +56,19 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
     pub(crate) fn insert(&mut self, key: K, set: &Bitset) {
         let before = self.members.len();
         let mut splits: Vec<(usize, usize)> = Vec::new();
-        for a in 0..before {
+        // Only atoms the set holds part of are cut: count the set's elements per atom.
+        let mut inside_count = vec![0u32; before];
+        for u in set.ones() {
+            inside_count[self.of[u] as usize] += 1;
+        }
+        for (a, &k) in inside_count.iter().enumerate() {
+            let k = k as usize;
+            if k == 0 || k == self.size[a] {
+                continue;
+            }
             if let Some((inside, outside)) = self.members[a].split(set) {
+                self.size[a] = k;
+                self.size.push(outside.count());
                 let b = self.members.len();
                 for u in outside.ones() {
                     self.of[u] = b as u32;

@@ -360,9 +360,15 @@ impl<'c> Engine<'c> {
     /// `fresh`: `w` has no class yet (a first indexing), so none is left.
     fn classify(&mut self, w: usize, fresh: bool) {
         for dir in DIRS {
-            let d = dir_index(dir);
             let key = self.class_key(dir, w);
-            let classes = &mut self.classes[d];
+            self.put_in_class(dir, w, fresh, key);
+        }
+    }
+
+    /// Puts workload `w` into the class of `key` in direction `dir`, making it if need be.
+    fn put_in_class(&mut self, dir: Direction, w: usize, fresh: bool, key: ClassKey) {
+        {
+            let classes = &mut self.classes[dir_index(dir)];
             if !fresh {
                 let old = classes.of[w] as usize;
                 classes.counts[old] = classes.counts[old].saturating_sub(1);
@@ -874,15 +880,34 @@ impl<'c> Engine<'c> {
                 ..old.clone()
             }
         });
+        // The external pieces can only move when the policy's address sets do.
+        let ip_sets_of = |p: &Policy| {
+            DIRS.map(|dir| {
+                p.rules(dir)
+                    .unwrap_or_default()
+                    .iter()
+                    .flat_map(|r| r.peers.iter())
+                    .filter_map(|peer| match peer {
+                        Peer::Ips(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect::<Vec<IpSet>>()
+            })
+        };
+        let same_ip_sets = !adding
+            && ip_sets_of(&self.cluster.policies[index]) == ip_sets_of(&policy)
+            || adding && ip_sets_of(&policy).iter().all(|v| v.is_empty());
         let cluster = self.cluster.to_mut();
         if adding {
             cluster.policies.push(policy.clone());
         } else {
             cluster.policies[index] = policy.clone();
         }
-        let new_pieces = Pieces::new(DIRS.map(|d| pieces(referenced_ip_sets(&self.cluster, d))));
-        let pieces_moved = new_pieces != self.pieces;
-        if pieces_moved {
+        let new_pieces = (!same_ip_sets)
+            .then(|| Pieces::new(DIRS.map(|d| pieces(referenced_ip_sets(&self.cluster, d)))))
+            .filter(|p| *p != self.pieces);
+        let pieces_moved = new_pieces.is_some();
+        if let Some(new_pieces) = new_pieces {
             // The external pieces moved: carry every bit set over to the new pieces. Each new
             // piece overlaps the old piece holding its first address, and every set not of this
             // policy is constant over both, so that piece's bit is the new one's.
