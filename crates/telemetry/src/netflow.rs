@@ -524,23 +524,28 @@ impl Decoder {
     }
 }
 
+/// The length of field `f` of a record whose next byte is `b[*i]`: the template's, or for an
+/// IPFIX variable-length field the one- or three-byte length prefix there (RFC 7011 §7),
+/// stepping `*i` past the prefix. `None` when the record ends first.
+fn field_len(f: &TField, b: &[u8], i: &mut usize) -> Option<usize> {
+    if f.len != 65535 {
+        return Some(f.len as usize);
+    }
+    let l = *b.get(*i)? as usize;
+    *i += 1;
+    if l < 255 {
+        return Some(l);
+    }
+    let l = be16(b, *i)? as usize;
+    *i += 2;
+    Some(l)
+}
+
 /// The systemInitTimeMilliseconds (IE 160) of an options record, if it has one.
 fn options_init_ms(t: &Template, b: &[u8]) -> Option<i64> {
     let mut i = 0;
     for f in &t.fields {
-        let len = if f.len == 65535 {
-            let l = *b.get(i)? as usize;
-            i += 1;
-            if l == 255 {
-                let l = be16(b, i)? as usize;
-                i += 2;
-                l
-            } else {
-                l
-            }
-        } else {
-            f.len as usize
-        };
+        let len = field_len(f, b, &mut i)?;
         let v = b.get(i..i + len)?;
         i += len;
         if f.ie == 160 && !f.enterprise {
@@ -569,19 +574,7 @@ fn decode_record(
     let (mut up_start, mut up_end, mut init_ms) = (None, None, None);
     let mut dir = None;
     for f in &t.fields {
-        let len = if f.len == 65535 {
-            let l = *b.get(i)? as usize;
-            i += 1;
-            if l == 255 {
-                let l = be16(b, i)? as usize;
-                i += 2;
-                l
-            } else {
-                l
-            }
-        } else {
-            f.len as usize
-        };
+        let len = field_len(f, b, &mut i)?;
         let v = b.get(i..i + len)?;
         i += len;
         if !want_flow || f.enterprise {
