@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod see;
 mod telemetry;
 
 use anyhow::{Context, Result, bail};
@@ -106,6 +107,12 @@ enum Command {
         #[command(subcommand)]
         command: telemetry::FlowsCommand,
     },
+    /// Ingest flow files into the store: resolve addresses to workloads over time, aggregate
+    /// into edges per time bucket.
+    Ingest(see::IngestArgs),
+    /// The dependency map from the store: workloads or label groups, edges with protocols,
+    /// ports and volumes.
+    Map(see::MapArgs),
     /// Receive NetFlow v5/v9/IPFIX over UDP and decode it per exporter.
     Collect(telemetry::CollectArgs),
     /// Synthetic clusters and engine measurements.
@@ -221,6 +228,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Collect(args) => telemetry::run_collect(args)?,
+        Command::Ingest(args) => {
+            if !see::run_ingest(args)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Map(args) => see::run_map(args)?,
     }
     Ok(ExitCode::SUCCESS)
 }
