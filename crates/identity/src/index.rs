@@ -357,7 +357,8 @@ impl Index {
     fn finish(&mut self) {
         let mut overlapping = 0;
         for list in self.timelines.values_mut() {
-            list.sort_by_key(|i| (i.from, i.entity));
+            // On equal starts a pod still running sorts last, so it wins the lookup.
+            list.sort_by_key(|i| (i.from, i.until == Until::Open, i.entity));
             for k in 0..list.len() {
                 if list[k].until == Until::FinishedUnknown {
                     let from = list[k].from;
