@@ -6,8 +6,8 @@ use anyhow::{Context, Result, bail};
 use bulkhead_identity::{Entity, EntityKind, How, Index, load_hosts, orient, parse_net};
 use bulkhead_k8s::Loaded;
 use bulkhead_store::{
-    Batch, EdgeKey, EdgeStats, NodeCache, RawFlow, SourceKey, SourceStatus, Store, UNTIMED,
-    VerdictClass, Window,
+    Batch, EdgeKey, EdgeStats, NodeCache, RawFlow, SourceKey, SourceStatus, Store, VerdictClass,
+    Window,
 };
 use bulkhead_telemetry::{Flow, Parser, Report, Verdict};
 use clap::ValueEnum;
@@ -109,7 +109,11 @@ pub fn build_index(
                 for e in &errs {
                     eprintln!("error: {e}");
                 }
-                bail!("{}: {} error(s) in the host inventory", h.display(), errs.len());
+                bail!(
+                    "{}: {} error(s) in the host inventory",
+                    h.display(),
+                    errs.len()
+                );
             }
         }
     }
@@ -223,10 +227,7 @@ impl<'a> Aggregator<'a> {
         let s = self.index.lookup(o.server, t);
         self.how[how_slot(c.how)] += 1;
         self.how[how_slot(s.how)] += 1;
-        let bucket = match t {
-            None => UNTIMED,
-            Some(t) => (t.div_euclid(self.bucket_ns) as u64) ^ (1 << 63),
-        };
+        let bucket = bulkhead_store::bucket_of(t, self.bucket_ns);
         let v = verdict_class(f.verdict);
         self.batch.add(
             EdgeKey {
@@ -351,10 +352,7 @@ pub fn ingest(args: &IngestArgs) -> Result<Summary> {
             eprintln!("warning: {w}");
         }
     }
-    let store = Store::open(
-        &args.data_dir,
-        Some(bulkhead_store::Options { bucket_ns }),
-    )?;
+    let store = Store::open(&args.data_dir, Some(bulkhead_store::Options { bucket_ns }))?;
     let bucket_ns = store.bucket_ns();
     let entity_json: Vec<String> = index
         .entities
@@ -364,7 +362,11 @@ pub fn ingest(args: &IngestArgs) -> Result<Summary> {
     let info = |e: u32| -> (String, String) {
         let i = e as usize;
         (
-            index.entities.get(i).map(|x| x.key.clone()).unwrap_or_default(),
+            index
+                .entities
+                .get(i)
+                .map(|x| x.key.clone())
+                .unwrap_or_default(),
             entity_json.get(i).cloned().unwrap_or_default(),
         )
     };
@@ -722,8 +724,16 @@ pub fn build_map(store: &Store, args: &MapArgs) -> Result<Map> {
         let (a, b) = w
             .split_once("..")
             .with_context(|| format!("--window {w}: expected FROM..TO"))?;
-        let from = if a.is_empty() { i64::MIN } else { parse_time(a)? };
-        let until = if b.is_empty() { i64::MAX } else { parse_time(b)? };
+        let from = if a.is_empty() {
+            i64::MIN
+        } else {
+            parse_time(a)?
+        };
+        let until = if b.is_empty() {
+            i64::MAX
+        } else {
+            parse_time(b)?
+        };
         window = Window::Between(from, until);
     }
     if let Some(l) = &args.last {
@@ -747,7 +757,10 @@ pub fn build_map(store: &Store, args: &MapArgs) -> Result<Map> {
         let mut name = n.key.clone();
         if let Some(e) = &e
             && !args.group_by.is_empty()
-            && matches!(e.kind, EntityKind::Workload | EntityKind::Host | EntityKind::Service)
+            && matches!(
+                e.kind,
+                EntityKind::Workload | EntityKind::Host | EntityKind::Service
+            )
         {
             let vals: Vec<String> = args
                 .group_by
@@ -783,11 +796,12 @@ pub fn build_map(store: &Store, args: &MapArgs) -> Result<Map> {
     }
     let mut agg: FxHashMap<(usize, usize, u8, u16), EdgeStats> = FxHashMap::default();
     let mut missing = false;
-    store.for_each_edge(window, &mut |k, v| {
-        match (group_of_node.get(&k.src), group_of_node.get(&k.dst)) {
-            (Some(&s), Some(&d)) => agg.entry((s, d, k.proto, k.port)).or_default().merge(&v),
-            _ => missing = true,
-        }
+    store.for_each_edge(window, &mut |k, v| match (
+        group_of_node.get(&k.src),
+        group_of_node.get(&k.dst),
+    ) {
+        (Some(&s), Some(&d)) => agg.entry((s, d, k.proto, k.port)).or_default().merge(&v),
+        _ => missing = true,
     })?;
     if missing {
         bail!("the store has edges of unknown nodes: it is corrupt");
@@ -825,8 +839,16 @@ pub fn build_map(store: &Store, args: &MapArgs) -> Result<Map> {
         window: match window {
             Window::All => None,
             Window::Between(a, b) => Some((
-                if a == i64::MIN { String::new() } else { fmt_time(a) },
-                if b == i64::MAX { String::new() } else { fmt_time(b) },
+                if a == i64::MIN {
+                    String::new()
+                } else {
+                    fmt_time(a)
+                },
+                if b == i64::MAX {
+                    String::new()
+                } else {
+                    fmt_time(b)
+                },
             )),
         },
         nodes,

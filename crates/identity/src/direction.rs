@@ -89,16 +89,44 @@ mod tests {
         use SourceFormat::*;
         for (f, flipped, msg) in [
             (mk(8443, 40000, Some(true), Hubble), true, "hubble reply"),
-            (mk(8443, 40000, Some(false), Hubble), false, "hubble request, whatever the ports"),
-            (mk(443, 50000, None, VpcFlowLogs), true, "well-known source port"),
-            (mk(40000, 443, None, VpcFlowLogs), false, "request to a well-known port"),
-            (mk(8443, 40000, None, NetflowV9), true, "ephemeral destination"),
-            (mk(5000, 6000, None, NetflowV9), false, "two registered ports: as recorded"),
-            (mk(443, 50000, None, ZeekTsv), false, "zeek is always orig -> resp"),
+            (
+                mk(8443, 40000, Some(false), Hubble),
+                false,
+                "hubble request, whatever the ports",
+            ),
+            (
+                mk(443, 50000, None, VpcFlowLogs),
+                true,
+                "well-known source port",
+            ),
+            (
+                mk(40000, 443, None, VpcFlowLogs),
+                false,
+                "request to a well-known port",
+            ),
+            (
+                mk(8443, 40000, None, NetflowV9),
+                true,
+                "ephemeral destination",
+            ),
+            (
+                mk(5000, 6000, None, NetflowV9),
+                false,
+                "two registered ports: as recorded",
+            ),
+            (
+                mk(443, 50000, None, ZeekTsv),
+                false,
+                "zeek is always orig -> resp",
+            ),
         ] {
             let r = orient(&f);
             assert_eq!(r.flipped, flipped, "{msg}");
-            assert_eq!(r.port, if flipped { f.src_port } else { f.dst_port }, "{msg}");
+            assert_eq!(
+                r.port,
+                if flipped { f.src_port } else { f.dst_port },
+                "{msg}"
+            );
         }
     }
 }

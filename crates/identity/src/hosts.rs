@@ -143,7 +143,9 @@ pub fn parse_csv(file: &str, text: &str) -> Result<Vec<Host>, Vec<HostError>> {
     let (Some(cname), Some(caddr)) = (col("name"), col("addresses")) else {
         return Err(vec![err(
             hline,
-            format!("the header must name the columns name and addresses (and optionally labels), found {header:?}"),
+            format!(
+                "the header must name the columns name and addresses (and optionally labels), found {header:?}"
+            ),
         )]);
     };
     let clabels = col("labels");
@@ -320,7 +322,8 @@ mod tests {
         let y = "hosts:\n  - name: a\n    addresses: [10.0.0.1, 10.1.0.0/16]\n    labels: {segment: x}\n";
         let h = parse_yaml("h.yaml", y).unwrap();
         assert_eq!(h[0].origin, "h.yaml:2");
-        let l = "- name: a\n  addresses:\n    - 10.0.0.1\n- name: b\n  addresses:\n    - 10.0.0.0/33\n";
+        let l =
+            "- name: a\n  addresses:\n    - 10.0.0.1\n- name: b\n  addresses:\n    - 10.0.0.0/33\n";
         let e = parse_yaml("h.yaml", l).unwrap_err();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].line, 6, "{}", e[0]);

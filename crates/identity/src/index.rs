@@ -145,7 +145,8 @@ impl Default for Index {
 }
 
 fn ts(s: &Option<String>) -> Option<Timestamp> {
-    s.as_deref().and_then(bulkhead_telemetry::time::parse_rfc3339)
+    s.as_deref()
+        .and_then(bulkhead_telemetry::time::parse_rfc3339)
 }
 
 impl Index {
@@ -216,7 +217,11 @@ impl Index {
                     kind: EntityKind::Workload,
                     key: w.display_name(),
                     namespace: Some(w.namespace.clone()),
-                    labels: w.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    labels: w
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
                     cidrs: Vec::new(),
                     members: Vec::new(),
                 })

@@ -47,7 +47,8 @@ impl<T> PrefixTable<T> {
             Some(p) => p,
             None => {
                 self.levels.push((v6, len, FxHashMap::default()));
-                self.levels.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                self.levels
+                    .sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
                 self.levels
                     .iter()
                     .position(|(b, l, _)| *b == v6 && *l == len)

@@ -11,10 +11,11 @@ const RAW_LEN: usize = 71;
 const SIGN: u64 = 1 << 63;
 
 /// The bucket number of a time (order-preserving over negative times too).
-pub(crate) fn bucket_of(t: Option<i64>, bucket_ns: i64) -> u64 {
+#[inline]
+pub fn bucket_of(t: Option<i64>, bucket_ns: i64) -> u64 {
     match t {
         None => UNTIMED,
-        Some(t) => (t.div_euclid(bucket_ns.max(1)) as u64) ^ SIGN,
+        Some(t) => ((t.div_euclid(bucket_ns.max(1)) as u64) ^ SIGN).min(UNTIMED - 1),
     }
 }
 
@@ -183,7 +184,9 @@ impl EdgeStats {
         if b.len() != STATS_LEN {
             return None;
         }
-        let u = |i: usize| -> Option<u64> { Some(u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().ok()?)) };
+        let u = |i: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().ok()?))
+        };
         Some(EdgeStats {
             flows: u(0)?,
             bytes: u(1)?,

@@ -19,7 +19,7 @@
 
 mod codec;
 
-pub use codec::{EdgeKey, EdgeStats, RawFlow, UNTIMED, VerdictClass, bucket_start};
+pub use codec::{EdgeKey, EdgeStats, RawFlow, UNTIMED, VerdictClass, bucket_of, bucket_start};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use rustc_hash::FxHashMap;
@@ -66,6 +66,10 @@ pub enum Error {
         found: i64,
         wanted: i64,
     },
+    #[error(
+        "{path}: the database file is truncated or damaged (restore it from a backup or start a new --data-dir)"
+    )]
+    Damaged { path: PathBuf },
     #[error("store: corrupt {what}")]
     Corrupt { what: &'static str },
 }
@@ -224,7 +228,16 @@ impl Store {
             path: path.clone(),
             source: e,
         };
-        let db = Database::create(&path).map_err(|e| open_err(e.into()))?;
+        // redb 3.1 asserts (panics) on some truncated files instead of returning an error;
+        // a panic inside the open is turned into an error here.
+        let opened =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Database::create(&path)));
+        let db = match opened {
+            Ok(r) => r.map_err(|e| open_err(e.into()))?,
+            Err(_) => {
+                return Err(Error::Damaged { path: path.clone() });
+            }
+        };
         let want = opts.unwrap_or_default().bucket_ns;
         let txn = db.begin_write().map_err(|e| open_err(e.into()))?;
         let bucket_ns;
@@ -300,12 +313,22 @@ impl Store {
     pub fn source_status(&self, key: &SourceKey) -> Result<SourceStatus, Error> {
         let r = self.db.begin_read().map_err(dbe)?;
         let k = key.bytes();
-        if let Some(v) = r.open_table(SOURCES).map_err(dbe)?.get(&k[..]).map_err(dbe)? {
+        if let Some(v) = r
+            .open_table(SOURCES)
+            .map_err(dbe)?
+            .get(&k[..])
+            .map_err(dbe)?
+        {
             let rec: SourceRecord =
                 serde_json::from_str(v.value()).map_err(|_| Error::Corrupt { what: "sources" })?;
             return Ok(SourceStatus::Done(rec));
         }
-        if let Some(v) = r.open_table(PROGRESS).map_err(dbe)?.get(&k[..]).map_err(dbe)? {
+        if let Some(v) = r
+            .open_table(PROGRESS)
+            .map_err(dbe)?
+            .get(&k[..])
+            .map_err(dbe)?
+        {
             return Ok(SourceStatus::Partial(v.value()));
         }
         Ok(SourceStatus::New)
@@ -431,7 +454,10 @@ impl Store {
             match finished {
                 Some(name) => {
                     progress.remove(&k[..]).map_err(dbe)?;
-                    let id = meta.get("next_ingest").map_err(dbe)?.map_or(1, |v| v.value());
+                    let id = meta
+                        .get("next_ingest")
+                        .map_err(dbe)?
+                        .map_or(1, |v| v.value());
                     meta.insert("next_ingest", id + 1).map_err(dbe)?;
                     let rec = SourceRecord {
                         ingest_id: id,
