@@ -3,6 +3,7 @@
 
 mod bench;
 mod see;
+mod see_bench;
 mod telemetry;
 
 use anyhow::{Context, Result, bail};

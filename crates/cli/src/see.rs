@@ -14,7 +14,7 @@ use clap::ValueEnum;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -666,13 +666,53 @@ pub struct MapNode {
     pub members: usize,
 }
 
-/// The map.
-#[derive(Clone, Debug, Serialize)]
+/// The map: nodes sorted by name, edges as rows over node positions, sorted by source,
+/// destination, protocol name and port (names are made only when rendering).
+#[derive(Clone, Debug)]
 pub struct Map {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<(String, String)>,
     pub nodes: Vec<MapNode>,
-    pub edges: Vec<MapEdge>,
+    pub edges: Vec<MapRow>,
+}
+
+/// One edge of the map over node positions.
+#[derive(Clone, Copy, Debug)]
+pub struct MapRow {
+    pub src: u32,
+    pub dst: u32,
+    pub proto: u8,
+    pub port: u16,
+    pub stats: EdgeStats,
+}
+
+impl Map {
+    /// The edge with names, as `json` prints it.
+    pub fn edge(&self, r: &MapRow) -> MapEdge {
+        let v = &r.stats;
+        let seen = v.seen();
+        MapEdge {
+            src: self.nodes[r.src as usize].name.clone(),
+            dst: self.nodes[r.dst as usize].name.clone(),
+            protocol: proto_name(r.proto),
+            port: r.port,
+            flows: v.flows,
+            bytes: v.bytes,
+            packets: v.packets,
+            allowed: v.allowed,
+            denied: v.denied,
+            unknown_verdict: v.unknown,
+            first_seen: seen.map(|(a, _)| fmt_time(a)),
+            last_seen: seen.map(|(_, b)| fmt_time(b)),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct MapJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window: &'a Option<(String, String)>,
+    nodes: &'a [MapNode],
+    edges: Vec<MapEdge>,
 }
 
 fn proto_name(p: u8) -> String {
@@ -738,11 +778,7 @@ pub fn build_map(store: &Store, args: &MapArgs) -> Result<Map> {
     }
     if let Some(l) = &args.last {
         let d = parse_duration(l).context("--last")?;
-        // The newest record: the last bucket with timed edges.
-        let mut newest = i64::MIN;
-        store.for_each_edge(Window::Between(i64::MIN, i64::MAX), &mut |_, v| {
-            newest = newest.max(v.last)
-        })?;
+        let newest = store.newest()?.unwrap_or(i64::MIN);
         if newest != i64::MIN {
             window = Window::Between(newest.saturating_sub(d), newest.saturating_add(1));
         }
@@ -794,47 +830,72 @@ pub fn build_map(store: &Store, args: &MapArgs) -> Result<Map> {
         };
         group_of_node.insert(n.id, g);
     }
-    let mut agg: FxHashMap<(usize, usize, u8, u16), EdgeStats> = FxHashMap::default();
+    // Every group ranked by name; rows are collected over ranks, sorted and merged (a sort of
+    // fixed-size rows is cheaper than a hash map over a million keys).
+    let mut by_name: Vec<usize> = (0..groups.len()).collect();
+    by_name.sort_by(|&a, &b| groups[a].name.cmp(&groups[b].name));
+    let mut rank = vec![0u32; groups.len()];
+    for (r, &g) in by_name.iter().enumerate() {
+        rank[g] = r as u32;
+    }
+    let mut node_rank: FxHashMap<u32, u32> = FxHashMap::default();
+    for (n, g) in &group_of_node {
+        node_rank.insert(*n, rank[*g]);
+    }
+    // Protocols sort by name, as printed.
+    let mut proto_rank = [0u8; 256];
+    let mut protos: Vec<u8> = (0..=255u8).collect();
+    protos.sort_by_key(|&p| proto_name(p));
+    for (r, p) in protos.into_iter().enumerate() {
+        proto_rank[p as usize] = r as u8;
+    }
+    let mut rows: Vec<MapRow> = Vec::new();
     let mut missing = false;
-    store.for_each_edge(window, &mut |k, v| match (
-        group_of_node.get(&k.src),
-        group_of_node.get(&k.dst),
-    ) {
-        (Some(&s), Some(&d)) => agg.entry((s, d, k.proto, k.port)).or_default().merge(&v),
-        _ => missing = true,
-    })?;
+    store.for_each_edge(
+        window,
+        &mut |k, v| match (node_rank.get(&k.src), node_rank.get(&k.dst)) {
+            (Some(&s), Some(&d)) => rows.push(MapRow {
+                src: s,
+                dst: d,
+                proto: k.proto,
+                port: k.port,
+                stats: v,
+            }),
+            _ => missing = true,
+        },
+    )?;
     if missing {
         bail!("the store has edges of unknown nodes: it is corrupt");
     }
-    let mut used = BTreeSet::new();
-    let mut edges: Vec<MapEdge> = agg
-        .into_iter()
-        .filter(|(_, v)| v.flows >= args.min_flows)
-        .map(|((s, d, p, port), v)| {
-            used.insert(s);
-            used.insert(d);
-            let seen = v.seen();
-            MapEdge {
-                src: groups[s].name.clone(),
-                dst: groups[d].name.clone(),
-                protocol: proto_name(p),
-                port,
-                flows: v.flows,
-                bytes: v.bytes,
-                packets: v.packets,
-                allowed: v.allowed,
-                denied: v.denied,
-                unknown_verdict: v.unknown,
-                first_seen: seen.map(|(a, _)| fmt_time(a)),
-                last_seen: seen.map(|(_, b)| fmt_time(b)),
-            }
-        })
-        .collect();
-    edges.sort_by(|a, b| {
-        (&a.src, &a.dst, &a.protocol, a.port).cmp(&(&b.src, &b.dst, &b.protocol, b.port))
-    });
-    let mut nodes: Vec<MapNode> = used.into_iter().map(|g| groups[g].clone()).collect();
-    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    let key = |r: &MapRow| (r.src, r.dst, proto_rank[r.proto as usize], r.port);
+    rows.sort_unstable_by_key(key);
+    let mut merged: Vec<MapRow> = Vec::with_capacity(rows.len());
+    for r in rows {
+        match merged.last_mut() {
+            Some(last) if key(last) == key(&r) => last.stats.merge(&r.stats),
+            _ => merged.push(r),
+        }
+    }
+    merged.retain(|r| r.stats.flows >= args.min_flows);
+    // Nodes in use, in name order; rows renumbered over them (order is kept).
+    let mut used = vec![false; groups.len()];
+    for r in &merged {
+        used[r.src as usize] = true;
+        used[r.dst as usize] = true;
+    }
+    let mut pos = vec![u32::MAX; groups.len()];
+    let mut nodes: Vec<MapNode> = Vec::new();
+    for (r, &g) in by_name.iter().enumerate() {
+        if used[r] {
+            pos[r] = nodes.len() as u32;
+            nodes.push(groups[g].clone());
+        }
+    }
+    let mut edges = merged;
+    for r in &mut edges {
+        r.src = pos[r.src as usize];
+        r.dst = pos[r.dst as usize];
+    }
     Ok(Map {
         window: match window {
             Window::All => None,
@@ -883,10 +944,18 @@ fn dot_id(s: &str) -> String {
 /// Renders the map.
 pub fn render_map(m: &Map, format: MapFormat) -> String {
     match format {
-        MapFormat::Json => serde_json::to_string_pretty(m).unwrap_or_default() + "\n",
+        MapFormat::Json => {
+            let j = MapJson {
+                window: &m.window,
+                nodes: &m.nodes,
+                edges: m.edges.iter().map(|r| m.edge(r)).collect(),
+            };
+            serde_json::to_string_pretty(&j).unwrap_or_default() + "\n"
+        }
         MapFormat::Txt => {
             let mut out = String::new();
-            for e in &m.edges {
+            for r in &m.edges {
+                let e = m.edge(r);
                 out += &format!(
                     "{} => {} : {} {} : {} flows, {}, {} packets",
                     e.src,
@@ -916,14 +985,15 @@ pub fn render_map(m: &Map, format: MapFormat) -> String {
                 out += &format!("  {} [shape={shape}];\n", dot_id(&n.name));
             }
             // One arrow per pair, labelled with its protocols/ports and flows.
-            let mut pairs: BTreeMap<(&str, &str), (Vec<String>, u64, u64)> = BTreeMap::new();
+            let mut pairs: BTreeMap<(u32, u32), (Vec<String>, u64, u64)> = BTreeMap::new();
             for e in &m.edges {
-                let p = pairs.entry((&e.src, &e.dst)).or_default();
-                p.0.push(format!("{} {}", e.protocol, e.port));
-                p.1 += e.flows;
-                p.2 += e.bytes;
+                let p = pairs.entry((e.src, e.dst)).or_default();
+                p.0.push(format!("{} {}", proto_name(e.proto), e.port));
+                p.1 += e.stats.flows;
+                p.2 += e.stats.bytes;
             }
             for ((s, d), (ports, flows, bytes)) in pairs {
+                let (s, d) = (&m.nodes[s as usize].name, &m.nodes[d as usize].name);
                 out += &format!(
                     "  {} -> {} [label={}];\n",
                     dot_id(s),

@@ -28,6 +28,9 @@ use std::path::{Path, PathBuf};
 
 /// The on-disk format version this code writes and reads.
 pub const FORMAT_VERSION: u64 = 1;
+/// redb's page cache (its default is 1 GiB, which alone would exceed the ingest's memory
+/// budget on large inputs).
+pub const CACHE_BYTES: usize = 128 << 20;
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "bulkhead.redb";
 
@@ -230,8 +233,11 @@ impl Store {
         };
         // redb 3.1 asserts (panics) on some truncated files instead of returning an error;
         // a panic inside the open is turned into an error here.
-        let opened =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Database::create(&path)));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(&path)
+        }));
         let db = match opened {
             Ok(r) => r.map_err(|e| open_err(e.into()))?,
             Err(_) => {
@@ -400,6 +406,22 @@ impl Store {
             }
             drop(node_of);
             meta.insert("next_node", next_node as u64).map_err(dbe)?;
+            let newest_edge = batch
+                .edges
+                .values()
+                .map(|v| v.last)
+                .max()
+                .unwrap_or(i64::MIN);
+            if newest_edge != i64::MIN {
+                let old = meta
+                    .get("newest_time")
+                    .map_err(dbe)?
+                    .map_or(i64::MIN, |v| v.value() as i64);
+                if newest_edge > old {
+                    meta.insert("newest_time", newest_edge as u64)
+                        .map_err(dbe)?;
+                }
+            }
             // Sorted keys make B-tree updates local.
             rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             let mut edges = txn.open_table(EDGES).map_err(dbe)?;
@@ -479,6 +501,16 @@ impl Store {
         txn.commit().map_err(dbe)?;
         cache.ids.extend(staged);
         Ok(res)
+    }
+
+    /// The newest time of any record stored (end time where records have one).
+    pub fn newest(&self) -> Result<Option<i64>, Error> {
+        let r = self.db.begin_read().map_err(dbe)?;
+        let meta = r.open_table(META).map_err(dbe)?;
+        Ok(meta
+            .get("newest_time")
+            .map_err(dbe)?
+            .map(|v| v.value() as i64))
     }
 
     /// Every node.
