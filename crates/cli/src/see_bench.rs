@@ -85,8 +85,9 @@ fn write_inventory(path: &Path, workloads: u64) -> Result<()> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
     write!(w, r#"{{"apiVersion":"v1","kind":"List","items":["#)?;
     for i in 0..workloads {
-        // Beyond the generator's 4,096 distinct (b, c) pairs, addresses come from 10.128/9.
-        let ip = if i < 4096 * 7 && i < 5000 {
+        // The generator's flows use the first 5,000 addresses (distinct: past 4,096 the
+        // last octet differs); the rest come from 10.128/9.
+        let ip = if i < 5000 {
             pod_ip(i)
         } else {
             format!("10.{}.{}.{}", 128 + (i >> 16), (i >> 8) & 0xff, i & 0xff)

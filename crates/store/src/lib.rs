@@ -404,7 +404,6 @@ impl Store {
                     raw_rows.push(r);
                 }
             }
-            drop(node_of);
             meta.insert("next_node", next_node as u64).map_err(dbe)?;
             let newest_edge = batch
                 .edges
@@ -423,7 +422,7 @@ impl Store {
                 }
             }
             // Sorted keys make B-tree updates local.
-            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            rows.sort_unstable_by_key(|a| a.0);
             let mut edges = txn.open_table(EDGES).map_err(dbe)?;
             for (k, v) in rows {
                 let old = edges

@@ -53,7 +53,10 @@ fn batch(store: &Store, flows: &[(i64, u32, u32, u16, u64, VerdictClass)]) -> Ba
     b
 }
 
-fn edges(store: &Store, w: Window) -> BTreeMap<(String, String, u16), (u64, u64, i64, i64, u64)> {
+/// (src, dst, port) → (flows, bytes, first, last, denied).
+type Edges = BTreeMap<(String, String, u16), (u64, u64, i64, i64, u64)>;
+
+fn edges(store: &Store, w: Window) -> Edges {
     let names: BTreeMap<u32, String> = store
         .nodes()
         .unwrap()
