@@ -1023,3 +1023,32 @@ pub fn run_map(args: MapArgs) -> Result<()> {
     let m = build_map(&store, &args)?;
     crate::write_output(None, &render_map(&m, args.format))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_times() {
+        for (s, want) in [
+            ("90s", 90),
+            ("15m", 900),
+            ("1h", 3600),
+            ("7d", 604_800),
+            ("30", 30),
+        ] {
+            assert_eq!(parse_duration(s).unwrap(), want * 1_000_000_000, "{s}");
+        }
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+        for s in [
+            "2026-11-27T06:45:00Z",
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            let t = bulkhead_telemetry::time::parse_rfc3339(s).unwrap();
+            assert_eq!(fmt_time(t), s);
+        }
+    }
+}
