@@ -274,6 +274,25 @@ impl RawFlow {
     }
 }
 
+/// A raw chunk: the newest time, then the flows.
+pub(crate) fn encode_chunk(flows: &[RawFlow]) -> Vec<u8> {
+    let newest = flows.iter().map(|f| f.time).max().unwrap_or(i64::MIN);
+    let mut out = Vec::with_capacity(8 + flows.len() * RAW_LEN);
+    out.extend_from_slice(&newest.to_le_bytes());
+    for f in flows {
+        out.extend_from_slice(&f.encode());
+    }
+    out
+}
+
+pub(crate) fn decode_chunk(b: &[u8]) -> Option<Vec<RawFlow>> {
+    let body = b.get(8..)?;
+    if body.len() % RAW_LEN != 0 {
+        return None;
+    }
+    body.chunks_exact(RAW_LEN).map(RawFlow::decode).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

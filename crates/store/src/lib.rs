@@ -444,31 +444,57 @@ impl Store {
                 edges.insert(&k[..], &merged.encode()[..]).map_err(dbe)?;
             }
             if raw_window_ns > 0 {
+                // One row per batch: (oldest time, sequence) → newest time + the batch's
+                // flows sorted by time (one B-tree insert per batch, not per flow).
                 let mut raw = txn.open_table(RAW).map_err(dbe)?;
-                let mut seq = meta.get("next_raw").map_err(dbe)?.map_or(0, |v| v.value());
+                let seq = meta.get("next_raw").map_err(dbe)?.map_or(0, |v| v.value());
+                let mut count = meta.get("raw_count").map_err(dbe)?.map_or(0, |v| v.value());
                 let mut newest = meta
                     .get("raw_newest")
                     .map_err(dbe)?
                     .map_or(i64::MIN, |v| v.value() as i64);
-                for r in &raw_rows {
-                    raw.insert(&codec::raw_key(r.time, seq)[..], &r.encode()[..])
+                raw_rows.sort_by_key(|r| r.time);
+                if let (Some(first), Some(last)) = (raw_rows.first(), raw_rows.last()) {
+                    let chunk = codec::encode_chunk(&raw_rows);
+                    raw.insert(&codec::raw_key(first.time, seq)[..], &chunk[..])
                         .map_err(dbe)?;
-                    seq += 1;
-                    newest = newest.max(r.time);
-                    res.raw_written += 1;
+                    meta.insert("next_raw", seq + 1).map_err(dbe)?;
+                    newest = newest.max(last.time);
+                    res.raw_written = raw_rows.len() as u64;
+                    count += res.raw_written;
                 }
-                meta.insert("next_raw", seq).map_err(dbe)?;
                 if newest != i64::MIN {
                     meta.insert("raw_newest", newest as u64).map_err(dbe)?;
-                    let cutoff = codec::raw_key(newest.saturating_sub(raw_window_ns), 0);
+                    let cut = newest.saturating_sub(raw_window_ns);
+                    let cutoff = codec::raw_key(cut, 0);
+                    // Chunks starting before the cutoff: dropped whole, or rewritten without
+                    // their flows older than the cutoff.
+                    let mut touched: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+                    for row in raw.range::<&[u8]>(..&cutoff[..]).map_err(dbe)? {
+                        let (k, v) = row.map_err(dbe)?;
+                        touched.push((k.value().to_vec(), v.value().to_vec()));
+                    }
                     let mut pruned = 0u64;
-                    raw.retain_in::<&[u8], _>(..&cutoff[..], |_, _| {
-                        pruned += 1;
-                        false
-                    })
-                    .map_err(dbe)?;
+                    for (k, v) in touched {
+                        let flows =
+                            codec::decode_chunk(&v).ok_or(Error::Corrupt { what: "raw flows" })?;
+                        let keep: Vec<RawFlow> =
+                            flows.iter().filter(|f| f.time >= cut).copied().collect();
+                        pruned += (flows.len() - keep.len()) as u64;
+                        raw.remove(&k[..]).map_err(dbe)?;
+                        if let Some(first) = keep.first() {
+                            let seq_part: [u8; 8] = k[8..16]
+                                .try_into()
+                                .map_err(|_| Error::Corrupt { what: "raw key" })?;
+                            let key = codec::raw_key(first.time, u64::from_be_bytes(seq_part));
+                            raw.insert(&key[..], &codec::encode_chunk(&keep)[..])
+                                .map_err(dbe)?;
+                        }
+                    }
+                    count = count.saturating_sub(pruned);
                     res.raw_pruned = pruned;
                 }
+                meta.insert("raw_count", count).map_err(dbe)?;
             }
             let k = source.bytes();
             let mut progress = txn.open_table(PROGRESS).map_err(dbe)?;
@@ -572,7 +598,11 @@ impl Store {
         let r = self.db.begin_read().map_err(dbe)?;
         for row in r.open_table(RAW).map_err(dbe)?.iter().map_err(dbe)? {
             let (_, v) = row.map_err(dbe)?;
-            f(RawFlow::decode(v.value()).ok_or(Error::Corrupt { what: "raw flow" })?);
+            for flow in
+                codec::decode_chunk(v.value()).ok_or(Error::Corrupt { what: "raw flows" })?
+            {
+                f(flow);
+            }
         }
         Ok(())
     }
@@ -600,7 +630,12 @@ impl Store {
             bucket_ns: self.bucket_ns,
             nodes: r.open_table(NODES).map_err(dbe)?.len().map_err(dbe)?,
             edges: r.open_table(EDGES).map_err(dbe)?.len().map_err(dbe)?,
-            raw_flows: r.open_table(RAW).map_err(dbe)?.len().map_err(dbe)?,
+            raw_flows: r
+                .open_table(META)
+                .map_err(dbe)?
+                .get("raw_count")
+                .map_err(dbe)?
+                .map_or(0, |v| v.value()),
             sources: r.open_table(SOURCES).map_err(dbe)?.len().map_err(dbe)?,
             partial_sources: r.open_table(PROGRESS).map_err(dbe)?.len().map_err(dbe)?,
         })
