@@ -174,7 +174,7 @@ pub struct Aggregator<'a> {
     pub bucket_ns: i64,
     pub keep_raw: bool,
     pub batch: Batch,
-    how: [u64; 7],
+    how: [u64; 8],
     pub without_time: u64,
     pub flipped: u64,
 }
@@ -188,10 +188,11 @@ fn how_slot(h: How) -> usize {
         How::Host => 4,
         How::External => 5,
         How::Unknown => 6,
+        How::PodName => 7,
     }
 }
 
-const HOW_NAMES: [&str; 7] = [
+const HOW_NAMES: [&str; 8] = [
     "pod-at-time",
     "pod-now",
     "service-workload",
@@ -199,6 +200,7 @@ const HOW_NAMES: [&str; 7] = [
     "host",
     "external",
     "unknown",
+    "pod-name",
 ];
 
 impl<'a> Aggregator<'a> {
@@ -208,7 +210,7 @@ impl<'a> Aggregator<'a> {
             bucket_ns,
             keep_raw,
             batch: Batch::default(),
-            how: [0; 7],
+            how: [0; 8],
             without_time: 0,
             flipped: 0,
         }
@@ -223,8 +225,24 @@ impl<'a> Aggregator<'a> {
             self.without_time += 1;
         }
         self.flipped += o.flipped as u64;
-        let c = self.index.lookup(o.client, t);
-        let s = self.index.lookup(o.server, t);
+        // A record that names its pods (Hubble) is taken at its word when the inventory
+        // knows the pod; otherwise the address at the time decides.
+        let named = |ep: Option<&bulkhead_telemetry::EndpointIdentity>| {
+            let ep = ep?;
+            self.index
+                .lookup_pod(ep.namespace.as_deref()?, ep.pod.as_deref()?)
+        };
+        let (src_hint, dst_hint) = match f.identity.as_deref() {
+            Some(id) => (named(Some(&id.src)), named(Some(&id.dst))),
+            None => (None, None),
+        };
+        let (client_hint, server_hint) = if o.flipped {
+            (dst_hint, src_hint)
+        } else {
+            (src_hint, dst_hint)
+        };
+        let c = client_hint.unwrap_or_else(|| self.index.lookup(o.client, t));
+        let s = server_hint.unwrap_or_else(|| self.index.lookup(o.server, t));
         self.how[how_slot(c.how)] += 1;
         self.how[how_slot(s.how)] += 1;
         let bucket = bulkhead_store::bucket_of(t, self.bucket_ns);

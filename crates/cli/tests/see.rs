@@ -463,12 +463,15 @@ fn real_hubble_flows_resolve_with_an_inventory_of_their_pods() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let s: serde_json::Value = serde_json::from_str(&ok(bulkhead(&args))).unwrap();
     assert_eq!(s["report"]["parsed"].as_u64(), Some(ends / 2));
-    let resolved: u64 = ["pod-at-time", "pod-now"]
-        .iter()
-        .map(|k| s["resolution"]["ends"][k].as_u64().unwrap_or(0))
-        .sum();
-    // Every end Hubble named a pod for resolves (addresses also seen without names count too).
-    assert!(resolved >= named_ends, "{resolved} < {named_ends}: {s}");
+    let ends_by = |k: &str| s["resolution"]["ends"][k].as_u64().unwrap_or(0);
+    // Every end Hubble named a pod for resolves by that name (the inventory has them all).
+    assert_eq!(ends_by("pod-name"), named_ends, "{s}");
+    // The unnamed ends are the node (`reserved:host`), kube-dns' upstreams and the world.
+    assert_eq!(
+        ends_by("pod-name") + ends_by("unknown") + ends_by("external"),
+        ends,
+        "{s}"
+    );
     assert!(s["resolved_share"].as_f64().unwrap() > 0.5, "{s}");
     let map = ok(bulkhead(&[
         "map",

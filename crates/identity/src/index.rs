@@ -3,6 +3,8 @@
 //! Per address, a list of `(from, until, entity)` intervals built from pods; beside it the
 //! Services' cluster IPs, the host inventory's addresses and CIDRs, and the external groups.
 //! [`Index::lookup`] answers "who held this address at this time" in that order:
+//! 0. (in the ingest, for records that name their pods, i.e. Hubble) the named pod's workload
+//!    when the inventory has that pod ([`Index::lookup_pod`]);
 //! 1. a pod interval holding the time (the latest-started one if several overlap);
 //! 2. a Service cluster IP (Services are not timed);
 //! 3. a host address or CIDR of the host inventory, longest prefix first;
@@ -73,6 +75,8 @@ pub enum How {
     External,
     /// Nobody.
     Unknown,
+    /// The record named the pod (Hubble's `namespace`/`pod_name`) and the inventory knows it.
+    PodName,
 }
 
 impl How {
@@ -130,6 +134,8 @@ pub struct Index {
     by_key: FxHashMap<String, u32>,
     timelines: FxHashMap<IpAddr, Vec<Interval>>,
     services: FxHashMap<IpAddr, (u32, How)>,
+    /// namespace → pod name → workload entity.
+    pod_names: FxHashMap<String, FxHashMap<String, u32>>,
     hosts: PrefixTable<u32>,
     externals: PrefixTable<u32>,
     unknown: u32,
@@ -157,6 +163,7 @@ impl Index {
             by_key: FxHashMap::default(),
             timelines: FxHashMap::default(),
             services: FxHashMap::default(),
+            pod_names: FxHashMap::default(),
             hosts: PrefixTable::default(),
             externals: PrefixTable::default(),
             unknown: 0,
@@ -230,13 +237,17 @@ impl Index {
         self.stats.workloads += ws.len();
         for p in &loaded.pods {
             self.stats.pods += 1;
+            let Some(&entity) = ids.get(p.workload) else {
+                continue;
+            };
+            self.pod_names
+                .entry(p.namespace.clone())
+                .or_default()
+                .insert(p.name.clone(), entity);
             if p.ips.is_empty() {
                 self.stats.pods_without_address += 1;
                 continue;
             }
-            let Some(&entity) = ids.get(p.workload) else {
-                continue;
-            };
             let from = ts(&p.started).or(ts(&p.created));
             let deleted = ts(&p.deleted);
             let finished = matches!(p.phase.as_deref(), Some("Succeeded" | "Failed"));
@@ -387,6 +398,15 @@ impl Index {
             overlapping += overlaps as usize;
         }
         self.stats.overlapping_addresses = overlapping;
+    }
+
+    /// The workload of a pod named by the record itself (Hubble), when the inventory has it.
+    pub fn lookup_pod(&self, namespace: &str, pod: &str) -> Option<Resolved> {
+        let entity = *self.pod_names.get(namespace)?.get(pod)?;
+        Some(Resolved {
+            entity,
+            how: How::PodName,
+        })
     }
 
     /// Who held `ip` at `time` (`None`: the record has no usable time; the inventory as it

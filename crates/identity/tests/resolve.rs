@@ -305,6 +305,14 @@ fn services_hosts_and_external_groups() {
             "{msg}"
         );
     }
+    // Records that name their pod (Hubble) resolve by the name when the inventory has it.
+    let r = ix.lookup_pod("shop", "web-1").expect("a known pod");
+    assert_eq!(
+        (ix.entities[r.entity as usize].key.as_str(), r.how),
+        ("shop/web[ReplicaSet]", How::PodName)
+    );
+    assert!(ix.lookup_pod("shop", "gone-1").is_none());
+    assert!(ix.lookup_pod("other", "web-1").is_none());
     let both = ix.find("service:shop/both").unwrap();
     assert_eq!(ix.entities[both as usize].kind, EntityKind::Service);
     assert_eq!(ix.stats.services, 3);

@@ -171,8 +171,13 @@ fn raw_window_is_pruned_behind_the_newest_record() {
     // Edges are not pruned.
     assert_eq!(edges(&store, Window::All).values().next().unwrap().0, 3);
     // A later batch prunes inside an earlier one, flow by flow.
-    let b = batch(&store, &[(T0 + 7 * H + 30, 1, 2, 80, 1, VerdictClass::Allowed)]);
-    let r = store.commit_batch(&b, &mut cache, &info, &key(2), 4, None, 2 * H).unwrap();
+    let b = batch(
+        &store,
+        &[(T0 + 7 * H + 30, 1, 2, 80, 1, VerdictClass::Allowed)],
+    );
+    let r = store
+        .commit_batch(&b, &mut cache, &info, &key(2), 4, None, 2 * H)
+        .unwrap();
     assert_eq!((r.raw_written, r.raw_pruned), (1, 1));
     let mut times = Vec::new();
     store.for_each_raw(&mut |f| times.push(f.time)).unwrap();
