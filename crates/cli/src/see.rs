@@ -867,11 +867,29 @@ pub fn build_map(store: &Store, args: &MapArgs) -> Result<Map> {
     for (r, p) in protos.into_iter().enumerate() {
         proto_rank[p as usize] = r as u8;
     }
+    let key = |r: &MapRow| (r.src, r.dst, proto_rank[r.proto as usize], r.port);
+    // Sorts and merges equal rows in place.
+    let compact = |rows: &mut Vec<MapRow>| {
+        rows.sort_unstable_by_key(key);
+        let mut w = 0usize;
+        for i in 0..rows.len() {
+            if w > 0 && key(&rows[w - 1]) == key(&rows[i]) {
+                let st = rows[i].stats;
+                rows[w - 1].stats.merge(&st);
+            } else {
+                rows[w] = rows[i];
+                w += 1;
+            }
+        }
+        rows.truncate(w);
+    };
     let mut rows: Vec<MapRow> = Vec::new();
+    // Rows are compacted whenever they double past the last compaction (at least 1M apart),
+    // so memory follows the map's size rather than the store's when grouping merges rows.
+    let mut next_compaction = 1usize << 20;
     let mut missing = false;
-    store.for_each_edge(
-        window,
-        &mut |k, v| match (node_rank.get(&k.src), node_rank.get(&k.dst)) {
+    store.for_each_edge(window, &mut |k, v| {
+        match (node_rank.get(&k.src), node_rank.get(&k.dst)) {
             (Some(&s), Some(&d)) => rows.push(MapRow {
                 src: s,
                 dst: d,
@@ -880,20 +898,17 @@ pub fn build_map(store: &Store, args: &MapArgs) -> Result<Map> {
                 stats: v,
             }),
             _ => missing = true,
-        },
-    )?;
+        }
+        if rows.len() >= next_compaction {
+            compact(&mut rows);
+            next_compaction = (rows.len() * 2).max(1 << 20);
+        }
+    })?;
     if missing {
         bail!("the store has edges of unknown nodes: it is corrupt");
     }
-    let key = |r: &MapRow| (r.src, r.dst, proto_rank[r.proto as usize], r.port);
-    rows.sort_unstable_by_key(key);
-    let mut merged: Vec<MapRow> = Vec::with_capacity(rows.len());
-    for r in rows {
-        match merged.last_mut() {
-            Some(last) if key(last) == key(&r) => last.stats.merge(&r.stats),
-            _ => merged.push(r),
-        }
-    }
+    compact(&mut rows);
+    let mut merged = rows;
     merged.retain(|r| r.stats.flows >= args.min_flows);
     // Nodes in use, in name order; rows renumbered over them (order is kept).
     let mut used = vec![false; groups.len()];
