@@ -54,6 +54,10 @@ pub struct IngestArgs {
     /// Flows per write transaction.
     #[arg(long, default_value_t = DEFAULT_BATCH, hide = true)]
     pub batch: usize,
+    /// Testing: abort the process (no cleanup, like a crash) right after this many batch
+    /// commits.
+    #[arg(long, hide = true)]
+    pub abort_after_batches: Option<u64>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -395,6 +399,7 @@ pub fn ingest(args: &IngestArgs) -> Result<Summary> {
     let (mut edges_new, mut edges_updated, mut raw_written, mut raw_pruned, mut dups) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let batch_size = args.batch.max(1) as u64;
+    let mut commits = 0u64;
     for file in &args.files {
         // Standard input is spooled to a file in the data directory first, so that it is
         // hashed (and deduplicated) like any other input.
@@ -488,6 +493,10 @@ pub fn ingest(args: &IngestArgs) -> Result<Summary> {
                 if agg.batch.flows >= batch_size {
                     match commit(&mut agg, done, None) {
                         Ok(r) => {
+                            commits += 1;
+                            if args.abort_after_batches == Some(commits) {
+                                std::process::abort();
+                            }
                             edges_new += r.new_edges;
                             edges_updated += r.updated_edges;
                             raw_written += r.raw_written;

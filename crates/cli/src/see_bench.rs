@@ -252,6 +252,7 @@ pub fn run_ingest_bench(a: BenchIngestArgs) -> Result<()> {
             bucket: "1h".into(),
             raw_window: a.raw_window.clone(),
             batch: see::DEFAULT_BATCH,
+            abort_after_batches: None,
             json: false,
             quiet: true,
         })?;
