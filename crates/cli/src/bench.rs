@@ -9,6 +9,11 @@ use std::time::Instant;
 pub enum BenchCommand {
     /// Telemetry parser throughput on a generated file, next to `wc -l` on the same file.
     Telemetry(crate::telemetry::BenchArgs),
+    /// Ingest throughput: synthetic flows over a synthetic inventory, parse + resolve +
+    /// aggregate, then the whole ingest into a store; prints JSON with peak memory.
+    Ingest(crate::see_bench::BenchIngestArgs),
+    /// Map query time over a store of synthetic edges; prints JSON.
+    Map(crate::see_bench::BenchMapArgs),
     /// Write a deterministic synthetic cluster (the benchmark's standard shape) as Kubernetes
     /// manifests: namespaces.yaml, workloads.yaml (split beyond 5000), netpols.yaml, anps.yaml.
     Generate {
@@ -91,6 +96,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&figures)?);
         }
         BenchCommand::Telemetry(a) => crate::telemetry::run_bench(a)?,
+        BenchCommand::Ingest(a) => crate::see_bench::run_ingest_bench(a)?,
+        BenchCommand::Map(a) => crate::see_bench::run_map_bench(a)?,
         BenchCommand::Generate {
             workloads,
             namespaces,

@@ -3,6 +3,8 @@
 
 mod audit;
 mod bench;
+mod see;
+mod see_bench;
 mod telemetry;
 
 use anyhow::{Context, Result, bail};
@@ -109,6 +111,12 @@ enum Command {
         #[command(subcommand)]
         command: telemetry::FlowsCommand,
     },
+    /// Ingest flow files into the store: resolve addresses to workloads over time, aggregate
+    /// into edges per time bucket.
+    Ingest(see::IngestArgs),
+    /// The dependency map from the store: workloads or label groups, edges with protocols,
+    /// ports and volumes.
+    Map(see::MapArgs),
     /// Receive NetFlow v5/v9/IPFIX over UDP and decode it per exporter.
     Collect(telemetry::CollectArgs),
     /// Synthetic clusters and engine measurements.
@@ -226,6 +234,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Collect(args) => telemetry::run_collect(args)?,
+        Command::Ingest(args) => {
+            if !see::run_ingest(args)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Map(args) => see::run_map(args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,44 @@ pub struct Loaded {
     pub cluster: Cluster,
     pub warnings: Vec<String>,
     pub errors: Vec<LoadError>,
+    /// Every pod read, with its addresses and lifetime, for attributing addresses over time.
+    pub pods: Vec<PodRecord>,
+    /// Every Service read, with its cluster IPs and selector.
+    pub services: Vec<ServiceRecord>,
+}
+
+/// One pod as the identity resolver needs it. Times are the RFC 3339 strings of the input
+/// (this crate does not interpret them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodRecord {
+    /// Index of the pod's workload in `cluster.workloads`.
+    pub workload: usize,
+    pub namespace: String,
+    pub name: String,
+    /// `status.podIPs[].ip`, else `status.podIP` (unparsable addresses are left out).
+    pub ips: Vec<std::net::IpAddr>,
+    /// `metadata.creationTimestamp`.
+    pub created: Option<String>,
+    /// `status.startTime`.
+    pub started: Option<String>,
+    /// `metadata.deletionTimestamp`.
+    pub deleted: Option<String>,
+    /// `status.phase`.
+    pub phase: Option<String>,
+    /// `status.containerStatuses[].state.terminated.finishedAt`, in input order.
+    pub finished: Vec<String>,
+    pub origin: Origin,
+}
+
+/// One Service: its cluster IPs (headless `None` left out) and its selector.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceRecord {
+    pub namespace: String,
+    pub name: String,
+    pub cluster_ips: Vec<std::net::IpAddr>,
+    /// `spec.selector`; empty when the Service has none (its endpoints are managed by hand).
+    pub selector: BTreeMap<String, String>,
+    pub origin: Origin,
 }
 
 impl Loaded {
@@ -73,7 +111,8 @@ pub fn build(m: Manifests) -> Loaded {
                         .map(|p| out.cluster.policies.push(p))
                 }
             }
-            _ => Ok(()), // Services and other supported kinds carry nothing for connectivity yet.
+            "Service" => service(&mut out, obj),
+            _ => Ok(()), // Other supported kinds carry nothing for connectivity yet.
         };
         if let Err(reason) = r {
             out.errors.push(LoadError {
@@ -284,18 +323,95 @@ fn pod(
         ports,
         origin(obj),
     );
-    if let Some(ip) = o
-        .status
-        .as_ref()
+    let status = o.status.as_ref();
+    if let Some(ip) = status
         .and_then(|s| s.pod_ip.as_deref())
         .and_then(|s| s.parse().ok())
     {
         out.cluster.workloads[i].addresses.push(ip);
     }
+    let mut ips: Vec<std::net::IpAddr> = status
+        .and_then(|s| s.pod_ips.as_ref())
+        .map(|v| {
+            v.iter()
+                .filter_map(|p| p.ip.as_deref().and_then(|s| s.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if ips.is_empty()
+        && let Some(ip) = status
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|s| s.parse().ok())
+    {
+        ips.push(ip);
+    }
+    out.pods.push(PodRecord {
+        workload: i,
+        namespace: namespace_of(o),
+        name: name.clone(),
+        ips,
+        created: md.and_then(|m| m.creation_timestamp.clone()),
+        started: status.and_then(|s| s.start_time.clone()),
+        deleted: md.and_then(|m| m.deletion_timestamp.clone()),
+        phase: status.and_then(|s| s.phase.clone()),
+        finished: status
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        origin: origin(obj),
+    });
     pods.push(PodLabels {
         workload: i,
         pod: name,
         labels,
+    });
+    Ok(())
+}
+
+fn service(out: &mut Loaded, obj: &Located) -> Result<(), String> {
+    let o = &obj.object;
+    let name = name_of(o)?;
+    let spec = o.spec.as_ref();
+    let mut cluster_ips: Vec<std::net::IpAddr> = Vec::new();
+    let listed = spec
+        .and_then(|s| s.cluster_ips.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(spec.and_then(|s| s.cluster_ip.clone()));
+    for ip in listed {
+        if ip.is_empty() || ip == "None" {
+            continue;
+        }
+        let ip = ip
+            .parse()
+            .map_err(|_| format!("spec.clusterIP: not an IP address: {ip:?}"))?;
+        if !cluster_ips.contains(&ip) {
+            cluster_ips.push(ip);
+        }
+    }
+    let selector = match spec.and_then(|s| s.selector.as_ref()) {
+        None | Some(serde_json::Value::Null) => BTreeMap::new(),
+        Some(serde_json::Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+                serde_json::Value::Number(n) => Ok((k.clone(), n.to_string())),
+                serde_json::Value::Bool(b) => Ok((k.clone(), b.to_string())),
+                _ => Err(format!("spec.selector.{k}: expected a string")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("spec.selector: expected a map of labels".into()),
+    };
+    out.services.push(ServiceRecord {
+        namespace: namespace_of(o),
+        name,
+        cluster_ips,
+        selector,
+        origin: origin(obj),
     });
     Ok(())
 }

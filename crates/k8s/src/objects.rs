@@ -50,6 +50,11 @@ pub struct ObjectMeta {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub owner_references: Option<Vec<OwnerReference>>,
+    /// RFC 3339, as the API server writes it (parsed by the identity resolver, not here).
+    #[serde(default)]
+    pub creation_timestamp: Option<String>,
+    #[serde(default)]
+    pub deletion_timestamp: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -110,6 +115,15 @@ pub struct Spec {
     pub priority: Option<i64>,
     #[serde(default)]
     pub subject: Option<AdminSubject>,
+    // Service
+    #[serde(default, rename = "clusterIP")]
+    pub cluster_ip: Option<String>,
+    #[serde(default, rename = "clusterIPs")]
+    pub cluster_ips: Option<Vec<String>>,
+    /// A Service's `selector` (a plain label map); workload kinds have a `LabelSelector` here,
+    /// so it is read loosely and only string values of a Service's map are used.
+    #[serde(default)]
+    pub selector: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,6 +184,37 @@ pub struct PodStatus {
     pub phase: Option<String>,
     #[serde(default, rename = "podIP")]
     pub pod_ip: Option<String>,
+    #[serde(default, rename = "podIPs")]
+    pub pod_ips: Option<Vec<PodIp>>,
+    #[serde(default)]
+    pub start_time: Option<String>,
+    #[serde(default)]
+    pub container_statuses: Option<Vec<ContainerStatus>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PodIp {
+    #[serde(default)]
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ContainerStatus {
+    #[serde(default)]
+    pub state: Option<ContainerState>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ContainerState {
+    #[serde(default)]
+    pub terminated: Option<ContainerTerminated>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerTerminated {
+    #[serde(default)]
+    pub finished_at: Option<String>,
 }
 
 /// A rule of any of the three policy kinds: NetworkPolicy rules use `from`/`to` with
