@@ -361,8 +361,18 @@ pub struct Summary {
     pub store: bulkhead_store::Stats,
 }
 
-/// Runs an ingest; returns the summary (errors of single files are in it).
+/// Who is acting, for the audit log: `$USER`, else `$LOGNAME`, else `bulkhead`.
+fn actor() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "bulkhead".into())
+}
+
+/// Runs an ingest; returns the summary (errors of single files are in it). Every file that added
+/// flows to the store is recorded in the audit log (`store.ingest`, with the file's SHA-256).
 pub fn ingest(args: &IngestArgs) -> Result<Summary> {
+    let mut audit_events: Vec<bulkhead_audit::Event> = Vec::new();
     let bucket_ns = parse_duration(&args.bucket).context("--bucket")?;
     if bucket_ns <= 0 {
         bail!("--bucket must be positive");
@@ -547,10 +557,38 @@ pub fn ingest(args: &IngestArgs) -> Result<Summary> {
                 }
             }
         };
+        // What reached the store is a state change: one audit event per file.
+        if outcome.flows > 0 {
+            let mut ev = bulkhead_audit::Event::new(
+                &actor(),
+                bulkhead_audit::actions::STORE_INGEST,
+                &format!("store:{}", args.data_dir.display()),
+                &format!(
+                    "bulkhead ingest {}: {} {} flows{}",
+                    outcome.file,
+                    outcome.status,
+                    outcome.flows,
+                    outcome
+                        .error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                ),
+            );
+            ev.after = Some(bulkhead_audit::Digest(key.sha256));
+            audit_events.push(ev);
+        }
         files.push(outcome);
         if let Some(p) = &spooled {
             let _ = std::fs::remove_file(p);
         }
+    }
+    if !audit_events.is_empty() {
+        let mut log =
+            bulkhead_audit::AuditLog::open(&args.data_dir, bulkhead_audit::KeySource::DataDir)
+                .context("opening the audit log to record the ingest")?;
+        log.append_batch(&audit_events)
+            .context("recording the ingest in the audit log")?;
     }
     let resolution = agg.resolution();
     Ok(Summary {

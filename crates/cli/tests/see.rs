@@ -593,3 +593,44 @@ fn kill_9_mid_ingest_then_rerun_equals_a_clean_ingest() {
     assert!(once_more.contains("duplicate"), "{once_more}");
     assert_eq!(map_of(&data), want);
 }
+
+#[test]
+fn every_ingest_that_adds_flows_is_in_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ingest_fixture(dir.path(), &data);
+    // A duplicate adds nothing to the store, and nothing to the log.
+    ingest_fixture(dir.path(), &data);
+    let log = ok(bulkhead(&[
+        "audit",
+        "log",
+        "--data-dir",
+        p(&data),
+        "--format",
+        "json",
+    ]));
+    let entries: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one canonical entry per line"))
+        .collect();
+    assert_eq!(entries.len(), 1, "{log}");
+    let e = &entries[0];
+    assert_eq!(e["action"], "store.ingest");
+    assert_eq!(e["object"], format!("store:{}", p(&data)));
+    // The digest after is the ingested file's SHA-256.
+    use sha2::Digest as _;
+    let bytes = std::fs::read(dir.path().join("flows.json")).unwrap();
+    let want: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(e["after"], format!("sha256:{want}"));
+    assert!(
+        e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("flows.json: ingested"),
+        "{e}"
+    );
+    ok(bulkhead(&["audit", "verify", "--data-dir", p(&data)]));
+}
