@@ -412,9 +412,9 @@ impl<'c> Engine<'c> {
             let wl = &self.cluster.workloads[w];
             policies
                 .iter()
-                .flat_map(|&p| named_keys(&self.cluster.policies[p as usize], dir))
+                .flat_map(|&p| &self.sets[p as usize].ingress_named)
                 .map(|(name, proto)| {
-                    wl.resolve_named_port(&name, proto)
+                    wl.resolve_named_port(name, *proto)
                         .map(|np| (np.protocol, np.port))
                 })
                 .collect()
@@ -1553,27 +1553,43 @@ impl Intersect for Members {
 /// Blocks with their verdicts, blocks of equal verdicts merged.
 struct Merger<V> {
     blocks: Vec<(Bitset, V)>,
-    at: HashMap<V, usize>,
+    /// Verdict → block, once there are too many blocks to compare one by one.
+    at: Option<HashMap<V, usize>>,
 }
 
 impl<V> Default for Merger<V> {
     fn default() -> Self {
         Merger {
             blocks: Vec::new(),
-            at: HashMap::default(),
+            at: None,
         }
     }
 }
 
+/// Up to this many blocks, a verdict is looked up by comparing (no hashing, no copy).
+const MERGER_SCAN: usize = 32;
+
 impl<V: Clone + Eq + std::hash::Hash> Merger<V> {
     fn put(&mut self, b: Bitset, v: V) {
-        match self.at.get(&v) {
-            Some(&i) => self.blocks[i].0.union_with(&b),
-            None => {
-                self.at.insert(v.clone(), self.blocks.len());
-                self.blocks.push((b, v));
-            }
+        let found = match &self.at {
+            Some(at) => at.get(&v).copied(),
+            None => self.blocks.iter().position(|(_, w)| *w == v),
+        };
+        if let Some(i) = found {
+            self.blocks[i].0.union_with(&b);
+            return;
         }
+        if let Some(at) = &mut self.at {
+            at.insert(v.clone(), self.blocks.len());
+        } else if self.blocks.len() == MERGER_SCAN {
+            let mut at: HashMap<V, usize> = HashMap::default();
+            for (i, (_, w)) in self.blocks.iter().enumerate() {
+                at.insert(w.clone(), i);
+            }
+            at.insert(v.clone(), self.blocks.len());
+            self.at = Some(at);
+        }
+        self.blocks.push((b, v));
     }
 }
 

@@ -137,6 +137,8 @@ pub(crate) struct PolicySets {
     pub subject: Bitset,
     /// Per direction, per rule: the peers (over that direction's universe) a rule matches.
     pub rules: [Vec<Bitset>; 2],
+    /// The named ports its ingress rules use, in rule order (a class key holds their values).
+    pub ingress_named: Vec<NamedKey>,
 }
 
 /// External pieces of both directions, with a reverse lookup.
@@ -190,7 +192,11 @@ pub(crate) fn policy_sets(
             })
             .collect()
     });
-    PolicySets { subject, rules }
+    PolicySets {
+        subject,
+        rules,
+        ingress_named: named_keys(p, Direction::Ingress).collect(),
+    }
 }
 
 /// Workloads grouped by what a named port resolves to: one set per resolved value.
