@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod bank;
 mod bench;
 mod telemetry;
 
@@ -111,6 +112,8 @@ enum Command {
     },
     /// Receive NetFlow v5/v9/IPFIX over UDP and decode it per exporter.
     Collect(telemetry::CollectArgs),
+    /// Simulate the reference bank: inventory, flows in four formats, labelled attacks.
+    SimulateBank(bank::SimulateBankArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -218,6 +221,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_output(None, &text)?;
         }
         Command::Bench { command } => bench::run(command)?,
+        Command::SimulateBank(args) => bank::run(args)?,
         // Chooses its own exit codes (1: verification failure, 2: usage or I/O).
         Command::Audit(args) => return Ok(audit::run(args)),
         Command::Flows { command } => {
