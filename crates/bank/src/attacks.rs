@@ -88,7 +88,15 @@ pub fn inject(bank: &Bank, seed: u64) -> (Vec<Scenario>, Vec<SimFlow>) {
         }
         for _ in 0..4 {
             t += rng.range(20_000, 120_000) as i64;
-            let mut f = flow(&mut rng, t, staging, End::Host(db, 0), 1521, Outcome::Ok, sc);
+            let mut f = flow(
+                &mut rng,
+                t,
+                staging,
+                End::Host(db, 0),
+                1521,
+                Outcome::Ok,
+                sc,
+            );
             f.bytes_in = rng.range(50_000, 900_000) as u64;
             flows.push(f);
         }
@@ -107,14 +115,27 @@ pub fn inject(bank: &Bank, seed: u64) -> (Vec<Scenario>, Vec<SimFlow>) {
     if let Some(cdb) = first("customer-db") {
         let sc = scenarios.len();
         let burst = rng.chance(50);
-        let t0 = day0 * 1000 + if burst { 3 * 3_600_000 + 1_200_000 } else { 9 * 3_600_000 };
+        let t0 = day0 * 1000
+            + if burst {
+                3 * 3_600_000 + 1_200_000
+            } else {
+                9 * 3_600_000
+            };
         let src = p.instance(cdb, 0, t0 / 1000).expect("a replica");
         let n = (instances / 15).clamp(6, 40);
         let span: i64 = if burst { 600_000 } else { 6 * 3_600_000 };
         let mut t_end = t0;
         for i in 0..n {
             let t = t0 + span * i as i64 / n as i64 + rng.below(10_000) as i64;
-            let mut f = flow(&mut rng, t, src, End::External(EXFIL_ADDR), 443, Outcome::Ok, sc);
+            let mut f = flow(
+                &mut rng,
+                t,
+                src,
+                End::External(EXFIL_ADDR),
+                443,
+                Outcome::Ok,
+                sc,
+            );
             f.bytes_out = if burst {
                 rng.range(40_000_000, 90_000_000) as u64
             } else {

@@ -114,10 +114,7 @@ fn pod_json(bank: &Bank, p: &crate::model::Pod) -> Value {
     let (owner_kind, owner) = if w.kind == Kind::StatefulSet {
         ("StatefulSet", w.name.clone())
     } else {
-        labels.insert(
-            "pod-template-hash".into(),
-            Value::String(w.rs_hash.clone()),
-        );
+        labels.insert("pod-template-hash".into(), Value::String(w.rs_hash.clone()));
         ("ReplicaSet", format!("{}-{}", w.name, w.rs_hash))
     };
     let mut meta = json!({
@@ -158,9 +155,6 @@ fn pod_json(bank: &Bank, p: &crate::model::Pod) -> Value {
 }
 
 fn node_ip(node: &str) -> String {
-    let n: u32 = node
-        .trim_start_matches("node-")
-        .parse()
-        .unwrap_or_default();
+    let n: u32 = node.trim_start_matches("node-").parse().unwrap_or_default();
     format!("10.40.{}.{}", n / 250, n % 250 + 1)
 }

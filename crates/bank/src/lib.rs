@@ -77,6 +77,11 @@ impl Summary {
 /// `ground-truth.json` with attacks), or with `stream` only that format's flows to standard
 /// output (and the inventory and ground truth under `out` if given).
 pub fn simulate(cfg: &Config, out: Option<&Path>, stream: Option<Fmt>) -> io::Result<Summary> {
+    if out.is_none() && stream.is_none() {
+        return Err(io::Error::other(
+            "nothing to write: give an output directory or a stream",
+        ));
+    }
     let bank = Bank::build(cfg);
     if let Some(dir) = out {
         std::fs::create_dir_all(dir)?;

@@ -219,7 +219,9 @@ pub fn partner(name: &str) -> Ipv4Addr {
 /// A name-derived, seed-derived string of `n` characters from Kubernetes' suffix alphabet.
 pub fn suffix(rng: &mut SplitMix64, n: usize) -> String {
     const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..n).map(|_| ALPHA[rng.below(ALPHA.len())] as char).collect()
+    (0..n)
+        .map(|_| ALPHA[rng.below(ALPHA.len())] as char)
+        .collect()
 }
 
 impl Bank {

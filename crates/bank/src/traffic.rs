@@ -95,8 +95,8 @@ const fn e(from: Src, to: Dst, port: u16, proto: u8, rate: f64, curve: Curve) ->
 }
 
 use Curve::*;
-use Src::App as F;
 use Dst::App as T;
+use Src::App as F;
 
 /// BANK.md's normal traffic.
 #[rustfmt::skip]
@@ -305,8 +305,8 @@ pub struct Background<'a> {
 impl<'a> Background<'a> {
     pub fn new(bank: &'a Bank, seed: u64, rate: f64) -> Self {
         let base_total = 245.0;
-        let scale = rate * bank.workloads.iter().map(|w| w.instances()).sum::<usize>() as f64
-            / base_total;
+        let scale =
+            rate * bank.workloads.iter().map(|w| w.instances()).sum::<usize>() as f64 / base_total;
         let edges = EDGES
             .iter()
             .map(|e| {
@@ -350,7 +350,11 @@ impl<'a> Background<'a> {
             let (src_ws, dst_ws) = &self.edges[ei];
             let (src_ws, k) = match edge.from {
                 Src::Every(pods) => {
-                    let ws = if pods { &self.all_pods_w } else { &self.all_vms_w };
+                    let ws = if pods {
+                        &self.all_pods_w
+                    } else {
+                        &self.all_vms_w
+                    };
                     let n: usize = ws.iter().map(|&w| bank.workloads[w].instances()).sum();
                     (ws, count(rng, edge.rate * n as f64 * c * self.rate))
                 }

@@ -78,6 +78,7 @@ struct LineFile {
     w: Box<dyn Write>,
     rel: String,
     line: u64,
+    header_lines: u64,
 }
 
 impl LineFile {
@@ -92,12 +93,18 @@ impl LineFile {
             }
             None => Box::new(BufWriter::with_capacity(1 << 18, io::stdout())),
         };
-        Ok(LineFile { w, rel, line: 0 })
+        Ok(LineFile {
+            w,
+            rel,
+            line: 0,
+            header_lines: 0,
+        })
     }
 
     fn header(&mut self, text: &str) -> io::Result<()> {
         self.w.write_all(text.as_bytes())?;
         self.line += text.bytes().filter(|&b| b == b'\n').count() as u64;
+        self.header_lines = self.line;
         Ok(())
     }
 }
@@ -187,7 +194,8 @@ impl<'a> Writers<'a> {
         for (i, f) in self.files.iter_mut().enumerate() {
             if let Some(mut lf) = f.take() {
                 lf.w.flush()?;
-                self.written.push((Fmt::ALL[i], lf.rel, lf.line));
+                self.written
+                    .push((Fmt::ALL[i], lf.rel, lf.line - lf.header_lines));
             }
         }
         Ok(())
@@ -253,11 +261,7 @@ impl<'a> Writers<'a> {
                 let (sp, dp) = (&bank.pods[sp], &bank.pods[dp]);
                 let time = rfc3339_ms(f.time_ms);
                 let l4 = if tcp { "TCP" } else { "UDP" };
-                let flags = if tcp {
-                    ",\"flags\":{\"SYN\":true}"
-                } else {
-                    ""
-                };
+                let flags = if tcp { ",\"flags\":{\"SYN\":true}" } else { "" };
                 let (verdict, drop) = match f.outcome {
                     Outcome::Ok => ("FORWARDED", ""),
                     _ => (
@@ -311,7 +315,11 @@ impl<'a> Writers<'a> {
                     22 => "ssh",
                     _ => "-",
                 };
-                let dur = if f.outcome == Outcome::Ok { f.dur_ms } else { 0 };
+                let dur = if f.outcome == Outcome::Ok {
+                    f.dur_ms
+                } else {
+                    0
+                };
                 writeln!(
                     lf.w,
                     "{}.{:03}000\tC{:016x}\t{src}\t{}\t{dst}\t{}\t{}\t{service}\t{}.{:03}000\t{bytes_out}\t{bytes_in}\t{state}\tT\tT\t0\t{history}\t{pkts_out}\t{}\t{pkts_in}\t{}\t-",
@@ -410,8 +418,7 @@ impl<'a> Writers<'a> {
                 std::fs::create_dir_all(parent)?;
             }
             std::fs::write(p, &self.ipfix)?;
-            self.written
-                .push((Fmt::Netflow, rel, self.ipfix_n as u64));
+            self.written.push((Fmt::Netflow, rel, self.ipfix_n as u64));
         }
         self.ipfix_seq = self.ipfix_seq.wrapping_add(self.ipfix_n as u32);
         self.ipfix_n = 0;
