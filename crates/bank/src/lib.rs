@@ -77,6 +77,20 @@ impl Summary {
 /// `ground-truth.json` with attacks), or with `stream` only that format's flows to standard
 /// output (and the inventory and ground truth under `out` if given).
 pub fn simulate(cfg: &Config, out: Option<&Path>, stream: Option<Fmt>) -> io::Result<Summary> {
+    simulate_to(
+        cfg,
+        out,
+        stream.map(|f| (f, Box::new(io::stdout()) as Box<dyn io::Write>)),
+    )
+}
+
+/// [`simulate`], streaming one format to any writer.
+pub fn simulate_to(
+    cfg: &Config,
+    out: Option<&Path>,
+    stream: Option<(Fmt, Box<dyn io::Write>)>,
+) -> io::Result<Summary> {
+    let stream_fmt = stream.as_ref().map(|s| s.0);
     if out.is_none() && stream.is_none() {
         return Err(io::Error::other(
             "nothing to write: give an output directory or a stream",
@@ -153,7 +167,7 @@ pub fn simulate(cfg: &Config, out: Option<&Path>, stream: Option<Fmt>) -> io::Re
             "days": cfg.days,
             "start": rfc3339(bank.start),
             "end": rfc3339(bank.end),
-            "streamed": stream.map(Fmt::name),
+            "streamed": stream_fmt.map(Fmt::name),
             "scenarios": list,
         });
         let mut text = serde_json::to_string_pretty(&gt).map_err(io::Error::other)?;

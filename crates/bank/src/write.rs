@@ -82,17 +82,12 @@ struct LineFile {
 }
 
 impl LineFile {
-    fn open(dir: Option<&Path>, rel: String) -> io::Result<LineFile> {
-        let w: Box<dyn Write> = match dir {
-            Some(d) => {
-                let p = d.join(&rel);
-                if let Some(parent) = p.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                Box::new(BufWriter::with_capacity(1 << 18, File::create(p)?))
-            }
-            None => Box::new(BufWriter::with_capacity(1 << 18, io::stdout())),
-        };
+    fn open(dir: &Path, rel: String) -> io::Result<LineFile> {
+        let p = dir.join(&rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let w: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 18, File::create(p)?));
         Ok(LineFile {
             w,
             rel,
@@ -133,6 +128,8 @@ pub struct Writers<'a> {
     dir: Option<PathBuf>,
     /// `Some(f)`: only format `f`, to standard output.
     stream: Option<Fmt>,
+    /// Where the stream goes, until its format's first record.
+    stream_out: Option<Box<dyn Write>>,
     day: i64,
     files: [Option<LineFile>; 3],
     /// Per workload: the Hubble endpoint JSON up to the pod name.
@@ -149,7 +146,15 @@ pub struct Writers<'a> {
 }
 
 impl<'a> Writers<'a> {
-    pub fn new(bank: &'a Bank, dir: Option<&Path>, stream: Option<Fmt>) -> Writers<'a> {
+    pub fn new(
+        bank: &'a Bank,
+        dir: Option<&Path>,
+        stream: Option<(Fmt, Box<dyn Write>)>,
+    ) -> Writers<'a> {
+        let (stream, stream_out) = match stream {
+            Some((f, w)) => (Some(f), Some(w)),
+            None => (None, None),
+        };
         let hubble_ep = bank
             .workloads
             .iter()
@@ -177,6 +182,7 @@ impl<'a> Writers<'a> {
             bank,
             dir: dir.map(Path::to_path_buf),
             stream,
+            stream_out,
             day: -1,
             files: [None, None, None],
             hubble_ep,
@@ -214,11 +220,16 @@ impl<'a> Writers<'a> {
                 Fmt::Vpc => (format!("flows/vpc/day-{d:02}.log"), VPC_HEADER),
                 _ => (format!("flows/zeek/conn.day-{d:02}.log"), ZEEK_HEADER),
             };
-            let (dir, rel) = match self.stream {
-                Some(_) => (None, "-".to_string()),
-                None => (self.dir.as_deref(), rel),
+            let mut lf = match (self.stream_out.take(), &self.dir) {
+                (Some(w), _) => LineFile {
+                    w: Box::new(BufWriter::with_capacity(1 << 18, w)),
+                    rel: "-".to_string(),
+                    line: 0,
+                    header_lines: 0,
+                },
+                (None, Some(d)) => LineFile::open(d, rel)?,
+                (None, None) => return Err(io::Error::other("no output directory")),
             };
-            let mut lf = LineFile::open(dir, rel)?;
             lf.header(header)?;
             self.files[i] = Some(lf);
         }

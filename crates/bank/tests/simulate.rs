@@ -287,3 +287,31 @@ fn customer_traffic_follows_the_day_and_month_end_runs_only_at_month_end() {
         );
     }
 }
+
+#[test]
+fn a_stream_holds_exactly_the_flows_of_the_files() {
+    let one_day = Config {
+        days: 1,
+        workloads: 20,
+        ..cfg()
+    };
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bank-stream");
+    let _ = std::fs::remove_dir_all(&base);
+    let files = base.join("files");
+    simulate(&one_day, Some(&files), None).expect("simulates");
+    for (fmt, rel) in [
+        (Fmt::Hubble, "flows/hubble/day-01.jsonl"),
+        (Fmt::Zeek, "flows/zeek/conn.day-01.log"),
+        (Fmt::Vpc, "flows/vpc/day-01.log"),
+    ] {
+        let path = base.join(format!("{}.stream", fmt.name()));
+        let w = std::fs::File::create(&path).expect("create");
+        let s =
+            bulkhead_bank::simulate_to(&one_day, None, Some((fmt, Box::new(w)))).expect("streams");
+        assert!(s.flows[fmt as usize] > 0);
+        let a = std::fs::read(&path).expect("stream");
+        let b = std::fs::read(files.join(rel)).expect("file");
+        assert!(a == b, "{}: the stream is the file", fmt.name());
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
