@@ -273,6 +273,20 @@ impl<'a> Writers<'a> {
                 let time = rfc3339_ms(f.time_ms);
                 let l4 = if tcp { "TCP" } else { "UDP" };
                 let flags = if tcp { ",\"flags\":{\"SYN\":true}" } else { "" };
+                // Calls to a Service's port: Hubble names the Service (the address is already
+                // the backend pod's, after socket-level load balancing).
+                let dw = &bank.workloads[dp.workload];
+                let service = if f.outcome == Outcome::Ok
+                    && f.scenario.is_none()
+                    && dw.ports.iter().any(|p| p.1 == f.dport)
+                {
+                    format!(
+                        ",\"destination_service\":{{\"name\":\"{}\",\"namespace\":\"{}\"}}",
+                        dw.name, dw.segment
+                    )
+                } else {
+                    String::new()
+                };
                 let (verdict, drop) = match f.outcome {
                     Outcome::Ok => ("FORWARDED", ""),
                     _ => (
@@ -282,7 +296,7 @@ impl<'a> Writers<'a> {
                 };
                 writeln!(
                     lf.w,
-                    "{{\"flow\":{{\"time\":\"{time}\",\"verdict\":\"{verdict}\"{drop},\"IP\":{{\"source\":\"{src}\",\"destination\":\"{dst}\",\"ipVersion\":\"IPv4\"}},\"l4\":{{\"{l4}\":{{\"source_port\":{},\"destination_port\":{}{flags}}}}},\"source\":{}{}\"}},\"destination\":{}{}\"}},\"Type\":\"L3_L4\",\"node_name\":\"{}\",\"event_type\":{{\"type\":4}},\"traffic_direction\":\"EGRESS\",\"is_reply\":false,\"Summary\":\"{l4}\"}},\"node_name\":\"{}\",\"time\":\"{time}\"}}",
+                    "{{\"flow\":{{\"time\":\"{time}\",\"verdict\":\"{verdict}\"{drop},\"IP\":{{\"source\":\"{src}\",\"destination\":\"{dst}\",\"ipVersion\":\"IPv4\"}},\"l4\":{{\"{l4}\":{{\"source_port\":{},\"destination_port\":{}{flags}}}}},\"source\":{}{}\"}},\"destination\":{}{}\"}},\"Type\":\"L3_L4\"{service},\"node_name\":\"{}\",\"event_type\":{{\"type\":4}},\"traffic_direction\":\"EGRESS\",\"is_reply\":false,\"Summary\":\"{l4}\"}},\"node_name\":\"{}\",\"time\":\"{time}\"}}",
                     f.sport,
                     f.dport,
                     hubble_ep[sp.workload],
