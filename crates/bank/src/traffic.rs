@@ -161,6 +161,8 @@ pub const EDGES: &[Edge] = &[
     e(Src::Every(false), T("ntp"), 123, 17, 0.1, Flat),
     e(Src::Every(true), T("log-collector"), 4317, 6, 0.1, Flat),
     e(Src::Every(false), T("log-collector"), 6514, 6, 0.1, Flat),
+    e(F("hsm"), T("log-collector"), 514, 17, 1.0, Flat),
+    e(F("card-auth"), T("log-collector"), 514, 17, 1.0, Flat),
 ];
 
 /// Monitoring: Prometheus scrapes every instance's 9100 this often per minute.
@@ -217,6 +219,7 @@ pub fn sizes(rng: &mut SplitMix64, port: u16) -> (u64, u64, i64) {
         123 => (48, 48, 48, 48, 1, 5),
         9100 => (150, 250, 5_000, 40_000, 5, 100),
         4317 | 6514 => (1_000, 100_000, 100, 500, 10, 2_000),
+        514 => (150, 1_400, 0, 0, 0, 1),
         22 => (2_000, 50_000, 2_000, 200_000, 1_000, 600_000),
         _ => (100, 1_000, 100, 1_000, 1, 100),
     };

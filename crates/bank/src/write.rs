@@ -317,7 +317,13 @@ impl<'a> Writers<'a> {
                 writeln!(
                     lf.w,
                     "2 123456789012 eni-{:017x} {src} {dst} {} {} {} {} {} {s} {} {action} OK",
-                    u32::from(src),
+                    // The ENI is the cloud VM's (the end the flow log is attached to).
+                    match (f.src, f.dst) {
+                        (End::Host(w, _), _) if bank.workloads[w].kind == Kind::VmCloud => {
+                            u32::from(src)
+                        }
+                        _ => u32::from(dst),
+                    },
                     f.sport,
                     f.dport,
                     f.proto,
@@ -329,6 +335,7 @@ impl<'a> Writers<'a> {
             _ => {
                 let (state, history) = match (f.outcome, tcp) {
                     (Outcome::Ok, true) => ("SF", "ShADadFf"),
+                    (Outcome::Ok, false) if f.bytes_in == 0 => ("S0", "D"),
                     (Outcome::Ok, false) => ("SF", "Dd"),
                     (Outcome::Rejected, _) => ("REJ", "Sr"),
                     (Outcome::Dropped, _) => ("S0", "S"),
@@ -465,6 +472,7 @@ fn ipfix_name(n: u64) -> String {
 fn packets(f: &SimFlow) -> (u64, u64) {
     match (f.outcome, f.proto) {
         (Outcome::Ok, 6) => (f.bytes_out / 1_200 + 3, f.bytes_in / 1_400 + 2),
+        (Outcome::Ok, _) if f.bytes_in == 0 => (f.bytes_out / 1_400 + 1, 0),
         (Outcome::Ok, _) => (f.bytes_out / 1_400 + 1, f.bytes_in / 1_400 + 1),
         (Outcome::Rejected, _) => (1, 1),
         (Outcome::Dropped, _) => (2, 0),
