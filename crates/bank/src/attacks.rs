@@ -21,8 +21,8 @@ pub struct Scenario {
 /// Exfiltration's destination (an address in no partner range).
 pub const EXFIL_ADDR: Ipv4Addr = Ipv4Addr::new(185, 220, 101, 47);
 
-/// Builds the scenarios and their flows, on the last simulated day. `scale` sizes them against
-/// the background (instances of the bank).
+/// Builds the scenarios and their flows, on the last simulated day, sized by the bank's
+/// instances so that each stays well under 1 % of the background.
 pub fn inject(bank: &Bank, seed: u64) -> (Vec<Scenario>, Vec<SimFlow>) {
     let mut rng = SplitMix64::stream(seed, 4);
     let p = Picker { bank };

@@ -88,6 +88,11 @@ const CATALOG: &[Spec] = &[
     Spec { segment: "shared-infra", app: "backup", kind: Kind::VmOnPrem, ports: HTTPS, tier: "infra", team: "platform", base: 2 },
 ];
 
+/// Instances of the catalog at scale 1 (the rates of the traffic table are per this size).
+pub fn base_total() -> usize {
+    CATALOG.iter().map(|s| s.base).sum()
+}
+
 /// The compliance label of a segment (BANK.md's table).
 pub fn compliance(segment: &str) -> &'static str {
     match segment {
@@ -227,8 +232,7 @@ pub fn suffix(rng: &mut SplitMix64, n: usize) -> String {
 impl Bank {
     /// Builds the bank for a configuration.
     pub fn build(cfg: &Config) -> Bank {
-        let base_total: usize = CATALOG.iter().map(|s| s.base).sum();
-        let f = cfg.workloads.max(1) as f64 / base_total as f64;
+        let f = cfg.workloads.max(1) as f64 / base_total() as f64;
         let mut rng = SplitMix64::stream(cfg.seed, 1);
         let mut workloads = Vec::new();
         let (mut onprem, mut cloud) = (0u32, 0u32);

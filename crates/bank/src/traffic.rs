@@ -307,7 +307,7 @@ pub struct Background<'a> {
 
 impl<'a> Background<'a> {
     pub fn new(bank: &'a Bank, seed: u64, rate: f64) -> Self {
-        let base_total = 245.0;
+        let base_total = crate::model::base_total() as f64;
         let scale =
             rate * bank.workloads.iter().map(|w| w.instances()).sum::<usize>() as f64 / base_total;
         let edges = EDGES
