@@ -168,6 +168,33 @@ fn addresses_are_reused_and_each_flow_names_the_owner_at_its_time() {
         .filter(|ws| ws.iter().any(|&w| w != ws[0]))
         .count();
     assert!(reused > 0, "some address served two different workloads");
+    // The same, read from the written inventory: finished pods and a reused address.
+    let pods_json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(r.dir.join("inventory/pods.json")).expect("pods.json"),
+    )
+    .expect("JSON");
+    let mut apps_by_ip: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut finished = 0;
+    for p in pods_json["items"].as_array().expect("items") {
+        let ip = p["status"]["podIP"].as_str().expect("podIP");
+        apps_by_ip
+            .entry(ip)
+            .or_default()
+            .push(p["metadata"]["labels"]["app"].as_str().expect("app"));
+        if p["status"]["phase"] == "Succeeded" {
+            assert!(p["metadata"]["deletionTimestamp"].is_string());
+            assert!(
+                p["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
+                    .is_string()
+            );
+            finished += 1;
+        }
+    }
+    assert!(finished > 0, "some pods finished during the run");
+    assert!(
+        apps_by_ip.values().any(|a| a.iter().any(|x| *x != a[0])),
+        "pods.json shows an address used by two workloads"
+    );
     let pods: HashMap<&str, &bulkhead_bank::Pod> =
         bank.pods.iter().map(|p| (p.name.as_str(), p)).collect();
     let mut checked = 0;
