@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod bank;
 mod bench;
 mod see;
 mod see_bench;
@@ -119,6 +120,8 @@ enum Command {
     Map(see::MapArgs),
     /// Receive NetFlow v5/v9/IPFIX over UDP and decode it per exporter.
     Collect(telemetry::CollectArgs),
+    /// Simulate the reference bank: inventory, flows in four formats, labelled attacks.
+    SimulateBank(bank::SimulateBankArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -226,6 +229,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_output(None, &text)?;
         }
         Command::Bench { command } => bench::run(command)?,
+        Command::SimulateBank(args) => bank::run(args)?,
         // Chooses its own exit codes (1: verification failure, 2: usage or I/O).
         Command::Audit(args) => return Ok(audit::run(args)),
         Command::Flows { command } => {
