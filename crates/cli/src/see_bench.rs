@@ -290,18 +290,6 @@ fn tempdir() -> Result<PathBuf> {
     Ok(d)
 }
 
-/// SplitMix64.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 pub fn run_map_bench(a: BenchMapArgs) -> Result<()> {
     let tmp;
     let dir = match &a.dir {
@@ -328,7 +316,7 @@ pub fn run_map_bench(a: BenchMapArgs) -> Result<()> {
     };
     let t = Instant::now();
     let mut cache = NodeCache::default();
-    let mut rng = Rng(11);
+    let mut rng = bulkhead_synth::SplitMix64::new(11);
     let mut written = 0u64;
     let per_bucket = a.edges.div_ceil(a.buckets.max(1));
     let key = SourceKey {
@@ -340,7 +328,7 @@ pub fn run_map_bench(a: BenchMapArgs) -> Result<()> {
         while batch.edges.len() < 200_000 && written + (batch.edges.len() as u64) < a.edges {
             let i = written + batch.edges.len() as u64;
             let bucket_t = t0 + (i / per_bucket) as i64 * hour;
-            let r = rng.next();
+            let r = rng.next_u64();
             let k = EdgeKey {
                 bucket: store.bucket_of(Some(bucket_t)),
                 src: (r % nodes as u64) as u32,
