@@ -180,13 +180,15 @@ fn key_source(args: &AuditArgs) -> KeySource {
     }
 }
 
+/// Who is acting, from the environment: `$USER`, else `$LOGNAME`.
+pub(crate) fn env_actor() -> Option<String> {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+}
+
 fn actor(a: Option<String>) -> Result<String> {
-    let from_env = || {
-        ["USER", "LOGNAME"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-    };
-    match a.or_else(from_env) {
+    match a.or_else(env_actor) {
         Some(a) => Ok(a),
         None => bail!("give --actor (no $USER or $LOGNAME in the environment)"),
     }

@@ -361,14 +361,6 @@ pub struct Summary {
     pub store: bulkhead_store::Stats,
 }
 
-/// Who is acting, for the audit log: `$USER`, else `$LOGNAME`, else `bulkhead`.
-fn actor() -> String {
-    ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "bulkhead".into())
-}
-
 /// Runs an ingest; returns the summary (errors of single files are in it). Every file that added
 /// flows to the store is recorded in the audit log (`store.ingest`, with the file's SHA-256).
 pub fn ingest(args: &IngestArgs) -> Result<Summary> {
@@ -560,7 +552,8 @@ pub fn ingest(args: &IngestArgs) -> Result<Summary> {
         // What reached the store is a state change: one audit event per file.
         if outcome.flows > 0 {
             let mut ev = bulkhead_audit::Event::new(
-                &actor(),
+                // Who is acting: `$USER`, else `$LOGNAME`, else `bulkhead`.
+                &crate::audit::env_actor().unwrap_or_else(|| "bulkhead".into()),
                 bulkhead_audit::actions::STORE_INGEST,
                 &format!("store:{}", args.data_dir.display()),
                 &format!(

@@ -361,13 +361,6 @@ impl<'c> Engine<'c> {
     fn classify(&mut self, w: usize, fresh: bool) {
         for dir in DIRS {
             let key = self.class_key(dir, w);
-            self.put_in_class(dir, w, fresh, key);
-        }
-    }
-
-    /// Puts workload `w` into the class of `key` in direction `dir`, making it if need be.
-    fn put_in_class(&mut self, dir: Direction, w: usize, fresh: bool, key: ClassKey) {
-        {
             let classes = &mut self.classes[dir_index(dir)];
             if !fresh {
                 let old = classes.of[w] as usize;
@@ -881,19 +874,9 @@ impl<'c> Engine<'c> {
             }
         });
         // The external pieces can only move when the policy's address sets do.
-        let ip_sets_of = |p: &Policy| {
-            DIRS.map(|dir| {
-                p.rules(dir)
-                    .unwrap_or_default()
-                    .iter()
-                    .flat_map(|r| r.peers.iter())
-                    .filter_map(|peer| match peer {
-                        Peer::Ips(s) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .collect::<Vec<IpSet>>()
-            })
-        };
+        fn ip_sets_of(p: &Policy) -> [Vec<&IpSet>; 2] {
+            DIRS.map(|dir| policy_ip_sets(p, dir).collect())
+        }
         let same_ip_sets = !adding
             && ip_sets_of(&self.cluster.policies[index]) == ip_sets_of(&policy)
             || adding && ip_sets_of(&policy).iter().all(|v| v.is_empty());
@@ -1474,17 +1457,23 @@ impl<'c> Engine<'c> {
 }
 
 fn referenced_ip_sets(cluster: &Cluster, dir: Direction) -> Vec<&IpSet> {
-    let mut out = Vec::new();
-    for p in &cluster.policies {
-        for rule in p.rules(dir).unwrap_or_default() {
-            for peer in &rule.peers {
-                if let Peer::Ips(s) = peer {
-                    out.push(s);
-                }
-            }
-        }
-    }
-    out
+    cluster
+        .policies
+        .iter()
+        .flat_map(|p| policy_ip_sets(p, dir))
+        .collect()
+}
+
+/// The address sets one policy's rules name in one direction, in rule order.
+fn policy_ip_sets(p: &Policy, dir: Direction) -> impl Iterator<Item = &IpSet> {
+    p.rules(dir)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|r| r.peers.iter())
+        .filter_map(|peer| match peer {
+            Peer::Ips(s) => Some(s),
+            _ => None,
+        })
 }
 
 fn push_applicable(app: &mut [Applicable; 2], p: &Policy, pi: usize) {
