@@ -49,6 +49,12 @@ pub struct UpdateFigures {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// The same figures in CPU time of the updating thread (what one core spends, without
+    /// the waits of a shared machine).
+    pub cpu_mean_ms: f64,
+    pub cpu_p50_ms: f64,
+    pub cpu_p99_ms: f64,
+    pub cpu_max_ms: f64,
     /// Updates that moved the external pieces (included above).
     pub pieces_moved: usize,
     /// Mean number of (subject, peer) direction verdicts that changed per update.
@@ -57,6 +63,13 @@ pub struct UpdateFigures {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// CPU time this thread has used, in milliseconds: on a machine shared with other work the
+/// wall clock counts waiting for a core too.
+fn thread_cpu_ms() -> f64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
 /// A small deterministic generator, so runs are repeatable.
@@ -192,6 +205,7 @@ fn measure_updates(
         return UpdateFigures::default();
     }
     let mut times = Vec::with_capacity(count);
+    let mut cpu = Vec::with_capacity(count);
     let (mut pieces_moved, mut changed) = (0, 0usize);
     for k in 0..count {
         let i = indices[rng.below(indices.len())];
@@ -214,18 +228,39 @@ fn measure_updates(
             1 => (i, None),
             _ => (engine.cluster().policies.len(), Some(old.clone())),
         };
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), thread_cpu_ms());
         let up = engine.set_policy(idx, new);
+        cpu.push(thread_cpu_ms() - c);
         times.push(ms(t.elapsed()));
+        if std::env::var_os("TRACE").is_some() {
+            eprintln!(
+                "{:?} k{} pol{} aff {} adminfns {} ms {:.2} changes {} pairs {}",
+                layer,
+                k % 3,
+                i,
+                bulkhead_core::engine::AFFECTED.load(std::sync::atomic::Ordering::Relaxed),
+                bulkhead_core::engine::ADMIN_FNS.swap(0, std::sync::atomic::Ordering::Relaxed),
+                ms(t.elapsed()),
+                up.changes.len(),
+                up.changed_pairs()
+            );
+        }
         pieces_moved += usize::from(up.pieces_moved);
         changed += up.changed_pairs();
         if k % 3 != 2 {
             engine.set_policy(i, Some(old));
+            bulkhead_core::engine::ADMIN_FNS.store(0, std::sync::atomic::Ordering::Relaxed);
         }
     }
     let mean_ms = times.iter().sum::<f64>() / times.len() as f64;
     let max_ms = times.iter().copied().fold(0.0, f64::max);
+    let cpu_mean_ms = cpu.iter().sum::<f64>() / cpu.len() as f64;
+    let cpu_max_ms = cpu.iter().copied().fold(0.0, f64::max);
     UpdateFigures {
+        cpu_mean_ms,
+        cpu_p50_ms: percentile(&mut cpu, 0.5),
+        cpu_p99_ms: percentile(&mut cpu, 0.99),
+        cpu_max_ms,
         samples: times.len(),
         mean_ms,
         p50_ms: percentile(&mut times, 0.5),

@@ -85,18 +85,43 @@ struct Applicable {
 /// those policies name.
 type LayerKey = (usize, Vec<u32>, Vec<Option<(Protocol, u16)>>);
 
-/// Workloads that behave alike in one direction: the same admin layer and the same layers
-/// below it (the NetworkPolicies that select them, or else the baseline rules).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct ClassKey {
-    admin: LayerKey,
-    lower: LayerKey,
+/// Layer keys by id. When a policy changes, the ids of the keys naming it are retired: the
+/// same key then means something else, and gets a fresh id when it is next asked for, so
+/// nothing computed for the old meaning is found under the new one.
+#[derive(Default)]
+struct LayerKeys {
+    ids: HashMap<LayerKey, u32>,
+    keys: Vec<LayerKey>,
 }
 
-impl ClassKey {
-    fn names(&self, policy: u32) -> bool {
-        self.admin.1.contains(&policy) || self.lower.1.contains(&policy)
+impl LayerKeys {
+    fn id(&mut self, key: LayerKey) -> u32 {
+        if let Some(&id) = self.ids.get(&key) {
+            return id;
+        }
+        let id = self.keys.len() as u32;
+        self.keys.push(key.clone());
+        self.ids.insert(key, id);
+        id
     }
+
+    fn names(&self, id: u32, policy: u32) -> bool {
+        self.keys[id as usize].1.contains(&policy)
+    }
+
+    /// Retires the ids of every key naming `policy`.
+    fn retire(&mut self, policy: u32) {
+        self.ids.retain(|k, _| !k.1.contains(&policy));
+    }
+}
+
+/// Workloads that behave alike in one direction: the same admin layer and the same layers
+/// below it (the NetworkPolicies that select them, or else the baseline rules), as layer key
+/// ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct ClassKey {
+    admin: u32,
+    lower: u32,
 }
 
 /// A class's verdicts over the direction's whole peer universe: disjoint blocks of peers, each
@@ -204,13 +229,19 @@ pub struct Engine<'c> {
     /// Egress named-port partitions (over the egress universe).
     named: HashMap<NamedKey, Vec<Bitset>>,
     /// Admin-layer verdicts, shared by the classes with the same admin layer.
-    admin_cache: std::cell::RefCell<HashMap<LayerKey, std::rc::Rc<AdminFn>>>,
+    admin_cache: std::cell::RefCell<HashMap<u32, std::rc::Rc<AdminFn>>>,
     /// Lower-layer verdicts, shared by the classes with the same layers below admin.
-    lower_cache: std::cell::RefCell<HashMap<LayerKey, std::rc::Rc<LowerFn>>>,
+    lower_cache: std::cell::RefCell<HashMap<u32, std::rc::Rc<LowerFn>>>,
+    /// The layer keys of classes (see [`ClassKey`]).
+    layer_keys: std::cell::RefCell<LayerKeys>,
     /// Per direction: the atoms of the admin rules' peers (built on first use).
     atoms: std::cell::RefCell<[Option<Atoms<AtomKey>>; 2]>,
+    /// Interned connection sets and memoised operations on them, for the admin sweep.
+    algebra: std::cell::RefCell<ConnAlgebra>,
 }
 
+pub static ADMIN_FNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+pub static AFFECTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// The sets the admin atoms are cut by.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum AtomKey {
@@ -250,6 +281,8 @@ impl<'c> Engine<'c> {
             admin_cache: Default::default(),
             lower_cache: Default::default(),
             atoms: Default::default(),
+            algebra: Default::default(),
+            layer_keys: Default::default(),
         };
         e.index_all();
         e
@@ -367,7 +400,7 @@ impl<'c> Engine<'c> {
                 classes.counts[old] = classes.counts[old].saturating_sub(1);
             }
             let next = classes.reps.len() as u32;
-            let c = *classes.by_key.entry(key.clone()).or_insert(next);
+            let c = *classes.by_key.entry(key).or_insert(next);
             if c == next {
                 classes.keys.push(key);
                 classes.reps.push(w);
@@ -377,6 +410,82 @@ impl<'c> Engine<'c> {
             if classes.counts[c as usize] == 0 {
                 // An empty class coming back to life: whatever verdicts it cached were computed
                 // for no member, so start afresh from this one.
+                classes.reps[c as usize] = w;
+                classes.funcs[c as usize].take();
+            }
+            classes.counts[c as usize] += 1;
+            classes.of[w] = c;
+        }
+    }
+
+    /// Moves the workloads `affected` by a change of admin policy `index` to their new classes,
+    /// group by group: workloads that shared a class before and that the policy now selects
+    /// alike (with the same values of its named ports) share one after, since an admin policy
+    /// changes only the admin part of a key, and only by its own entry. One key is worked out
+    /// per group instead of one per workload.
+    fn reclassify_admin(&mut self, affected: &Bitset, old_classes: &[Vec<u32>; 2], index: usize) {
+        let named = !self.sets[index].ingress_named.is_empty();
+        for dir in DIRS {
+            let subject = &self.sets[index].subject;
+            let d = dir_index(dir);
+            let mut groups: HashMap<(u32, bool, Vec<Option<(Protocol, u16)>>), Vec<usize>> =
+                HashMap::default();
+            for w in affected.ones() {
+                let selected = subject.contains(w);
+                let values = if named && selected && dir == Direction::Ingress {
+                    let wl = &self.cluster.workloads[w];
+                    self.sets[index]
+                        .ingress_named
+                        .iter()
+                        .map(|(name, proto)| {
+                            wl.resolve_named_port(name, *proto)
+                                .map(|np| (np.protocol, np.port))
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                groups
+                    .entry((old_classes[d][w], selected, values))
+                    .or_default()
+                    .push(w);
+            }
+            let mut groups: Vec<_> = groups.into_iter().collect();
+            groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            // The new admin key follows from the old one and the policy's part in it; the
+            // layers below are unchanged.
+            let mut admin_of: HashMap<(u32, bool, Vec<Option<(Protocol, u16)>>), u32> =
+                HashMap::default();
+            for ((class, selected, values), members) in groups {
+                let old = self.classes[d].keys[class as usize];
+                let admin = *admin_of
+                    .entry((old.admin, selected, values))
+                    .or_insert_with(|| self.class_key(dir, members[0]).admin);
+                let key = ClassKey {
+                    admin,
+                    lower: old.lower,
+                };
+                self.place(d, key, &members);
+            }
+        }
+    }
+
+    /// Puts `members` (each already in a class) into the class of `key` in direction `d`.
+    fn place(&mut self, d: usize, key: ClassKey, members: &[usize]) {
+        let classes = &mut self.classes[d];
+        let next = classes.reps.len() as u32;
+        let c = *classes.by_key.entry(key).or_insert(next);
+        if c == next {
+            classes.keys.push(key);
+            classes.reps.push(members[0]);
+            classes.funcs.push(OnceCell::new());
+            classes.counts.push(0);
+        }
+        for &w in members {
+            let old = classes.of[w] as usize;
+            classes.counts[old] = classes.counts[old].saturating_sub(1);
+            if classes.counts[c as usize] == 0 {
+                // An empty class coming back to life (as in `classify`).
                 classes.reps[c as usize] = w;
                 classes.funcs[c as usize].take();
             }
@@ -412,9 +521,11 @@ impl<'c> Engine<'c> {
                 })
                 .collect()
         };
+        let (na, nl) = (named(&admin), named(&lower));
+        let mut keys = self.layer_keys.borrow_mut();
         ClassKey {
-            admin: (d, admin.clone(), named(&admin)),
-            lower: (d, lower.clone(), named(&lower)),
+            admin: keys.id((d, admin, na)),
+            lower: keys.id((d, lower, nl)),
         }
     }
 
@@ -473,8 +584,8 @@ impl<'c> Engine<'c> {
             let key = &classes.keys[class as usize];
             std::rc::Rc::new(ClassFn {
                 blocks: combine_members(
-                    &self.admin_fn(dir, w, &key.admin),
-                    &self.lower_fn(dir, w, &key.lower),
+                    &self.admin_fn(dir, w, key.admin),
+                    &self.lower_fn(dir, w, key.lower),
                 ),
             })
         })
@@ -530,9 +641,12 @@ impl<'c> Engine<'c> {
         subject: usize,
         atoms: &Atoms<AtomKey>,
     ) -> Option<Vec<(Bitset, (ConnSet, ConnSet))>> {
-        type State = (ConnSet, ConnSet, ConnSet);
+        let mut alg = self.algebra.borrow_mut();
+        let alg = &mut *alg;
+        // A group's state, as connection-set ids: what is allowed, still open, passed.
+        type State = [u32; 3];
         let app = &self.applicable[subject][dir_index(dir)];
-        let start: State = (ConnSet::none(), ConnSet::all(), ConnSet::none());
+        let start: State = [ConnAlgebra::NONE, ConnAlgebra::ALL, ConnAlgebra::NONE];
         let mut groups: Vec<(Bitset, State)> = vec![(Bitset::full(atoms.len()), start)];
         for &r in &app.admin {
             let rule = self.rule(dir, r);
@@ -552,7 +666,12 @@ impl<'c> Engine<'c> {
                     }
                 }
             }
-            let cells: Vec<(Bitset, ConnSet)> = cells
+            let named_ports = rule
+                .ports
+                .iter()
+                .flatten()
+                .any(|pm| matches!(pm, PortMatch::Named { .. }));
+            let cells: Vec<(Bitset, u32)> = cells
                 .into_iter()
                 .filter_map(|c| {
                     let u = atoms.rep(c.first()?)?;
@@ -560,7 +679,11 @@ impl<'c> Engine<'c> {
                         Direction::Ingress => Endpoint::Workload(subject),
                         Direction::Egress => self.endpoint_at(dir, u),
                     };
-                    let conns = self.rule_conns(rule, dst);
+                    let conns = if named_ports {
+                        alg.id(self.rule_conns(rule, dst))
+                    } else {
+                        alg.rule_conns(dir, r, || self.rule_conns(rule, dst))
+                    };
                     Some((c, conns))
                 })
                 .collect();
@@ -568,19 +691,19 @@ impl<'c> Engine<'c> {
             for (mut rest, state) in groups {
                 for (cell, conns) in &cells {
                     // A rule that hits nothing still open leaves the group as it is.
-                    let hit = conns.intersect(&state.1);
-                    if hit.is_empty() {
+                    let hit = alg.op(Op::Intersect, *conns, state[1]);
+                    if hit == ConnAlgebra::NONE {
                         continue;
                     }
                     let Some(inside) = rest.intersection_if_any(cell) else {
                         continue;
                     };
                     rest.subtract_with(cell);
-                    let mut s = state.clone();
-                    s.1 = s.1.subtract(&hit);
+                    let mut s = state;
+                    s[1] = alg.op(Op::Subtract, s[1], hit);
                     match rule.action {
-                        Action::Allow => s.0 = s.0.union(&hit),
-                        Action::Pass => s.2 = s.2.union(&hit),
+                        Action::Allow => s[0] = alg.op(Op::Union, s[0], hit),
+                        Action::Pass => s[2] = alg.op(Op::Union, s[2], hit),
                         Action::Deny => {}
                     }
                     next.put(inside, s);
@@ -594,7 +717,10 @@ impl<'c> Engine<'c> {
         Some(
             groups
                 .into_iter()
-                .map(|(b, (allowed, open, passed))| (b, (allowed, open.union(&passed))))
+                .map(|(b, [allowed, open, passed])| {
+                    let delegated = alg.op(Op::Union, open, passed);
+                    (b, (alg.get(allowed).clone(), alg.get(delegated).clone()))
+                })
                 .collect(),
         )
     }
@@ -617,10 +743,11 @@ impl<'c> Engine<'c> {
 
     /// The admin layer of `subject`'s direction over the whole universe, cached by its key
     /// (which must be the subject's).
-    fn admin_fn(&self, dir: Direction, subject: usize, key: &LayerKey) -> std::rc::Rc<AdminFn> {
-        if let Some(f) = self.admin_cache.borrow().get(key) {
+    fn admin_fn(&self, dir: Direction, subject: usize, key: u32) -> std::rc::Rc<AdminFn> {
+        if let Some(f) = self.admin_cache.borrow().get(&key) {
             return f.clone();
         }
+        ADMIN_FNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let app = &self.applicable[subject][dir_index(dir)];
         let verdict = |peer| self.admin_layer(dir, subject, peer);
         let atoms = self.atoms(dir);
@@ -631,14 +758,14 @@ impl<'c> Engine<'c> {
         };
         drop(atoms);
         let f = std::rc::Rc::new(AdminFn { blocks });
-        self.admin_cache.borrow_mut().insert(key.clone(), f.clone());
+        self.admin_cache.borrow_mut().insert(key, f.clone());
         f
     }
 
     /// The layers below admin of `subject`'s direction over the whole universe, cached by its
     /// key (which must be the subject's).
-    fn lower_fn(&self, dir: Direction, subject: usize, key: &LayerKey) -> std::rc::Rc<LowerFn> {
-        if let Some(f) = self.lower_cache.borrow().get(key) {
+    fn lower_fn(&self, dir: Direction, subject: usize, key: u32) -> std::rc::Rc<LowerFn> {
+        if let Some(f) = self.lower_cache.borrow().get(&key) {
             return f.clone();
         }
         let app = &self.applicable[subject][dir_index(dir)];
@@ -664,7 +791,7 @@ impl<'c> Engine<'c> {
                 .map(|(b, c)| (Members::new(b), c))
                 .collect(),
         });
-        self.lower_cache.borrow_mut().insert(key.clone(), f.clone());
+        self.lower_cache.borrow_mut().insert(key, f.clone());
         f
     }
 
@@ -840,9 +967,10 @@ impl<'c> Engine<'c> {
         if let Some(p) = &policy {
             affected.union_with(&self.labels.pod_match(&self.cluster, &p.subject));
         }
+        AFFECTED.store(affected.count(), std::sync::atomic::Ordering::Relaxed);
         // The old layer verdicts of the classes that may change, for the diff.
-        let mut old_admin: HashMap<LayerKey, std::rc::Rc<AdminFn>> = HashMap::default();
-        let mut old_lower: HashMap<LayerKey, std::rc::Rc<LowerFn>> = HashMap::default();
+        let mut old_admin: HashMap<u32, std::rc::Rc<AdminFn>> = HashMap::default();
+        let mut old_lower: HashMap<u32, std::rc::Rc<LowerFn>> = HashMap::default();
         for dir in DIRS {
             let d = dir_index(dir);
             let mut seen = HashSet::default();
@@ -851,12 +979,12 @@ impl<'c> Engine<'c> {
                 if !seen.insert(c) {
                     continue;
                 }
-                let key = &self.classes[d].keys[c as usize];
+                let key = self.classes[d].keys[c as usize];
                 if !old_admin.contains_key(&key.admin) {
-                    old_admin.insert(key.admin.clone(), self.admin_fn(dir, w, &key.admin));
+                    old_admin.insert(key.admin, self.admin_fn(dir, w, key.admin));
                 }
                 if !old_lower.contains_key(&key.lower) {
-                    old_lower.insert(key.lower.clone(), self.lower_fn(dir, w, &key.lower));
+                    old_lower.insert(key.lower, self.lower_fn(dir, w, key.lower));
                 }
             }
         }
@@ -896,17 +1024,20 @@ impl<'c> Engine<'c> {
             // policy is constant over both, so that piece's bit is the new one's.
             let maps = self.remap_pieces(new_pieces);
             let w = self.cluster.workloads.len();
+            let keys = self.layer_keys.borrow();
+            let dir_of = |k: &u32| keys.keys[*k as usize].0;
             for (k, f) in old_admin.iter_mut() {
-                remap_blocks(&mut std::rc::Rc::make_mut(f).blocks, w, &maps[k.0]);
+                remap_blocks(&mut std::rc::Rc::make_mut(f).blocks, w, &maps[dir_of(k)]);
             }
             for (k, f) in old_lower.iter_mut() {
-                if let Some(map) = &maps[k.0] {
+                if let Some(map) = &maps[dir_of(k)] {
                     for (b, _) in &mut std::rc::Rc::make_mut(f).blocks {
                         *b = Members::new(remap(&b.to_bitset(), w, map, w + map.len()));
                     }
                 }
             }
         }
+        self.algebra.borrow_mut().forget_policy(index);
         let sets = policy_sets(&self.cluster, &self.labels, &self.pieces, &policy);
         if adding {
             self.sets.push(sets);
@@ -924,24 +1055,17 @@ impl<'c> Engine<'c> {
             self.admin_cache.borrow_mut().clear();
             self.lower_cache.borrow_mut().clear();
         } else {
+            let keys = self.layer_keys.borrow();
             self.admin_cache
                 .borrow_mut()
-                .retain(|k, _| !k.1.contains(&pi));
+                .retain(|&k, _| !keys.names(k, pi));
             self.lower_cache
                 .borrow_mut()
-                .retain(|k, _| !k.1.contains(&pi));
+                .retain(|&k, _| !keys.names(k, pi));
         }
-        // Only classes of workloads the policy selected can name it (an empty one that does
-        // stays behind, and starts afresh if it ever comes back).
-        for (d, old) in old_classes.iter().enumerate() {
-            let classes = &mut self.classes[d];
-            for w in old_subject.ones() {
-                let key = &classes.keys[old[w] as usize];
-                if key.names(pi) {
-                    classes.by_key.remove(key);
-                }
-            }
-        }
+        // Keys naming the policy get fresh ids from now on, so the classes whose key names it
+        // are never found again (their members move to fresh classes).
+        self.layer_keys.borrow_mut().retire(pi);
         // The admin atoms: cut by the new rules (the old rules' cuts stay, harmlessly).
         if pieces_moved {
             *self.atoms.borrow_mut() = [None, None];
@@ -965,7 +1089,13 @@ impl<'c> Engine<'c> {
         }
         for w in affected.ones() {
             self.reapply(w, index);
-            self.classify(w, false);
+        }
+        if old_layer.is_none_or(|l| l == Layer::Admin) && policy.layer == Layer::Admin {
+            self.reclassify_admin(&affected, &old_classes, index);
+        } else {
+            for w in affected.ones() {
+                self.classify(w, false);
+            }
         }
         // The diff: for each affected subject whose class changed, where the verdicts differ.
         let mut subjects = [Bitset::empty(n), Bitset::empty(n)];
@@ -988,29 +1118,27 @@ impl<'c> Engine<'c> {
             keys.sort_by_key(|(k, _)| *k);
             // Where two versions of one layer differ, shared by the classes making the same
             // change of that layer.
-            let mut admin_diffs: HashMap<(&LayerKey, &LayerKey), Vec<(Bitset, _)>> =
-                HashMap::default();
-            let mut lower_diffs: HashMap<(&LayerKey, &LayerKey), Vec<(Bitset, _)>> =
-                HashMap::default();
+            let mut admin_diffs: HashMap<(u32, u32), Vec<(Bitset, _)>> = HashMap::default();
+            let mut lower_diffs: HashMap<(u32, u32), Vec<(Bitset, _)>> = HashMap::default();
             for ((a, b), ws) in keys {
                 let (ka, kb) = (
-                    &self.classes[d].keys[a as usize],
-                    &self.classes[d].keys[b as usize],
+                    self.classes[d].keys[a as usize],
+                    self.classes[d].keys[b as usize],
                 );
                 let w = ws.first().unwrap_or(0);
                 let ws = std::sync::Arc::new(ws);
                 let (before_admin, before_lower) = (&old_admin[&ka.admin], &old_lower[&ka.lower]);
-                let after_admin = self.admin_fn(dir, w, &kb.admin);
-                let after_lower = self.lower_fn(dir, w, &kb.lower);
+                let after_admin = self.admin_fn(dir, w, kb.admin);
+                let after_lower = self.lower_fn(dir, w, kb.lower);
                 let mut emit = |peers: Bitset, before: ConnSet, after: ConnSet| {
                     changes.push(DirChange::new(dir, &ws, peers, (before, after)));
                 };
                 // A layer is unchanged when its key is and does not name the policy.
-                let same = |a: &LayerKey, b: &LayerKey| a == b && !a.1.contains(&pi);
-                if same(&ka.lower, &kb.lower) {
+                let same = |a: u32, b: u32| a == b && !self.layer_keys.borrow().names(a, pi);
+                if same(ka.lower, kb.lower) {
                     // Only the admin layer changed: where it did, against the lower blocks.
                     let regions = admin_diffs
-                        .entry((&ka.admin, &kb.admin))
+                        .entry((ka.admin, kb.admin))
                         .or_insert_with(|| diff_blocks(&before_admin.blocks, &after_admin.blocks));
                     for (z, below) in &after_lower.blocks {
                         for (r, ((al, dl), (al2, dl2))) in regions.iter() {
@@ -1023,10 +1151,10 @@ impl<'c> Engine<'c> {
                             }
                         }
                     }
-                } else if same(&ka.admin, &kb.admin) {
+                } else if same(ka.admin, kb.admin) {
                     // Only the layers below changed: where they did, against the admin blocks.
                     let regions = lower_diffs
-                        .entry((&ka.lower, &kb.lower))
+                        .entry((ka.lower, kb.lower))
                         .or_insert_with(|| diff_blocks(&before_lower.blocks, &after_lower.blocks));
                     for (x, (al, dl)) in &after_admin.blocks {
                         if dl.is_empty() {
@@ -1652,6 +1780,104 @@ impl Interner {
         self.ids.insert(c.clone(), i);
         self.sets.push(c.clone());
         i
+    }
+}
+
+/// A set operation of [`ConnAlgebra`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Op {
+    Intersect,
+    Subtract,
+    Union,
+}
+
+/// Connection sets by id, with memoised set operations: the admin sweep works on ids, so its
+/// states are copied, compared and hashed as three integers, and each distinct operation is
+/// worked out once.
+struct ConnAlgebra {
+    interner: Interner,
+    ops: HashMap<(Op, u32, u32), u32>,
+    /// The connections of admin rules without named ports (the same for every subject and
+    /// peer), by direction and rule.
+    rules: HashMap<(usize, RuleRef), u32>,
+}
+
+impl Default for ConnAlgebra {
+    fn default() -> Self {
+        let mut interner = Interner::default();
+        let none = interner.id(&ConnSet::none());
+        let all = interner.id(&ConnSet::all());
+        debug_assert_eq!((none, all), (Self::NONE, Self::ALL));
+        ConnAlgebra {
+            interner,
+            ops: HashMap::default(),
+            rules: HashMap::default(),
+        }
+    }
+}
+
+impl ConnAlgebra {
+    /// The ids of the empty set and of every connection.
+    const NONE: u32 = 0;
+    const ALL: u32 = 1;
+
+    fn id(&mut self, c: ConnSet) -> u32 {
+        if let Some(&i) = self.interner.ids.get(&c) {
+            return i;
+        }
+        let i = self.interner.sets.len() as u32;
+        self.interner.sets.push(c.clone());
+        self.interner.ids.insert(c, i);
+        i
+    }
+
+    fn get(&self, id: u32) -> &ConnSet {
+        &self.interner.sets[id as usize]
+    }
+
+    /// The id of rule `r`'s connections (`conns` works them out), remembered per rule: only
+    /// for rules without named ports, whose connections are the same towards every
+    /// destination.
+    fn rule_conns(&mut self, dir: Direction, r: RuleRef, conns: impl FnOnce() -> ConnSet) -> u32 {
+        if let Some(&id) = self.rules.get(&(dir_index(dir), r)) {
+            return id;
+        }
+        let c = conns();
+        let id = self.id(c);
+        self.rules.insert((dir_index(dir), r), id);
+        id
+    }
+
+    /// Forgets what was remembered of policy `policy`'s rules.
+    fn forget_policy(&mut self, policy: usize) {
+        self.rules.retain(|(_, r), _| r.policy != policy);
+    }
+
+    fn op(&mut self, op: Op, a: u32, b: u32) -> u32 {
+        // Shortcuts that need no table.
+        match op {
+            Op::Intersect if a == b => return a,
+            Op::Intersect if a == Self::NONE || b == Self::NONE => return Self::NONE,
+            Op::Intersect if a == Self::ALL => return b,
+            Op::Intersect if b == Self::ALL => return a,
+            Op::Union if a == b || b == Self::NONE => return a,
+            Op::Union if a == Self::NONE => return b,
+            Op::Subtract if a == b || b == Self::ALL || a == Self::NONE => return Self::NONE,
+            Op::Subtract if b == Self::NONE => return a,
+            _ => {}
+        }
+        if let Some(&r) = self.ops.get(&(op, a, b)) {
+            return r;
+        }
+        let (x, y) = (self.get(a), self.get(b));
+        let c = match op {
+            Op::Intersect => x.intersect(y),
+            Op::Subtract => x.subtract(y),
+            Op::Union => x.union(y),
+        };
+        let r = self.id(c);
+        self.ops.insert((op, a, b), r);
+        r
     }
 }
 
