@@ -83,7 +83,10 @@ struct Applicable {
 /// What decides one layer of one direction for a subject: the direction, the layer's policies
 /// that apply (in precedence order), and for ingress the subject's values of the named ports
 /// those policies name.
-type LayerKey = (usize, Vec<u32>, Vec<Option<(Protocol, u16)>>);
+type LayerKey = (usize, Vec<u32>, NamedValues);
+
+/// A subject's values of named ports (protocol and number, if it has the port).
+type NamedValues = Vec<Option<(Protocol, u16)>>;
 
 /// Layer keys by id. When a policy changes, the ids of the keys naming it are retired: the
 /// same key then means something else, and gets a fresh id when it is next asked for, so
@@ -428,8 +431,7 @@ impl<'c> Engine<'c> {
         for dir in DIRS {
             let subject = &self.sets[index].subject;
             let d = dir_index(dir);
-            let mut groups: HashMap<(u32, bool, Vec<Option<(Protocol, u16)>>), Vec<usize>> =
-                HashMap::default();
+            let mut groups: HashMap<(u32, bool, NamedValues), Vec<usize>> = HashMap::default();
             for w in affected.ones() {
                 let selected = subject.contains(w);
                 let values = if named && selected && dir == Direction::Ingress {
@@ -454,8 +456,7 @@ impl<'c> Engine<'c> {
             groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             // The new admin key follows from the old one and the policy's part in it; the
             // layers below are unchanged.
-            let mut admin_of: HashMap<(u32, bool, Vec<Option<(Protocol, u16)>>), u32> =
-                HashMap::default();
+            let mut admin_of: HashMap<(u32, bool, NamedValues), u32> = HashMap::default();
             for ((class, selected, values), members) in groups {
                 let old = self.classes[d].keys[class as usize];
                 let admin = *admin_of
@@ -980,12 +981,12 @@ impl<'c> Engine<'c> {
                     continue;
                 }
                 let key = self.classes[d].keys[c as usize];
-                if !old_admin.contains_key(&key.admin) {
-                    old_admin.insert(key.admin, self.admin_fn(dir, w, key.admin));
-                }
-                if !old_lower.contains_key(&key.lower) {
-                    old_lower.insert(key.lower, self.lower_fn(dir, w, key.lower));
-                }
+                old_admin
+                    .entry(key.admin)
+                    .or_insert_with(|| self.admin_fn(dir, w, key.admin));
+                old_lower
+                    .entry(key.lower)
+                    .or_insert_with(|| self.lower_fn(dir, w, key.lower));
             }
         }
         let policy = policy.unwrap_or_else(|| {
