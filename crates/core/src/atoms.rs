@@ -19,6 +19,8 @@ pub(crate) struct Atoms<K> {
     size: Vec<usize>,
     /// Sets registered by key, as sets of atoms.
     sets: HashMap<K, Bitset>,
+    /// Per atom: the atom it was split from (itself for the first).
+    parent: Vec<u32>,
 }
 
 impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
@@ -29,11 +31,13 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
         } else {
             (vec![0; len], vec![Bitset::full(len)], vec![len])
         };
+        let parent = (0..members.len() as u32).collect();
         Atoms {
             of,
             members,
             size,
             sets: HashMap::default(),
+            parent,
         }
     }
 
@@ -75,6 +79,7 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
                 }
                 self.members[a] = inside;
                 self.members.push(outside);
+                self.parent.push(a as u32);
                 splits.push((a, b));
             }
         }
@@ -102,8 +107,50 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
         self.sets.remove(key);
     }
 
-    /// Groups of atoms as sets of universe elements (each group a set of atoms).
+    /// A set of atoms taken when there were fewer, as a set of today's atoms: every atom
+    /// split off since from an atom of the set is in it too.
+    pub(crate) fn catch_up(&self, set: &Bitset) -> Bitset {
+        let (was, n) = (set.len(), self.members.len());
+        if was == n {
+            return set.clone();
+        }
+        let mut out = set.resized(was, n);
+        for b in was..n {
+            if out.contains(self.parent[b] as usize) {
+                out.insert(b);
+            }
+        }
+        out
+    }
+
+    /// Disjoint groups of atoms as sets of universe elements.
     pub(crate) fn expand<V>(&self, groups: Vec<(Bitset, V)>) -> Vec<(Bitset, V)> {
+        let len = self.of.len();
+        // Few atoms in all: put their elements together atom by atom rather than going over
+        // the whole universe.
+        let atoms: usize = groups.iter().map(|(g, _)| g.count()).sum();
+        if atoms * len.div_ceil(64) < len {
+            self.expand_by_atoms(groups)
+        } else {
+            self.expand_by_elements(groups)
+        }
+    }
+
+    fn expand_by_atoms<V>(&self, groups: Vec<(Bitset, V)>) -> Vec<(Bitset, V)> {
+        let len = self.of.len();
+        groups
+            .into_iter()
+            .map(|(g, v)| {
+                let mut b = Bitset::empty(len);
+                for a in g.ones() {
+                    b.union_with(&self.members[a]);
+                }
+                (b, v)
+            })
+            .collect()
+    }
+
+    fn expand_by_elements<V>(&self, groups: Vec<(Bitset, V)>) -> Vec<(Bitset, V)> {
         let len = self.of.len();
         let mut group_of = vec![u32::MAX; self.members.len()];
         for (g, (atoms, _)) in groups.iter().enumerate() {
@@ -154,5 +201,41 @@ mod tests {
         assert!(a.get(&"y").is_none());
         assert_eq!(a.len(), 4, "cuts stay");
         assert_eq!((a.rep(1), a.rep(3)), (Some(4), Some(5)));
+    }
+
+    #[test]
+    fn sets_of_atoms_taken_before_splits_catch_up() {
+        let mut a: Atoms<&str> = Atoms::new(10);
+        a.insert("x", &set(10, &[0, 1, 2, 3, 4]));
+        let old_x = a.get(&"x").unwrap().clone();
+        let old_rest = Bitset::full(a.len()).subtract(&old_x);
+        // Cuts through both parts, and through a part made by an earlier cut.
+        a.insert("y", &set(10, &[3, 4, 5, 6]));
+        a.insert("z", &set(10, &[4, 6, 9]));
+        assert!(a.len() > 2);
+        for (old, want) in [
+            (old_x, vec![0, 1, 2, 3, 4]),
+            (old_rest, vec![5, 6, 7, 8, 9]),
+        ] {
+            let now = a.catch_up(&old);
+            assert_eq!(now.len(), a.len());
+            let got = a.expand(vec![(now, ())]);
+            assert_eq!(got[0].0.ones().collect::<Vec<_>>(), want);
+        }
+        // Both ways of expanding (disjoint groups) agree, and the atoms partition the universe.
+        let n = a.len();
+        let groups: Vec<(Bitset, usize)> = (0..n)
+            .step_by(2)
+            .map(|i| (set(n, &[i, (i + 1).min(n - 1)]), i))
+            .collect();
+        let by_atoms = a.expand_by_atoms(groups.clone());
+        assert_eq!(by_atoms, a.expand_by_elements(groups));
+        let mut count = vec![0; 10];
+        for (b, _) in &by_atoms {
+            for u in b.ones() {
+                count[u] += 1;
+            }
+        }
+        assert_eq!(count, vec![1; 10], "each element in one atom");
     }
 }

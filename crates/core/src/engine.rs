@@ -95,6 +95,8 @@ type NamedValues = Vec<Option<(Protocol, u16)>>;
 struct LayerKeys {
     ids: HashMap<LayerKey, u32>,
     keys: Vec<LayerKey>,
+    /// Per policy: the ids given to keys naming it.
+    by_policy: HashMap<u32, Vec<u32>>,
 }
 
 impl LayerKeys {
@@ -103,6 +105,9 @@ impl LayerKeys {
             return id;
         }
         let id = self.keys.len() as u32;
+        for &p in &key.1 {
+            self.by_policy.entry(p).or_default().push(id);
+        }
         self.keys.push(key.clone());
         self.ids.insert(key, id);
         id
@@ -112,9 +117,14 @@ impl LayerKeys {
         self.keys[id as usize].1.contains(&policy)
     }
 
-    /// Retires the ids of every key naming `policy`.
-    fn retire(&mut self, policy: u32) {
-        self.ids.retain(|k, _| !k.1.contains(&policy));
+    /// Retires the ids of every key naming `policy`, and returns them.
+    fn retire(&mut self, policy: u32) -> Vec<u32> {
+        let retired = self.by_policy.remove(&policy).unwrap_or_default();
+        for &id in &retired {
+            // Every key under the id names the policy, whichever id it has now.
+            self.ids.remove(&self.keys[id as usize]);
+        }
+        retired
     }
 }
 
@@ -134,11 +144,28 @@ struct ClassFn {
     blocks: Vec<(Members, ConnSet)>,
 }
 
-/// The admin layer's verdicts over a direction's universe: blocks of peers, each with the
-/// connections the admin rules allow and those they leave to the layers below.
+/// Admin-layer verdicts: blocks, each with the connections the admin rules allow and those
+/// they leave to the layers below.
+type AdminBlocks = Vec<(Bitset, (ConnSet, ConnSet))>;
+
+/// The admin layer's verdicts over a direction's universe, worked out over the direction's
+/// atoms and expanded to peers only when asked for ([`Engine::admin_blocks`]).
 #[derive(Clone, Debug)]
 struct AdminFn {
-    blocks: Vec<(Bitset, (ConnSet, ConnSet))>,
+    /// Over the atoms as they were when it was worked out (later splits are caught up with
+    /// when it is read); `None` when it was worked out over peers.
+    over_atoms: Option<AdminBlocks>,
+    /// Over the universe of peers, made on first use.
+    blocks: OnceCell<AdminBlocks>,
+}
+
+impl AdminFn {
+    fn over_peers(blocks: AdminBlocks) -> Self {
+        AdminFn {
+            over_atoms: None,
+            blocks: OnceCell::from(blocks),
+        }
+    }
 }
 
 /// The layers below the admin layer over a direction's universe: the connections they would
@@ -544,7 +571,7 @@ impl<'c> Engine<'c> {
             .admin_cache
             .borrow()
             .values()
-            .map(|f| f.blocks.len())
+            .map(|f| f.over_atoms.as_ref().or(f.blocks.get()).map_or(0, Vec::len))
             .sum();
         let lower: usize = self
             .lower_cache
@@ -585,7 +612,7 @@ impl<'c> Engine<'c> {
             let key = &classes.keys[class as usize];
             std::rc::Rc::new(ClassFn {
                 blocks: combine_members(
-                    &self.admin_fn(dir, w, key.admin),
+                    self.admin_blocks(dir, &self.admin_fn(dir, w, key.admin)),
                     &self.lower_fn(dir, w, key.lower),
                 ),
             })
@@ -752,15 +779,58 @@ impl<'c> Engine<'c> {
         let app = &self.applicable[subject][dir_index(dir)];
         let verdict = |peer| self.admin_layer(dir, subject, peer);
         let atoms = self.atoms(dir);
-        let blocks = match self.admin_sweep(dir, subject, &atoms) {
-            Some(blocks) => atoms.expand(blocks),
-            // An atom set is missing (a bug, but not worth a wrong answer): work over peers.
-            None => self.evaluate_blocks(dir, self.blocks_of(dir, &app.admin), verdict),
-        };
+        let swept = self.admin_sweep(dir, subject, &atoms);
         drop(atoms);
-        let f = std::rc::Rc::new(AdminFn { blocks });
+        let f = std::rc::Rc::new(match swept {
+            Some(blocks) => AdminFn {
+                over_atoms: Some(blocks),
+                blocks: OnceCell::new(),
+            },
+            // An atom set is missing (a bug, but not worth a wrong answer): work over peers.
+            None => AdminFn::over_peers(self.evaluate_blocks(
+                dir,
+                self.blocks_of(dir, &app.admin),
+                verdict,
+            )),
+        });
         self.admin_cache.borrow_mut().insert(key, f.clone());
         f
+    }
+
+    /// An admin layer's blocks over the universe of peers (expanded from atoms on first use).
+    fn admin_blocks<'a>(&self, dir: Direction, f: &'a AdminFn) -> &'a AdminBlocks {
+        f.blocks.get_or_init(|| {
+            let atoms = self.atoms(dir);
+            let groups = f.over_atoms.iter().flatten();
+            atoms.expand(
+                groups
+                    .map(|(b, v)| (atoms.catch_up(b), v.clone()))
+                    .collect(),
+            )
+        })
+    }
+
+    /// Where two admin layers differ, over the universe of peers: worked out over atoms when
+    /// both were, so only the regions that differ are expanded.
+    fn admin_diff(
+        &self,
+        dir: Direction,
+        before: &AdminFn,
+        after: &AdminFn,
+    ) -> Vec<(Bitset, ((ConnSet, ConnSet), (ConnSet, ConnSet)))> {
+        if let (Some(b), Some(a)) = (&before.over_atoms, &after.over_atoms) {
+            let atoms = self.atoms(dir);
+            let up = |v: &AdminBlocks| -> AdminBlocks {
+                v.iter()
+                    .map(|(x, c)| (atoms.catch_up(x), c.clone()))
+                    .collect()
+            };
+            return atoms.expand(diff_blocks(&up(b), &up(a)));
+        }
+        diff_blocks(
+            self.admin_blocks(dir, before),
+            self.admin_blocks(dir, after),
+        )
     }
 
     /// The layers below admin of `subject`'s direction over the whole universe, cached by its
@@ -1023,12 +1093,20 @@ impl<'c> Engine<'c> {
             // The external pieces moved: carry every bit set over to the new pieces. Each new
             // piece overlaps the old piece holding its first address, and every set not of this
             // policy is constant over both, so that piece's bit is the new one's.
+            // The old admin layers over peers, while the atoms they were worked out over are
+            // still there.
+            let dir_of = |k: &u32| DIRS[self.layer_keys.borrow().keys[*k as usize].0];
+            let mut old_admin_peers: Vec<(u32, AdminBlocks)> = old_admin
+                .iter()
+                .map(|(k, f)| (*k, self.admin_blocks(dir_of(k), f).clone()))
+                .collect();
             let maps = self.remap_pieces(new_pieces);
             let w = self.cluster.workloads.len();
             let keys = self.layer_keys.borrow();
             let dir_of = |k: &u32| keys.keys[*k as usize].0;
-            for (k, f) in old_admin.iter_mut() {
-                remap_blocks(&mut std::rc::Rc::make_mut(f).blocks, w, &maps[dir_of(k)]);
+            for (k, mut blocks) in old_admin_peers.drain(..) {
+                remap_blocks(&mut blocks, w, &maps[dir_of(&k)]);
+                old_admin.insert(k, std::rc::Rc::new(AdminFn::over_peers(blocks)));
             }
             for (k, f) in old_lower.iter_mut() {
                 if let Some(map) = &maps[dir_of(k)] {
@@ -1055,18 +1133,13 @@ impl<'c> Engine<'c> {
         if pieces_moved {
             self.admin_cache.borrow_mut().clear();
             self.lower_cache.borrow_mut().clear();
-        } else {
-            let keys = self.layer_keys.borrow();
-            self.admin_cache
-                .borrow_mut()
-                .retain(|&k, _| !keys.names(k, pi));
-            self.lower_cache
-                .borrow_mut()
-                .retain(|&k, _| !keys.names(k, pi));
         }
         // Keys naming the policy get fresh ids from now on, so the classes whose key names it
         // are never found again (their members move to fresh classes).
-        self.layer_keys.borrow_mut().retire(pi);
+        for id in self.layer_keys.borrow_mut().retire(pi) {
+            self.admin_cache.borrow_mut().remove(&id);
+            self.lower_cache.borrow_mut().remove(&id);
+        }
         // The admin atoms: cut by the new rules (the old rules' cuts stay, harmlessly).
         if pieces_moved {
             *self.atoms.borrow_mut() = [None, None];
@@ -1140,7 +1213,7 @@ impl<'c> Engine<'c> {
                     // Only the admin layer changed: where it did, against the lower blocks.
                     let regions = admin_diffs
                         .entry((ka.admin, kb.admin))
-                        .or_insert_with(|| diff_blocks(&before_admin.blocks, &after_admin.blocks));
+                        .or_insert_with(|| self.admin_diff(dir, before_admin, &after_admin));
                     for (z, below) in &after_lower.blocks {
                         for (r, ((al, dl), (al2, dl2))) in regions.iter() {
                             let before = layered(al, dl, below);
@@ -1157,7 +1230,7 @@ impl<'c> Engine<'c> {
                     let regions = lower_diffs
                         .entry((ka.lower, kb.lower))
                         .or_insert_with(|| diff_blocks(&before_lower.blocks, &after_lower.blocks));
-                    for (x, (al, dl)) in &after_admin.blocks {
+                    for (x, (al, dl)) in self.admin_blocks(dir, &after_admin) {
                         if dl.is_empty() {
                             continue;
                         }
@@ -1172,8 +1245,8 @@ impl<'c> Engine<'c> {
                         }
                     }
                 } else {
-                    let before = combine(before_admin, before_lower);
-                    let after = combine(&after_admin, &after_lower);
+                    let before = combine(self.admin_blocks(dir, before_admin), before_lower);
+                    let after = combine(self.admin_blocks(dir, &after_admin), &after_lower);
                     for (r, (cb, ca)) in diff_blocks(&before, &after) {
                         emit(r, cb, ca);
                     }
@@ -1713,9 +1786,9 @@ impl<V: Clone + Eq + std::hash::Hash> Merger<V> {
 
 /// A subject's verdicts from its admin layer and the layers below: on each admin block, what
 /// the admin rules allow, and of what they leave below, what the lower layers allow.
-fn combine(admin: &AdminFn, lower: &LowerFn) -> Vec<(Bitset, ConnSet)> {
+fn combine(admin: &AdminBlocks, lower: &LowerFn) -> Vec<(Bitset, ConnSet)> {
     let mut merged = Merger::default();
-    for (x, (allowed, delegated)) in &admin.blocks {
+    for (x, (allowed, delegated)) in admin {
         if delegated.is_empty() {
             merged.put(x.clone(), allowed.clone());
             continue;
@@ -1730,7 +1803,7 @@ fn combine(admin: &AdminFn, lower: &LowerFn) -> Vec<(Bitset, ConnSet)> {
 }
 
 /// [`combine`], each block kept by its density.
-fn combine_members(admin: &AdminFn, lower: &LowerFn) -> Vec<(Members, ConnSet)> {
+fn combine_members(admin: &AdminBlocks, lower: &LowerFn) -> Vec<(Members, ConnSet)> {
     combine(admin, lower)
         .into_iter()
         .map(|(b, c)| (Members::new(b), c))
