@@ -146,7 +146,10 @@ struct ClassFn {
 
 /// Admin-layer verdicts: blocks, each with the connections the admin rules allow and those
 /// they leave to the layers below.
-type AdminBlocks = Vec<(Bitset, (ConnSet, ConnSet))>;
+type AdminBlocks = Vec<(Bitset, AdminVerdict)>;
+
+/// What the admin rules allow, and what they leave to the layers below.
+type AdminVerdict = (ConnSet, ConnSet);
 
 /// The admin layer's verdicts over a direction's universe, worked out over the direction's
 /// atoms and expanded to peers only when asked for ([`Engine::admin_blocks`]).
@@ -817,7 +820,7 @@ impl<'c> Engine<'c> {
         dir: Direction,
         before: &AdminFn,
         after: &AdminFn,
-    ) -> Vec<(Bitset, ((ConnSet, ConnSet), (ConnSet, ConnSet)))> {
+    ) -> Vec<(Bitset, (AdminVerdict, AdminVerdict))> {
         if let (Some(b), Some(a)) = (&before.over_atoms, &after.over_atoms) {
             let atoms = self.atoms(dir);
             let up = |v: &AdminBlocks| -> AdminBlocks {
