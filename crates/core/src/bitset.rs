@@ -236,6 +236,14 @@ impl Members {
         }
     }
 
+    /// Whether `self ∩ o` is not empty.
+    pub fn intersects(&self, o: &Bitset) -> bool {
+        match self {
+            Members::Dense(b) => b.intersects(o),
+            Members::Sparse { elems, .. } => elems.iter().any(|&x| o.contains(x as usize)),
+        }
+    }
+
     /// `self ∩ o`, or `None` when it is empty.
     pub fn meet(&self, o: &Bitset) -> Option<Bitset> {
         match self {

@@ -370,7 +370,9 @@ impl<'c> Engine<'c> {
     }
 
     /// Brings workload `w`'s applicable rules up to date with policy `index` (the rest stay).
-    fn reapply(&mut self, w: usize, index: usize) {
+    /// `was`: the layer the policy was in, if it selected `w` before (only then is there
+    /// something to take out).
+    fn reapply(&mut self, w: usize, index: usize, was: Option<Layer>) {
         let cluster: &Cluster = &self.cluster;
         let p = &cluster.policies[index];
         let selected = self.sets[index].subject.contains(w);
@@ -381,9 +383,12 @@ impl<'c> Engine<'c> {
         };
         for dir in DIRS {
             let a = &mut self.applicable[w][dir_index(dir)];
-            a.admin.retain(|r| r.policy != index);
-            a.namespaced.retain(|&q| q != index);
-            a.baseline.retain(|r| r.policy != index);
+            match was {
+                None => {}
+                Some(Layer::Admin) => a.admin.retain(|r| r.policy != index),
+                Some(Layer::Namespaced) => a.namespaced.retain(|&q| q != index),
+                Some(Layer::Baseline) => a.baseline.retain(|r| r.policy != index),
+            }
             let Some(rules) = p.rules(dir).filter(|_| selected) else {
                 continue;
             };
@@ -1165,7 +1170,8 @@ impl<'c> Engine<'c> {
             *self.atoms.borrow_mut() = atoms;
         }
         for w in affected.ones() {
-            self.reapply(w, index);
+            let was = old_layer.filter(|_| old_subject.contains(w));
+            self.reapply(w, index, was);
         }
         if old_layer.is_none_or(|l| l == Layer::Admin) && policy.layer == Layer::Admin {
             self.reclassify_admin(&affected, &old_classes, index);
@@ -1219,6 +1225,9 @@ impl<'c> Engine<'c> {
                         .or_insert_with(|| self.admin_diff(dir, before_admin, &after_admin));
                     for (z, below) in &after_lower.blocks {
                         for (r, ((al, dl), (al2, dl2))) in regions.iter() {
+                            if !z.intersects(r) {
+                                continue;
+                            }
                             let before = layered(al, dl, below);
                             let after = layered(al2, dl2, below);
                             if before != after
@@ -1238,6 +1247,9 @@ impl<'c> Engine<'c> {
                             continue;
                         }
                         for (r, (l1, l2)) in regions.iter() {
+                            if !r.intersects(x) {
+                                continue;
+                            }
                             let before = layered(al, dl, l1);
                             let after = layered(al, dl, l2);
                             if before != after
