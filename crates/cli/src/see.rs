@@ -181,6 +181,7 @@ pub struct Aggregator<'a> {
     how: [u64; 8],
     pub without_time: u64,
     pub flipped: u64,
+    spare: Option<Batch>,
 }
 
 fn how_slot(h: How) -> usize {
@@ -217,6 +218,7 @@ impl<'a> Aggregator<'a> {
             how: [0; 8],
             without_time: 0,
             flipped: 0,
+            spare: None,
         }
     }
 
@@ -290,9 +292,20 @@ impl<'a> Aggregator<'a> {
         self.batch.flows += 1;
     }
 
-    /// Takes the batch, leaving an empty one.
+    /// Takes the batch, leaving an empty one (with the capacity of a batch given back by
+    /// [`Aggregator::recycle`], if any).
     pub fn take(&mut self) -> Batch {
-        std::mem::take(&mut self.batch)
+        let spare = self.spare.take().unwrap_or_default();
+        std::mem::replace(&mut self.batch, spare)
+    }
+
+    /// Gives a taken batch back once it is written, so the next batch reuses its memory
+    /// instead of growing a new edge map from nothing.
+    pub fn recycle(&mut self, mut b: Batch) {
+        b.edges.clear();
+        b.raw.clear();
+        b.flows = 0;
+        self.spare = Some(b);
     }
 
     /// The resolution counts so far.
@@ -474,7 +487,7 @@ pub fn ingest(args: &IngestArgs) -> Result<Summary> {
         let mut failure: Option<bulkhead_store::Error> = None;
         let mut commit = |agg: &mut Aggregator, done: u64, finished: Option<&str>| {
             let batch = agg.take();
-            store.commit_batch(
+            let r = store.commit_batch(
                 &batch,
                 &mut cache,
                 &info,
@@ -482,7 +495,9 @@ pub fn ingest(args: &IngestArgs) -> Result<Summary> {
                 done,
                 finished,
                 raw_window_ns,
-            )
+            );
+            agg.recycle(batch);
+            r
         };
         let parsed = {
             let mut sink = |f: Flow| {

@@ -110,6 +110,46 @@ struct Interval {
     entity: u32,
 }
 
+/// A pod interval in lookup form, settled by [`Index::finish`]: `from` is `i64::MIN` when the
+/// pod holds the address since always, `until` is only read when `open` is false.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    from: Timestamp,
+    until: Timestamp,
+    open: bool,
+    entity: u32,
+}
+
+impl Span {
+    #[inline]
+    fn holds(&self, time: Option<Timestamp>) -> bool {
+        match time {
+            Some(t) => self.from <= t && (self.open || t < self.until),
+            None => self.open,
+        }
+    }
+}
+
+/// The timelines laid out for lookups: per address a range of one flat array (IPv4 keyed by
+/// its 32 bits), so a lookup is one probe of a small table and one contiguous read.
+#[derive(Clone, Debug, Default)]
+struct Spans {
+    v4: FxHashMap<u32, (u32, u32)>,
+    other: FxHashMap<IpAddr, (u32, u32)>,
+    flat: Vec<Span>,
+}
+
+impl Spans {
+    #[inline]
+    fn get(&self, ip: IpAddr) -> Option<&[Span]> {
+        let &(start, len) = match ip {
+            IpAddr::V4(a) => self.v4.get(&a.to_bits())?,
+            other => self.other.get(&other)?,
+        };
+        self.flat.get(start as usize..(start + len) as usize)
+    }
+}
+
 /// Counts of what the index was built from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct IndexStats {
@@ -133,6 +173,8 @@ pub struct Index {
     pub entities: Vec<Entity>,
     by_key: FxHashMap<String, u32>,
     timelines: FxHashMap<IpAddr, Vec<Interval>>,
+    /// `timelines` in lookup form (rebuilt by [`Index::finish`]).
+    spans: Spans,
     services: FxHashMap<IpAddr, (u32, How)>,
     /// namespace → pod name → workload entity.
     pod_names: FxHashMap<String, FxHashMap<String, u32>>,
@@ -162,6 +204,7 @@ impl Index {
             entities: Vec::new(),
             by_key: FxHashMap::default(),
             timelines: FxHashMap::default(),
+            spans: Spans::default(),
             services: FxHashMap::default(),
             pod_names: FxHashMap::default(),
             hosts: PrefixTable::default(),
@@ -398,6 +441,25 @@ impl Index {
             overlapping += overlaps as usize;
         }
         self.stats.overlapping_addresses = overlapping;
+        let mut spans = Spans::default();
+        for (ip, list) in &self.timelines {
+            let range = (spans.flat.len() as u32, list.len() as u32);
+            spans.flat.extend(list.iter().map(|i| Span {
+                from: i.from.unwrap_or(Timestamp::MIN),
+                until: match i.until {
+                    Until::At(u) => u,
+                    // Settled above; kept as "holds at no time" should one remain.
+                    Until::Open | Until::FinishedUnknown => Timestamp::MIN,
+                },
+                open: i.until == Until::Open,
+                entity: i.entity,
+            }));
+            match ip {
+                IpAddr::V4(a) => spans.v4.insert(a.to_bits(), range),
+                other => spans.other.insert(*other, range),
+            };
+        }
+        self.spans = spans;
     }
 
     /// The workload of a pod named by the record itself (Hubble), when the inventory has it.
@@ -412,20 +474,9 @@ impl Index {
     /// Who held `ip` at `time` (`None`: the record has no usable time; the inventory as it
     /// stands answers, i.e. pods that have not ended).
     pub fn lookup(&self, ip: IpAddr, time: Option<Timestamp>) -> Resolved {
-        if let Some(list) = self.timelines.get(&ip) {
+        if let Some(list) = self.spans.get(ip) {
             // The latest-started interval holding the time.
-            let hit = list.iter().rev().find(|i| match time {
-                Some(t) => {
-                    i.from.is_none_or(|f| f <= t)
-                        && match i.until {
-                            Until::Open => true,
-                            Until::At(u) => t < u,
-                            Until::FinishedUnknown => false,
-                        }
-                }
-                None => i.until == Until::Open,
-            });
-            if let Some(i) = hit {
+            if let Some(i) = list.iter().rev().find(|i| i.holds(time)) {
                 return Resolved {
                     entity: i.entity,
                     how: if time.is_some() {
