@@ -3,7 +3,9 @@
 
 use crate::telemetry::FormatArg;
 use anyhow::{Context, Result, bail};
-use bulkhead_identity::{Entity, EntityKind, How, Index, load_hosts, orient, parse_net};
+use bulkhead_identity::{
+    Entity, EntityKind, How, Index, LookupCache, load_hosts, orient, parse_net,
+};
 use bulkhead_k8s::Loaded;
 use bulkhead_store::{
     Batch, EdgeKey, EdgeStats, NodeCache, RawFlow, SourceKey, SourceStatus, Store, VerdictClass,
@@ -182,6 +184,8 @@ pub struct Aggregator<'a> {
     pub without_time: u64,
     pub flipped: u64,
     spare: Option<Batch>,
+    /// In front of `index` (the only index this aggregator reads).
+    cache: LookupCache,
 }
 
 fn how_slot(h: How) -> usize {
@@ -219,6 +223,7 @@ impl<'a> Aggregator<'a> {
             without_time: 0,
             flipped: 0,
             spare: None,
+            cache: LookupCache::default(),
         }
     }
 
@@ -247,8 +252,14 @@ impl<'a> Aggregator<'a> {
         } else {
             (src_hint, dst_hint)
         };
-        let c = client_hint.unwrap_or_else(|| self.index.lookup(o.client, t));
-        let s = server_hint.unwrap_or_else(|| self.index.lookup(o.server, t));
+        let c = match client_hint {
+            Some(r) => r,
+            None => self.cache.lookup(self.index, o.client, t),
+        };
+        let s = match server_hint {
+            Some(r) => r,
+            None => self.cache.lookup(self.index, o.server, t),
+        };
         self.how[how_slot(c.how)] += 1;
         self.how[how_slot(s.how)] += 1;
         let bucket = bulkhead_store::bucket_of(t, self.bucket_ns);

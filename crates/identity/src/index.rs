@@ -19,7 +19,7 @@ use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// What kind of peer an entity is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -487,6 +487,41 @@ impl Index {
                 };
             }
         }
+        self.lookup_untimed(ip)
+    }
+
+    /// [`Index::lookup`] of an IPv4 address at a time, with the times `[from, until)` over
+    /// which the answer stays the same (a sub-range of them at least), for [`LookupCache`].
+    fn lookup_v4_at(&self, ip: Ipv4Addr, t: Timestamp) -> (Resolved, Timestamp, Timestamp) {
+        let Some(list) = self.spans.get(IpAddr::V4(ip)) else {
+            // No pod ever held it: the answer does not depend on the time.
+            return (
+                self.lookup_untimed(IpAddr::V4(ip)),
+                Timestamp::MIN,
+                Timestamp::MAX,
+            );
+        };
+        for (k, i) in list.iter().enumerate().rev() {
+            if i.holds(Some(t)) {
+                // It answers from its start until it ends or a later-started interval
+                // begins (which might then hold the time and win).
+                let mut until = if i.open { Timestamp::MAX } else { i.until };
+                for later in &list[k + 1..] {
+                    until = until.min(later.from);
+                }
+                let r = Resolved {
+                    entity: i.entity,
+                    how: How::PodAtTime,
+                };
+                return (r, i.from, until);
+            }
+        }
+        // Between pods: kept for this instant only.
+        (self.lookup_untimed(IpAddr::V4(ip)), t, t.saturating_add(1))
+    }
+
+    /// The answer when no pod interval holds the address: Services, hosts, external groups.
+    fn lookup_untimed(&self, ip: IpAddr) -> Resolved {
         if let Some(&(entity, how)) = self.services.get(&ip) {
             return Resolved { entity, how };
         }
@@ -513,6 +548,70 @@ impl Index {
                 how: How::Unknown,
             }
         }
+    }
+}
+
+/// A small direct-mapped cache in front of [`Index::lookup`] for timed IPv4 lookups, for the
+/// ingest's hot path: each slot keeps an address's last answer with the time range over which
+/// it holds, so an address seen again (at a time in that range) skips the hash table and the
+/// timeline. Its answers are exactly [`Index::lookup`]'s. Use one cache with one index only.
+#[derive(Clone, Debug)]
+pub struct LookupCache {
+    slots: Box<[Slot]>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    ip: u32,
+    from: Timestamp,
+    until: Timestamp,
+    answer: Resolved,
+}
+
+impl Default for LookupCache {
+    fn default() -> Self {
+        // `from == until`: valid at no time.
+        let empty = Slot {
+            ip: 0,
+            from: 0,
+            until: 0,
+            answer: Resolved {
+                entity: 0,
+                how: How::Unknown,
+            },
+        };
+        LookupCache {
+            slots: vec![empty; 1 << LookupCache::BITS].into_boxed_slice(),
+        }
+    }
+}
+
+impl LookupCache {
+    /// log2 of the slots (8,192 of 32 bytes).
+    const BITS: u32 = 13;
+
+    /// [`Index::lookup`]`(ip, time)` of `index`, through the cache when it can.
+    #[inline]
+    pub fn lookup(&mut self, index: &Index, ip: IpAddr, time: Option<Timestamp>) -> Resolved {
+        let (IpAddr::V4(a), Some(t)) = (ip, time) else {
+            return index.lookup(ip, time);
+        };
+        let key = a.to_bits();
+        let slot = (key.wrapping_mul(0x9e37_79b9) >> (32 - Self::BITS)) as usize;
+        let Some(s) = self.slots.get_mut(slot) else {
+            return index.lookup(ip, time);
+        };
+        if s.ip == key && s.from <= t && t < s.until {
+            return s.answer;
+        }
+        let (answer, from, until) = index.lookup_v4_at(a, t);
+        *s = Slot {
+            ip: key,
+            from,
+            until,
+            answer,
+        };
+        answer
     }
 }
 
