@@ -223,7 +223,9 @@ fn verdict(s: &str) -> Option<Verdict> {
     })
 }
 
-/// What a line decodes to.
+/// What a line decodes to (a value on the stack for one line: boxing the flow would cost an
+/// allocation per record).
+#[allow(clippy::large_enum_variant)]
 enum Decoded<'a> {
     /// A flow, and the `GetFlowsResponse`'s own time.
     Flow(RawFlow<'a>, Option<Cow<'a, str>>),
@@ -960,7 +962,7 @@ mod scan {
             }
             if self.peek() == Some(b'.') {
                 self.i += 1;
-                if !matches!(self.peek()?, b'0'..=b'9') {
+                if !self.peek()?.is_ascii_digit() {
                     return None;
                 }
                 self.digits();
@@ -970,7 +972,7 @@ mod scan {
                 if matches!(self.peek()?, b'+' | b'-') {
                     self.i += 1;
                 }
-                if !matches!(self.peek()?, b'0'..=b'9') {
+                if !self.peek()?.is_ascii_digit() {
                     return None;
                 }
                 self.digits();
