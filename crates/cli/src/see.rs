@@ -3,7 +3,9 @@
 
 use crate::telemetry::FormatArg;
 use anyhow::{Context, Result, bail};
-use bulkhead_identity::{Entity, EntityKind, How, Index, load_hosts, orient, parse_net};
+use bulkhead_identity::{
+    Entity, EntityKind, How, Index, LookupCache, load_hosts, orient, parse_net,
+};
 use bulkhead_k8s::Loaded;
 use bulkhead_store::{
     Batch, EdgeKey, EdgeStats, NodeCache, RawFlow, SourceKey, SourceStatus, Store, VerdictClass,
@@ -181,6 +183,9 @@ pub struct Aggregator<'a> {
     how: [u64; 8],
     pub without_time: u64,
     pub flipped: u64,
+    spare: Option<Batch>,
+    /// In front of `index` (the only index this aggregator reads).
+    cache: LookupCache,
 }
 
 fn how_slot(h: How) -> usize {
@@ -217,6 +222,8 @@ impl<'a> Aggregator<'a> {
             how: [0; 8],
             without_time: 0,
             flipped: 0,
+            spare: None,
+            cache: LookupCache::default(),
         }
     }
 
@@ -245,8 +252,14 @@ impl<'a> Aggregator<'a> {
         } else {
             (src_hint, dst_hint)
         };
-        let c = client_hint.unwrap_or_else(|| self.index.lookup(o.client, t));
-        let s = server_hint.unwrap_or_else(|| self.index.lookup(o.server, t));
+        let c = match client_hint {
+            Some(r) => r,
+            None => self.cache.lookup(self.index, o.client, t),
+        };
+        let s = match server_hint {
+            Some(r) => r,
+            None => self.cache.lookup(self.index, o.server, t),
+        };
         self.how[how_slot(c.how)] += 1;
         self.how[how_slot(s.how)] += 1;
         let bucket = bulkhead_store::bucket_of(t, self.bucket_ns);
@@ -290,9 +303,20 @@ impl<'a> Aggregator<'a> {
         self.batch.flows += 1;
     }
 
-    /// Takes the batch, leaving an empty one.
+    /// Takes the batch, leaving an empty one (with the capacity of a batch given back by
+    /// [`Aggregator::recycle`], if any).
     pub fn take(&mut self) -> Batch {
-        std::mem::take(&mut self.batch)
+        let spare = self.spare.take().unwrap_or_default();
+        std::mem::replace(&mut self.batch, spare)
+    }
+
+    /// Gives a taken batch back once it is written, so the next batch reuses its memory
+    /// instead of growing a new edge map from nothing.
+    pub fn recycle(&mut self, mut b: Batch) {
+        b.edges.clear();
+        b.raw.clear();
+        b.flows = 0;
+        self.spare = Some(b);
     }
 
     /// The resolution counts so far.
@@ -474,7 +498,7 @@ pub fn ingest(args: &IngestArgs) -> Result<Summary> {
         let mut failure: Option<bulkhead_store::Error> = None;
         let mut commit = |agg: &mut Aggregator, done: u64, finished: Option<&str>| {
             let batch = agg.take();
-            store.commit_batch(
+            let r = store.commit_batch(
                 &batch,
                 &mut cache,
                 &info,
@@ -482,7 +506,9 @@ pub fn ingest(args: &IngestArgs) -> Result<Summary> {
                 done,
                 finished,
                 raw_window_ns,
-            )
+            );
+            agg.recycle(batch);
+            r
         };
         let parsed = {
             let mut sink = |f: Flow| {

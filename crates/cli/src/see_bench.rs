@@ -19,14 +19,20 @@ pub struct BenchIngestArgs {
     /// Synthetic flow records to generate.
     #[arg(long, default_value_t = 1_000_000)]
     records: u64,
-    /// hubble or vpc (the telemetry generator's shapes).
+    /// hubble, vpc or netflow (the telemetry generator's shapes; netflow is IPFIX messages
+    /// back to back).
     #[arg(long, value_enum, default_value = "hubble")]
     format: FormatArg,
     /// Workloads in the synthetic inventory (each with one running pod and one finished
     /// predecessor on the same address); the generator's flows use the first 200 (Hubble) or
-    /// 5,000 (VPC) addresses.
+    /// 5,000 (VPC, IPFIX) addresses.
     #[arg(long, default_value_t = 10_000)]
     workloads: u64,
+    /// VPC and IPFIX traffic shape: each client address sends to this many servers of its own
+    /// (a service and its dependencies); 0 sends to any of 5,000 addresses at random, so
+    /// almost every flow is its own edge (the worst case for aggregation).
+    #[arg(long, default_value_t = 10)]
+    peers: u64,
     /// Which phases: `aggregate` (parse + resolve + aggregate, no store), `resolve` (resolve +
     /// aggregate alone over flows parsed beforehand), `store` (the whole ingest into a fresh
     /// store), or `all`. Peak memory is per process, so measure `store`
@@ -118,6 +124,16 @@ fn write_inventory(path: &Path, workloads: u64) -> Result<()> {
     Ok(())
 }
 
+/// Adds the aggregator's batch to the running totals, as a commit would add it to the store,
+/// and gives the batch's memory back to the aggregator.
+fn merge_batch(agg: &mut Aggregator, total: &mut FxHashMap<EdgeKey, EdgeStats>) {
+    let b = agg.take();
+    for (k, v) in &b.edges {
+        total.entry(*k).or_default().merge(v);
+    }
+    agg.recycle(b);
+}
+
 fn json_line(pairs: &[(&str, String)]) -> String {
     let body: Vec<String> = pairs.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
     format!("{{{}}}", body.join(","))
@@ -125,9 +141,14 @@ fn json_line(pairs: &[(&str, String)]) -> String {
 
 pub fn run_ingest_bench(a: BenchIngestArgs) -> Result<()> {
     let format: Format = a.format.into();
-    if !matches!(format, Format::Hubble | Format::Vpc) {
-        bail!("--format: hubble or vpc");
+    if !matches!(format, Format::Hubble | Format::Vpc | Format::Netflow) {
+        bail!("--format: hubble, vpc or netflow (IPFIX)");
     }
+    // The generated NetFlow file holds IPFIX messages back to back (RFC 5655 file format).
+    let opts = bulkhead_telemetry::Options {
+        netflow_stream: format == Format::Netflow,
+        ..Default::default()
+    };
     let tmp;
     let dir = match &a.dir {
         Some(d) => {
@@ -139,10 +160,10 @@ pub fn run_ingest_bench(a: BenchIngestArgs) -> Result<()> {
             tmp.clone()
         }
     };
-    let flows = dir.join(format!("flows.{format}"));
+    let flows = dir.join(format!("flows-{}-p{}.{format}", a.records, a.peers));
     let t = Instant::now();
     if !flows.exists() {
-        bulkhead_telemetry::bench::generate(format, a.records, &flows)
+        bulkhead_telemetry::bench::generate_with(format, a.records, &flows, a.peers)
             .with_context(|| format!("cannot write {}", flows.display()))?;
     }
     let gen_s = t.elapsed().as_secs_f64();
@@ -160,6 +181,7 @@ pub fn run_ingest_bench(a: BenchIngestArgs) -> Result<()> {
         ("file_mib", format!("{:.1}", size as f64 / 1048576.0)),
         ("generate_s", format!("{gen_s:.2}")),
         ("workloads", a.workloads.to_string()),
+        ("peers", a.peers.to_string()),
         ("pods", loaded.pods.len().to_string()),
         ("inventory_load_and_index_s", format!("{index_s:.3}")),
     ];
@@ -167,18 +189,14 @@ pub fn run_ingest_bench(a: BenchIngestArgs) -> Result<()> {
         let (t, c) = (Instant::now(), cpu_secs());
         let mut agg = Aggregator::new(&index, 3600 * 1_000_000_000, false);
         let mut total: FxHashMap<EdgeKey, EdgeStats> = FxHashMap::default();
-        let mut parser = Parser::new(Default::default());
+        let mut parser = Parser::new(opts.clone());
         parser.parse_path(&flows, format, &mut |f| {
             agg.add(&f);
             if agg.batch.flows >= see::DEFAULT_BATCH as u64 {
-                for (k, v) in agg.take().edges {
-                    total.entry(k).or_default().merge(&v);
-                }
+                merge_batch(&mut agg, &mut total);
             }
         })?;
-        for (k, v) in agg.take().edges {
-            total.entry(k).or_default().merge(&v);
-        }
+        merge_batch(&mut agg, &mut total);
         let wall = t.elapsed().as_secs_f64();
         let cpu = c.zip(cpu_secs()).map(|(a, b)| b - a);
         let res = agg.resolution();
@@ -205,7 +223,7 @@ pub fn run_ingest_bench(a: BenchIngestArgs) -> Result<()> {
         // Resolve + aggregate alone, over flows parsed beforehand (at most 2 million, held
         // in memory: this phase's peak memory says nothing about ingest).
         let mut flows_mem = Vec::new();
-        let mut parser = Parser::new(Default::default());
+        let mut parser = Parser::new(opts.clone());
         parser.parse_path(&flows, format, &mut |f| {
             if flows_mem.len() < 2_000_000 {
                 flows_mem.push(f)
@@ -217,14 +235,10 @@ pub fn run_ingest_bench(a: BenchIngestArgs) -> Result<()> {
         for f in &flows_mem {
             agg.add(f);
             if agg.batch.flows >= see::DEFAULT_BATCH as u64 {
-                for (k, v) in agg.take().edges {
-                    total.entry(k).or_default().merge(&v);
-                }
+                merge_batch(&mut agg, &mut total);
             }
         }
-        for (k, v) in agg.take().edges {
-            total.entry(k).or_default().merge(&v);
-        }
+        merge_batch(&mut agg, &mut total);
         let wall = t.elapsed().as_secs_f64();
         let n = flows_mem.len() as f64;
         out.push((
@@ -238,7 +252,12 @@ pub fn run_ingest_bench(a: BenchIngestArgs) -> Result<()> {
             ));
         }
     }
-    if a.phase == "all" || a.phase == "store" {
+    if format == Format::Netflow && a.phase == "store" {
+        bail!(
+            "--phase store: `bulkhead ingest` reads a NetFlow file as one payload, not the back-to-back IPFIX messages generated here"
+        );
+    }
+    if format != Format::Netflow && (a.phase == "all" || a.phase == "store") {
         let data = dir.join("data");
         let _ = std::fs::remove_dir_all(&data);
         let (t, c) = (Instant::now(), cpu_secs());

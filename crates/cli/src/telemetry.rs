@@ -124,6 +124,7 @@ pub fn run_flows(cmd: FlowsCommand) -> Result<bool> {
     let opts = Options {
         zeek_fields: parse_renames(&zeek_field)?,
         netflow_stream,
+        ..Options::default()
     };
     let mut parser = Parser::new(opts);
     let stdout = std::io::stdout();
@@ -288,6 +289,21 @@ pub fn run_bench(a: BenchArgs) -> Result<()> {
         if let Some(cpu) = cpu.filter(|c| *c > 0.0) {
             line["cpu_s"] = cpu.into();
             line["records_per_cpu_s"] = (m.read as f64 / cpu).round().into();
+        }
+        if format == Format::Hubble {
+            // The serde path the scanner falls back to, on the same file in the same run.
+            let opts = bulkhead_telemetry::Options {
+                hubble_serde: true,
+                ..Default::default()
+            };
+            let cpu0 = cpu_secs();
+            let m = bench::measure_with(&path, format, opts)?;
+            let cpu = cpu_secs().zip(cpu0).map(|(b, a)| b - a);
+            line["serde_parse_s"] = m.secs.into();
+            line["serde_records_per_s"] = (m.read as f64 / m.secs).round().into();
+            if let Some(cpu) = cpu.filter(|c| *c > 0.0) {
+                line["serde_records_per_cpu_s"] = (m.read as f64 / cpu).round().into();
+            }
         }
         if format == Format::Netflow {
             let bytes = std::fs::read(&path)?;

@@ -19,7 +19,7 @@ use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// What kind of peer an entity is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -110,6 +110,46 @@ struct Interval {
     entity: u32,
 }
 
+/// A pod interval in lookup form, settled by [`Index::finish`]: `from` is `i64::MIN` when the
+/// pod holds the address since always, `until` is only read when `open` is false.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    from: Timestamp,
+    until: Timestamp,
+    open: bool,
+    entity: u32,
+}
+
+impl Span {
+    #[inline]
+    fn holds(&self, time: Option<Timestamp>) -> bool {
+        match time {
+            Some(t) => self.from <= t && (self.open || t < self.until),
+            None => self.open,
+        }
+    }
+}
+
+/// The timelines laid out for lookups: per address a range of one flat array (IPv4 keyed by
+/// its 32 bits), so a lookup is one probe of a small table and one contiguous read.
+#[derive(Clone, Debug, Default)]
+struct Spans {
+    v4: FxHashMap<u32, (u32, u32)>,
+    other: FxHashMap<IpAddr, (u32, u32)>,
+    flat: Vec<Span>,
+}
+
+impl Spans {
+    #[inline]
+    fn get(&self, ip: IpAddr) -> Option<&[Span]> {
+        let &(start, len) = match ip {
+            IpAddr::V4(a) => self.v4.get(&a.to_bits())?,
+            other => self.other.get(&other)?,
+        };
+        self.flat.get(start as usize..(start + len) as usize)
+    }
+}
+
 /// Counts of what the index was built from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct IndexStats {
@@ -133,6 +173,8 @@ pub struct Index {
     pub entities: Vec<Entity>,
     by_key: FxHashMap<String, u32>,
     timelines: FxHashMap<IpAddr, Vec<Interval>>,
+    /// `timelines` in lookup form (rebuilt by [`Index::finish`]).
+    spans: Spans,
     services: FxHashMap<IpAddr, (u32, How)>,
     /// namespace → pod name → workload entity.
     pod_names: FxHashMap<String, FxHashMap<String, u32>>,
@@ -162,6 +204,7 @@ impl Index {
             entities: Vec::new(),
             by_key: FxHashMap::default(),
             timelines: FxHashMap::default(),
+            spans: Spans::default(),
             services: FxHashMap::default(),
             pod_names: FxHashMap::default(),
             hosts: PrefixTable::default(),
@@ -398,6 +441,25 @@ impl Index {
             overlapping += overlaps as usize;
         }
         self.stats.overlapping_addresses = overlapping;
+        let mut spans = Spans::default();
+        for (ip, list) in &self.timelines {
+            let range = (spans.flat.len() as u32, list.len() as u32);
+            spans.flat.extend(list.iter().map(|i| Span {
+                from: i.from.unwrap_or(Timestamp::MIN),
+                until: match i.until {
+                    Until::At(u) => u,
+                    // Settled above; kept as "holds at no time" should one remain.
+                    Until::Open | Until::FinishedUnknown => Timestamp::MIN,
+                },
+                open: i.until == Until::Open,
+                entity: i.entity,
+            }));
+            match ip {
+                IpAddr::V4(a) => spans.v4.insert(a.to_bits(), range),
+                other => spans.other.insert(*other, range),
+            };
+        }
+        self.spans = spans;
     }
 
     /// The workload of a pod named by the record itself (Hubble), when the inventory has it.
@@ -412,20 +474,9 @@ impl Index {
     /// Who held `ip` at `time` (`None`: the record has no usable time; the inventory as it
     /// stands answers, i.e. pods that have not ended).
     pub fn lookup(&self, ip: IpAddr, time: Option<Timestamp>) -> Resolved {
-        if let Some(list) = self.timelines.get(&ip) {
+        if let Some(list) = self.spans.get(ip) {
             // The latest-started interval holding the time.
-            let hit = list.iter().rev().find(|i| match time {
-                Some(t) => {
-                    i.from.is_none_or(|f| f <= t)
-                        && match i.until {
-                            Until::Open => true,
-                            Until::At(u) => t < u,
-                            Until::FinishedUnknown => false,
-                        }
-                }
-                None => i.until == Until::Open,
-            });
-            if let Some(i) = hit {
+            if let Some(i) = list.iter().rev().find(|i| i.holds(time)) {
                 return Resolved {
                     entity: i.entity,
                     how: if time.is_some() {
@@ -436,6 +487,41 @@ impl Index {
                 };
             }
         }
+        self.lookup_untimed(ip)
+    }
+
+    /// [`Index::lookup`] of an IPv4 address at a time, with the times `[from, until)` over
+    /// which the answer stays the same (a sub-range of them at least), for [`LookupCache`].
+    fn lookup_v4_at(&self, ip: Ipv4Addr, t: Timestamp) -> (Resolved, Timestamp, Timestamp) {
+        let Some(list) = self.spans.get(IpAddr::V4(ip)) else {
+            // No pod ever held it: the answer does not depend on the time.
+            return (
+                self.lookup_untimed(IpAddr::V4(ip)),
+                Timestamp::MIN,
+                Timestamp::MAX,
+            );
+        };
+        for (k, i) in list.iter().enumerate().rev() {
+            if i.holds(Some(t)) {
+                // It answers from its start until it ends or a later-started interval
+                // begins (which might then hold the time and win).
+                let mut until = if i.open { Timestamp::MAX } else { i.until };
+                for later in &list[k + 1..] {
+                    until = until.min(later.from);
+                }
+                let r = Resolved {
+                    entity: i.entity,
+                    how: How::PodAtTime,
+                };
+                return (r, i.from, until);
+            }
+        }
+        // Between pods: kept for this instant only.
+        (self.lookup_untimed(IpAddr::V4(ip)), t, t.saturating_add(1))
+    }
+
+    /// The answer when no pod interval holds the address: Services, hosts, external groups.
+    fn lookup_untimed(&self, ip: IpAddr) -> Resolved {
         if let Some(&(entity, how)) = self.services.get(&ip) {
             return Resolved { entity, how };
         }
@@ -462,6 +548,70 @@ impl Index {
                 how: How::Unknown,
             }
         }
+    }
+}
+
+/// A small direct-mapped cache in front of [`Index::lookup`] for timed IPv4 lookups, for the
+/// ingest's hot path: each slot keeps an address's last answer with the time range over which
+/// it holds, so an address seen again (at a time in that range) skips the hash table and the
+/// timeline. Its answers are exactly [`Index::lookup`]'s. Use one cache with one index only.
+#[derive(Clone, Debug)]
+pub struct LookupCache {
+    slots: Box<[Slot]>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    ip: u32,
+    from: Timestamp,
+    until: Timestamp,
+    answer: Resolved,
+}
+
+impl Default for LookupCache {
+    fn default() -> Self {
+        // `from == until`: valid at no time.
+        let empty = Slot {
+            ip: 0,
+            from: 0,
+            until: 0,
+            answer: Resolved {
+                entity: 0,
+                how: How::Unknown,
+            },
+        };
+        LookupCache {
+            slots: vec![empty; 1 << LookupCache::BITS].into_boxed_slice(),
+        }
+    }
+}
+
+impl LookupCache {
+    /// log2 of the slots (8,192 of 32 bytes).
+    const BITS: u32 = 13;
+
+    /// [`Index::lookup`]`(ip, time)` of `index`, through the cache when it can.
+    #[inline]
+    pub fn lookup(&mut self, index: &Index, ip: IpAddr, time: Option<Timestamp>) -> Resolved {
+        let (IpAddr::V4(a), Some(t)) = (ip, time) else {
+            return index.lookup(ip, time);
+        };
+        let key = a.to_bits();
+        let slot = (key.wrapping_mul(0x9e37_79b9) >> (32 - Self::BITS)) as usize;
+        let Some(s) = self.slots.get_mut(slot) else {
+            return index.lookup(ip, time);
+        };
+        if s.ip == key && s.from <= t && t < s.until {
+            return s.answer;
+        }
+        let (answer, from, until) = index.lookup_v4_at(a, t);
+        *s = Slot {
+            ip: key,
+            from,
+            until,
+            answer,
+        };
+        answer
     }
 }
 

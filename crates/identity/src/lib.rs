@@ -13,5 +13,5 @@ mod prefix;
 
 pub use direction::{Oriented, orient};
 pub use hosts::{Host, HostError, load_hosts, parse_net};
-pub use index::{Entity, EntityKind, How, Index, IndexStats, Resolved, is_public};
+pub use index::{Entity, EntityKind, How, Index, IndexStats, LookupCache, Resolved, is_public};
 pub use prefix::PrefixTable;

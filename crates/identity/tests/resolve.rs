@@ -1,7 +1,7 @@
 //! Identity resolution over time: pods built in the test, and the real `kubectl` dumps of
 //! `../shared/testdata/telemetry/k8s-inventory`.
 
-use bulkhead_identity::{EntityKind, How, Index, parse_net};
+use bulkhead_identity::{EntityKind, How, Index, LookupCache, parse_net};
 use bulkhead_k8s::{Loaded, Manifests, build};
 use bulkhead_telemetry::time::parse_rfc3339;
 use std::net::IpAddr;
@@ -442,4 +442,65 @@ fn real_json_pod_list_loads_with_addresses() {
     let p = &loaded.pods[0];
     let r = ix.lookup(p.ips[0], None);
     assert!(r.how == How::PodNow, "{:?}", r);
+}
+
+mod cache {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ADDRS: [&str; 5] = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.96.0.1", "192.0.2.7"];
+
+    fn hour(h: u8) -> String {
+        format!("2025-11-27T{h:02}:00:00Z")
+    }
+
+    /// (address, start hour, phase, finished hour, deleted hour) per pod.
+    type PodSpec = (usize, Option<u8>, u8, Option<u8>, Option<u8>);
+
+    fn pod() -> impl Strategy<Value = PodSpec> {
+        (
+            0..3usize,
+            prop::option::of(0..12u8),
+            0..3u8,
+            prop::option::of(0..12u8),
+            prop::option::of(0..12u8),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The cache answers exactly as the index, whatever the pods' reuse of addresses,
+        /// phases and end times, for any sequence of lookups (so hits are exercised).
+        #[test]
+        fn the_lookup_cache_answers_as_the_index(
+            pods in prop::collection::vec(pod(), 1..8),
+            lookups in prop::collection::vec((0..5usize, prop::option::of(0..14i64), 0..4i64), 1..80),
+        ) {
+            let mut yaml = String::new();
+            for (i, (a, start, phase, finished, deleted)) in pods.iter().enumerate() {
+                let phase = ["Running", "Succeeded", "Failed"][*phase as usize];
+                yaml += &mk_pod(
+                    &format!("p{i}"),
+                    &format!("w{}", i % 3),
+                    ADDRS[*a],
+                    &start.map(hour).unwrap_or_default(),
+                    phase,
+                    &finished.map(hour).unwrap_or_default(),
+                    &deleted.map(hour).unwrap_or_default(),
+                );
+            }
+            yaml += "---\napiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: shop}\nspec:\n  clusterIP: 10.96.0.1\n  selector: {app: w0}\n";
+            let mut ix = Index::new();
+            ix.add_kubernetes(&load(&yaml));
+            let mut cache = LookupCache::default();
+            let base = parse_rfc3339(&hour(0)).expect("time");
+            for (a, h, q) in lookups {
+                // On the hour, or a quarter past: boundaries and insides of intervals.
+                let time = h.map(|h| base + h * 3_600_000_000_000 + q * 900_000_000_000 - (q == 3) as i64);
+                let addr = ip(ADDRS[a]);
+                prop_assert_eq!(cache.lookup(&ix, addr, time), ix.lookup(addr, time), "{} at {:?}", ADDRS[a], time);
+            }
+        }
+    }
 }

@@ -43,8 +43,25 @@ fn pod_ip(w: u64) -> Ipv4Addr {
 /// lines with a header; a Zeek conn.log with its header; IPFIX messages of 28 records (with a
 /// template set every 100 messages) back to back.
 pub fn generate(format: Format, records: u64, path: &Path) -> io::Result<()> {
-    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    generate_with(format, records, path, 0)
+}
+
+/// [`generate`] with a traffic shape for VPC and IPFIX: with `peers` > 0 each client address
+/// sends only to `peers` servers of its own (a service calling its dependencies, so flows
+/// fold into far fewer edges than flows); with 0, to any of the 5,000 addresses at random
+/// (almost every flow its own edge: the worst case for aggregation).
+pub fn generate_with(format: Format, records: u64, path: &Path, peers: u64) -> io::Result<()> {
     let mut rng = Rng(7);
+    let pair = move |rng: &mut Rng| {
+        let a = rng.below(5000);
+        let b = if peers == 0 {
+            rng.below(5000)
+        } else {
+            (a * 7919 + rng.below(peers) * 104_729 + 1) % 5000
+        };
+        (a, b)
+    };
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let t0: i64 = 1_764_201_600; // 2025-11-27T00:00:00Z
     match format {
         Format::Hubble | Format::Auto => {
@@ -88,7 +105,7 @@ pub fn generate(format: Format, records: u64, path: &Path) -> io::Result<()> {
                 "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
             )?;
             for i in 0..records {
-                let (a, b) = (rng.below(5000), rng.below(5000));
+                let (a, b) = pair(&mut rng);
                 let start = t0 + (i / 2000) as i64;
                 let pk = 1 + rng.below(2000);
                 let action = if rng.below(50) == 0 {
@@ -185,7 +202,7 @@ pub fn generate(format: Format, records: u64, path: &Path) -> io::Result<()> {
                 m.extend_from_slice(&256u16.to_be_bytes());
                 m.extend_from_slice(&((4 + rec_len * n as usize) as u16).to_be_bytes());
                 for _ in 0..n {
-                    let (a, b) = (rng.below(5000), rng.below(5000));
+                    let (a, b) = pair(&mut rng);
                     let pk = 1 + rng.below(2000);
                     let start = (t0 * 1000) as u64 + msg_no;
                     m.extend_from_slice(&pod_ip(a).octets());
@@ -224,10 +241,15 @@ pub struct Measure {
 
 /// Parses `path` on this thread, discarding the flows (but touching them), and times it.
 pub fn measure(path: &Path, format: Format) -> Result<Measure, crate::Error> {
+    measure_with(path, format, Options::default())
+}
+
+/// [`measure`] with parser options (NetFlow files are always read as back-to-back messages).
+pub fn measure_with(path: &Path, format: Format, opts: Options) -> Result<Measure, crate::Error> {
     // The generated NetFlow file holds IPFIX messages back to back (RFC 5655 file format).
     let mut p = Parser::new(Options {
         netflow_stream: true,
-        ..Options::default()
+        ..opts
     });
     let mut sum = 0u64;
     let t = Instant::now();

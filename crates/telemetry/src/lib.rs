@@ -125,6 +125,9 @@ pub struct Options {
     /// NetFlow/IPFIX files hold export packets back to back (RFC 5655 IPFIX files, captures
     /// written that way) instead of one UDP payload each.
     pub netflow_stream: bool,
+    /// Hubble: decode with serde_json alone instead of the hand-written scanner (both give
+    /// the same flows; benchmarks compare them).
+    pub hubble_serde: bool,
 }
 
 /// A parsing session: keeps the report, the NetFlow template caches (so payload files are fed
@@ -278,7 +281,15 @@ impl Parser {
             }
             let rep = &mut self.report;
             match format {
-                Format::Hubble => hubble::parse_line(text, source, no, &mut self.hubble, rep, sink),
+                Format::Hubble => {
+                    let decoder = if self.opts.hubble_serde {
+                        hubble::Decoder::Serde
+                    } else {
+                        hubble::Decoder::Fast
+                    };
+                    let h = &mut self.hubble;
+                    hubble::parse_line_with(decoder, text, source, no, h, rep, sink)
+                }
                 Format::Vpc => vpc.parse_line(text, source, no, rep, sink),
                 Format::Zeek => zeek.parse_line(text, source, no, rep, sink),
                 Format::Netflow | Format::Auto => {}
