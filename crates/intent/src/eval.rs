@@ -129,12 +129,15 @@ impl Resolved {
             Resolved::Any => true,
             Resolved::Sel(s) => s.matches(id),
             Resolved::Ns(n) => id.namespace() == Some(n.as_str()),
-            Resolved::Cidr(set) => {
-                !matches!(id.kind, IdentityKind::Workload { .. })
-                    && id.addresses.iter().any(|a| set.contains(*a))
-            }
+            Resolved::Cidr(set) => cidr_matches(set, id),
         }
     }
+}
+
+/// CIDR peers match hosts and external addresses by address, never pods.
+fn cidr_matches(set: &IpSet, id: &Identity) -> bool {
+    !matches!(id.kind, IdentityKind::Workload { .. })
+        && id.addresses.iter().any(|a| set.contains(*a))
 }
 
 /// Why the evaluator cannot be built.
@@ -559,10 +562,12 @@ impl<'e> Universe<'e> {
             for (peers, out) in [(&rule.from, &mut src), (&rule.to, &mut dst)] {
                 let mut set = Bitset::empty(n);
                 for p in peers {
-                    let b = cache
-                        .entry(p.clone())
-                        .or_insert_with(|| index.select(p, &identities));
-                    set.union_with(b);
+                    if !cache.contains_key(p) {
+                        cache.insert(p.clone(), index.select(p, &identities));
+                    }
+                    if let Some(b) = cache.get(p) {
+                        set.union_with(b);
+                    }
                 }
                 for i in set.ones() {
                     out[i][r / 64] |= 1 << (r % 64);
@@ -709,7 +714,7 @@ impl LabelIndex {
             Resolved::Cidr(set) => {
                 let mut b = Bitset::empty(self.n);
                 for (i, id) in ids.iter().enumerate() {
-                    if Resolved::Cidr(set.clone()).matches(id) {
+                    if cidr_matches(set, id) {
                         b.insert(i);
                     }
                 }

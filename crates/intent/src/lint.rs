@@ -158,7 +158,11 @@ fn peers_cover(intent: &Intent, a: &[PeerAt], b: &[PeerAt]) -> bool {
         .all(|y| a.iter().any(|x| peer_covers(intent, &x.peer, &y.peer)))
 }
 
-fn split_ports(p: &[PortMatch]) -> (ConnSet, Vec<(Option<bulkhead_core::Protocol>, &str)>) {
+/// A rule's ports, prepared once: `None` for every port, else the numbered set and the names.
+type Ports<'a> = Option<(ConnSet, Vec<(Option<bulkhead_core::Protocol>, &'a str)>)>;
+
+fn prepare(p: &Option<Vec<PortMatch>>) -> Ports<'_> {
+    let p = p.as_ref()?;
     let mut c = ConnSet::none();
     let mut named = Vec::new();
     for m in p {
@@ -167,28 +171,26 @@ fn split_ports(p: &[PortMatch]) -> (ConnSet, Vec<(Option<bulkhead_core::Protocol
             PortMatch::Named { protocol, name } => named.push((*protocol, name.as_str())),
         }
     }
-    (c, named)
+    Some((c, named))
 }
 
-fn ports_cover(a: &Option<Vec<PortMatch>>, b: &Option<Vec<PortMatch>>) -> bool {
-    let Some(a) = a else { return true };
-    let (ac, an) = split_ports(a);
-    let Some(b) = b else { return ac.is_all() };
-    let (bc, bn) = split_ports(b);
+fn ports_cover(a: &Ports<'_>, b: &Ports<'_>) -> bool {
+    let Some((ac, an)) = a else { return true };
     if ac.is_all() {
         return true;
     }
-    bc.subtract(&ac).is_empty()
+    let Some((bc, bn)) = b else { return false };
+    bc.subtract(ac).is_empty()
         && bn.iter().all(|(bp, bname)| {
             an.iter()
                 .any(|(ap, aname)| aname == bname && (ap.is_none() || ap == bp))
         })
 }
 
-fn covers(intent: &Intent, a: &Rule, b: &Rule) -> bool {
-    peers_cover(intent, &a.from, &b.from)
-        && peers_cover(intent, &a.to, &b.to)
-        && ports_cover(&a.ports, &b.ports)
+fn covers(intent: &Intent, a: (&Rule, &Ports<'_>), b: (&Rule, &Ports<'_>)) -> bool {
+    ports_cover(a.1, b.1)
+        && peers_cover(intent, &a.0.from, &b.0.from)
+        && peers_cover(intent, &a.0.to, &b.0.to)
 }
 
 fn shadowing(intent: &Intent, out: &mut Vec<Diagnostic>) {
@@ -200,12 +202,23 @@ fn shadowing(intent: &Intent, out: &mut Vec<Diagnostic>) {
             .filter(|&&p| intent.policies[p].tier == tier)
             .flat_map(|&p| (0..intent.policies[p].rules.len()).map(move |r| (p, r)))
             .collect();
+        let ports: Vec<Ports<'_>> = rules
+            .iter()
+            .map(|&(p, r)| prepare(&intent.policies[p].rules[r].ports))
+            .collect();
         for (j, &(pj, rj)) in rules.iter().enumerate() {
             let later = &intent.policies[pj].rules[rj];
-            let earlier = rules[..j]
-                .iter()
-                .find(|&&(pi, ri)| covers(intent, &intent.policies[pi].rules[ri], later));
-            let Some(&(pi, ri)) = earlier else { continue };
+            let earlier = (0..j).find(|&i| {
+                let (pi, ri) = rules[i];
+                covers(
+                    intent,
+                    (&intent.policies[pi].rules[ri], &ports[i]),
+                    (later, &ports[j]),
+                )
+            });
+            let Some((pi, ri)) = earlier.map(|i| rules[i]) else {
+                continue;
+            };
             let first = &intent.policies[pi].rules[ri];
             let who = format!(
                 "{} of policy {} ({})",

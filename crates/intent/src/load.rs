@@ -381,7 +381,7 @@ fn label_selector(cx: &mut Cx<'_>, s: schema::LabelSelector, at: &Loc) -> Select
             Err(e) => cx.error("bad-selector", loc, e.to_string(), None),
         }
     }
-    for (k, _) in &s.match_labels {
+    for k in s.match_labels.keys() {
         if k.is_empty() {
             cx.error(
                 "bad-selector",

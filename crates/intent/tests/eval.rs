@@ -326,7 +326,7 @@ fn semantics_table() {
         let dec = ev.decide(&pod("ns", s), &pod("ns", d), Protocol::Tcp, port);
         assert_eq!(dec.verdict, verdict, "{msg}: {}", ev.describe(&it, &dec));
         let got = dec.rule.map(|r| (it.policies[r.policy].name(), r.rule));
-        assert_eq!(got, by.map(|(p, r)| (p, r)), "{msg}: deciding rule");
+        assert_eq!(got, by, "{msg}: deciding rule");
         assert_eq!(dec.side, side, "{msg}: side");
     }
 }
@@ -447,15 +447,16 @@ fn bank_example_decisions() {
             vec!["10.50.0.20".parse().unwrap()],
         )
     };
-    let cases: Vec<(
+    type BankCase = (
         Identity,
         Identity,
         Protocol,
         u16,
         Verdict,
-        Option<&str>,
-        &str,
-    )> = vec![
+        Option<&'static str>,
+        &'static str,
+    );
+    let cases: Vec<BankCase> = vec![
         (
             bank_pod("marketing-analytics", "campaign"),
             bank_host("core-ledger", "ledger-db"),

@@ -52,7 +52,8 @@ fn base() -> String {
 fn checks_table() {
     use Severity::*;
     // (yaml, expected codes with severity, message)
-    let cases: Vec<(String, Vec<(&str, Severity)>, &str)> = vec![
+    type Case = (String, Vec<(&'static str, Severity)>, &'static str);
+    let cases: Vec<Case> = vec![
         (
             base()
                 + &pol(
