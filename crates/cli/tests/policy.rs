@@ -160,3 +160,25 @@ fn bank_example_is_clean_over_the_simulated_bank() {
         stdout(&o)
     );
 }
+
+#[test]
+fn bench_intent_counts_every_decision() {
+    let o = bulkhead(&[
+        "bench",
+        "intent",
+        "--workloads",
+        "60",
+        "--rules",
+        "20",
+        "--decisions",
+        "1000",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let sum: u64 = ["allow", "deny", "would_block"]
+        .iter()
+        .map(|k| v[k].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(sum, 1000, "{v:#}");
+    assert_eq!(v["identities"], 60);
+}
