@@ -188,9 +188,9 @@ fn ports_cover(a: &Ports<'_>, b: &Ports<'_>) -> bool {
 }
 
 fn covers(intent: &Intent, a: (&Rule, &Ports<'_>), b: (&Rule, &Ports<'_>)) -> bool {
-    ports_cover(a.1, b.1)
-        && peers_cover(intent, &a.0.from, &b.0.from)
+    peers_cover(intent, &a.0.from, &b.0.from)
         && peers_cover(intent, &a.0.to, &b.0.to)
+        && ports_cover(a.1, b.1)
 }
 
 fn shadowing(intent: &Intent, out: &mut Vec<Diagnostic>) {
