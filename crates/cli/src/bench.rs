@@ -14,6 +14,9 @@ pub enum BenchCommand {
     Ingest(crate::see_bench::BenchIngestArgs),
     /// Map query time over a store of synthetic edges; prints JSON.
     Map(crate::see_bench::BenchMapArgs),
+    /// The intent evaluator: compile a policy over synthetic identities, then decisions per
+    /// CPU second on random edges; prints JSON.
+    Intent(crate::policy::BenchIntentArgs),
     /// Write a deterministic synthetic cluster (the benchmark's standard shape) as Kubernetes
     /// manifests: namespaces.yaml, workloads.yaml (split beyond 5000), netpols.yaml, anps.yaml.
     Generate {
@@ -98,6 +101,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Telemetry(a) => crate::telemetry::run_bench(a)?,
         BenchCommand::Ingest(a) => crate::see_bench::run_ingest_bench(a)?,
         BenchCommand::Map(a) => crate::see_bench::run_map_bench(a)?,
+        BenchCommand::Intent(a) => crate::policy::run_bench(a)?,
         BenchCommand::Generate {
             workloads,
             namespaces,

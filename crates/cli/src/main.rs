@@ -4,6 +4,7 @@
 mod audit;
 mod bank;
 mod bench;
+mod policy;
 mod see;
 mod see_bench;
 mod telemetry;
@@ -122,6 +123,11 @@ enum Command {
     Collect(telemetry::CollectArgs),
     /// Simulate the reference bank: inventory, flows in four formats, labelled attacks.
     SimulateBank(bank::SimulateBankArgs),
+    /// Policy as code: lint intent resources (Segment, Policy, Invariant).
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -232,6 +238,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::SimulateBank(args) => bank::run(args)?,
         // Chooses its own exit codes (1: verification failure, 2: usage or I/O).
         Command::Audit(args) => return Ok(audit::run(args)),
+        // Chooses its own exit codes (1: the policy has errors, 3: other input errors).
+        Command::Policy { command } => return Ok(policy::run(command)),
         Command::Flows { command } => {
             if !telemetry::run_flows(command)? {
                 return Ok(ExitCode::FAILURE);

@@ -1,0 +1,26 @@
+//! Policy as code: Bulkhead's own intent resources (`Segment`, `Policy`, `Invariant`), read from
+//! YAML with every problem placed at file, line and column; the semantic checks of
+//! `bulkhead policy lint`; and the evaluator that decides a connection between two identities.
+//!
+//! Pure apart from the loader reading files and directories ([`load`]). The schema and the
+//! semantics are documented in `docs/intent.md`.
+#![forbid(unsafe_code)]
+
+mod diag;
+mod eval;
+mod lint;
+pub mod load;
+mod model;
+mod schema;
+
+pub use diag::{Diagnostic, Loc, Severity, closest};
+pub use eval::{
+    Decision, EvalError, Evaluator, Identity, IdentityKind, Profile, Reason, RuleRef, Side,
+    SideMode, Universe, Verdict,
+};
+pub use lint::{LintOptions, lint};
+pub use load::{Loaded, load_paths, load_str};
+pub use model::{
+    API_VERSION, Action, EntitySelector, Intent, Invariant, InvariantKind, Meta, Mode, Peer,
+    PeerAt, Policy, PortMatch, Rule, Segment, Tier,
+};
