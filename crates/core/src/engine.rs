@@ -828,12 +828,17 @@ impl<'c> Engine<'c> {
     ) -> Vec<(Bitset, (AdminVerdict, AdminVerdict))> {
         if let (Some(b), Some(a)) = (&before.over_atoms, &after.over_atoms) {
             let atoms = self.atoms(dir);
-            let up = |v: &AdminBlocks| -> AdminBlocks {
-                v.iter()
-                    .map(|(x, c)| (atoms.catch_up(x), c.clone()))
-                    .collect()
-            };
-            return atoms.expand(diff_blocks(&up(b), &up(a)));
+            fn up<'v>(
+                atoms: &Atoms<AtomKey>,
+                v: &'v AdminBlocks,
+            ) -> Vec<(Bitset, &'v AdminVerdict)> {
+                v.iter().map(|(x, c)| (atoms.catch_up(x), c)).collect()
+            }
+            let regions = diff_blocks(&up(&atoms, b), &up(&atoms, a))
+                .into_iter()
+                .map(|(r, (vb, va))| (r, (vb.clone(), va.clone())))
+                .collect();
+            return atoms.expand(regions);
         }
         diff_blocks(
             self.admin_blocks(dir, before),
@@ -1268,11 +1273,18 @@ impl<'c> Engine<'c> {
                 }
             }
         }
-        // Classes left without members no longer need their verdicts.
-        for d in 0..2 {
-            for c in 0..self.classes[d].funcs.len() {
-                if self.classes[d].counts[c] == 0 {
-                    self.classes[d].funcs[c].take();
+        // Classes this change left without members no longer need their verdicts, nor to be
+        // found by key (should the key come back, a fresh class takes it).
+        for (d, old) in old_classes.iter().enumerate() {
+            let classes = &mut self.classes[d];
+            for w in affected.ones() {
+                let c = old[w] as usize;
+                if classes.counts[c] == 0 {
+                    classes.funcs[c].take();
+                    let key = classes.keys[c];
+                    if classes.by_key.get(&key) == Some(&(c as u32)) {
+                        classes.by_key.remove(&key);
+                    }
                 }
             }
         }
