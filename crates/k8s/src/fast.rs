@@ -261,8 +261,9 @@ impl<'a> Reader<'a> {
                 return Some(Node::Scalar(v, Style::Plain));
             }
         };
-        let rest = rest.trim_start_matches(' ');
-        (rest.is_empty() || rest.starts_with('#')).then_some(node)
+        // A comment needs a space before its `#`.
+        let after = rest.trim_start_matches(' ');
+        (after.is_empty() || (after.starts_with('#') && after.len() < rest.len())).then_some(node)
     }
 
     /// A flow collection closed on this line; returns it and what follows it.
@@ -861,6 +862,7 @@ mod tests {
             "kind: Pod\nspec:\n  priority: \"10\"\n",
             "kind: Pod\nmetadata:\n\tname: a\n",
             "kind: Pod\nmetadata:\n  name: café\n",
+            "kind: Pod\nmetadata:\n  labels: {a: b}#c\n",
         ] {
             assert!(!agree(doc), "taken: {doc}");
         }
@@ -1059,8 +1061,8 @@ mod tests {
 
     /// Edits that put a document on either side of the subset's edge.
     const EDITS: &[&str] = &[
-        " # note", "\n# note", " &x", " *x", "\n  ", "\t", "\n- ", ":", " |\n  a", "'", "\"",
-        "\n   b", ",", "]", "}", "\n---", " !t", "\n...", "é",
+        " # note", "#note", "\n# note", " &x", " *x", "\n  ", "\t", "\n- ", ":", " |\n  a", "'",
+        "\"", "\n   b", ",", "]", "}", "\n---", " !t", "\n...", "é",
     ];
 
     proptest! {
