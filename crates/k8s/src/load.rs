@@ -228,9 +228,14 @@ impl Manifests {
             }
         };
         let text = doc.text();
-        // One parse on the common path: every kind read shares the `Object` union. Only when
-        // that fails is the header read, to tell a skipped kind from a malformed object.
-        let (kind, object) = match parse::<Option<Object>>(&text) {
+        // One parse on the common path: every kind read shares the `Object` union, read by the
+        // fast reader when the document is in its subset and by serde-saphyr otherwise. Only
+        // when that fails is the header read, to tell a skipped kind from a malformed object.
+        let parsed = match crate::fast::parse::<Option<Object>>(&text) {
+            Some(o) => Ok(o),
+            None => parse::<Option<Object>>(&text),
+        };
+        let (kind, object) = match parsed {
             Ok(None) => return DocOutcome::NotAnObject,
             Ok(Some(o)) => match o.kind.clone() {
                 None => return DocOutcome::NotAnObject,
@@ -377,7 +382,7 @@ fn looks_like_kubernetes(text: &str) -> bool {
     })
 }
 
-fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
     // Only the first line of an error is reported, so no source snippet is rendered.
     let options = serde_saphyr::options! { with_snippet: false, emit_comments: false };
     serde_saphyr::from_str_with_options(text, options)
@@ -452,6 +457,14 @@ fn detab_flow(s: &str) -> String {
         prev = c;
     }
     out
+}
+
+/// The documents of a file's text, as [`Manifests::load_str`] hands them to the readers.
+#[cfg(test)]
+pub(crate) fn split_text(text: &str) -> Vec<String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    split_documents(&text).iter().map(Document::text).collect()
 }
 
 /// Splits a file at `---` document markers (and after `...` end markers).

@@ -14,6 +14,9 @@
 //!   List, …) whose values come mostly from small vocabularies, so that most inputs get past the
 //!   parser into the conversion code. Each skeleton is written as block YAML, flow YAML and
 //!   JSON; the three must load to the same cluster (see [`skeleton`]).
+//! * [`fast_reader`]: any bytes, as (lossy) UTF-8 text cut at `---` lines, each document read
+//!   by the loader's fast reader for the plain YAML subset and by serde-saphyr: whatever the
+//!   fast reader takes, both must read the same (it hands everything else to serde-saphyr).
 //! * [`parse_values`]: the `FromStr`-style parsers of `bulkhead-core` (`ConnSet`, `Protocol`,
 //!   `IpSet::cidr`, `Operator`, and label requirements): no panic, and what parses prints back
 //!   to text that parses to the same value.
@@ -41,6 +44,28 @@ pub fn load_manifest_structured(data: &[u8]) {
         return;
     };
     skeleton::check(&input);
+}
+
+/// Target `fast_reader`: the fast YAML reader agrees with serde-saphyr on what it takes. The
+/// text is cut at lines that are exactly `---` and each piece read as one document.
+pub fn fast_reader(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut doc = String::new();
+    for line in text.split_inclusive('\n') {
+        if line.trim_end_matches(['\r', '\n']) == "---" {
+            agree(&doc);
+            doc.clear();
+        } else {
+            doc.push_str(line);
+        }
+    }
+    agree(&doc);
+}
+
+fn agree(doc: &str) {
+    if let Err(e) = bulkhead_k8s::agrees_with_serde_saphyr(doc) {
+        panic!("{e}");
+    }
 }
 
 /// Target `parse_values`: the core value parsers, with round trips.

@@ -24,13 +24,14 @@ fn files(target: &str) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn seed_corpus_replays_through_every_target() {
     type Target = fn(&[u8]);
-    let targets: [(&str, Target); 3] = [
+    let targets: [(&str, Target); 4] = [
         ("load_manifest", bulkhead_k8s_fuzz::load_manifest),
         (
             "load_manifest_structured",
             bulkhead_k8s_fuzz::load_manifest_structured,
         ),
         ("parse_values", bulkhead_k8s_fuzz::parse_values),
+        ("fast_reader", bulkhead_k8s_fuzz::fast_reader),
     ];
     for (target, run) in targets {
         let files = files(target);
