@@ -232,24 +232,10 @@ fn measure_updates(
         let up = engine.set_policy(idx, new);
         cpu.push(thread_cpu_ms() - c);
         times.push(ms(t.elapsed()));
-        if std::env::var_os("TRACE").is_some() {
-            eprintln!(
-                "{:?} k{} pol{} aff {} adminfns {} ms {:.2} changes {} pairs {}",
-                layer,
-                k % 3,
-                i,
-                bulkhead_core::engine::AFFECTED.load(std::sync::atomic::Ordering::Relaxed),
-                bulkhead_core::engine::ADMIN_FNS.swap(0, std::sync::atomic::Ordering::Relaxed),
-                ms(t.elapsed()),
-                up.changes.len(),
-                up.changed_pairs()
-            );
-        }
         pieces_moved += usize::from(up.pieces_moved);
         changed += up.changed_pairs();
         if k % 3 != 2 {
             engine.set_policy(i, Some(old));
-            bulkhead_core::engine::ADMIN_FNS.store(0, std::sync::atomic::Ordering::Relaxed);
         }
     }
     let mean_ms = times.iter().sum::<f64>() / times.len() as f64;

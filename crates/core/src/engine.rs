@@ -273,8 +273,6 @@ pub struct Engine<'c> {
     algebra: std::cell::RefCell<ConnAlgebra>,
 }
 
-pub static ADMIN_FNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-pub static AFFECTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// The sets the admin atoms are cut by.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum AtomKey {
@@ -783,7 +781,6 @@ impl<'c> Engine<'c> {
         if let Some(f) = self.admin_cache.borrow().get(&key) {
             return f.clone();
         }
-        ADMIN_FNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let app = &self.applicable[subject][dir_index(dir)];
         let verdict = |peer| self.admin_layer(dir, subject, peer);
         let atoms = self.atoms(dir);
@@ -1051,7 +1048,6 @@ impl<'c> Engine<'c> {
         if let Some(p) = &policy {
             affected.union_with(&self.labels.pod_match(&self.cluster, &p.subject));
         }
-        AFFECTED.store(affected.count(), std::sync::atomic::Ordering::Relaxed);
         // The old layer verdicts of the classes that may change, for the diff.
         let mut old_admin: HashMap<u32, std::rc::Rc<AdminFn>> = HashMap::default();
         let mut old_lower: HashMap<u32, std::rc::Rc<LowerFn>> = HashMap::default();
