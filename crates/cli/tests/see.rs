@@ -264,15 +264,10 @@ fn fixture_ingest_summary_and_map_formats() {
         "{dot}"
     );
     assert!(dot.trim_end().ends_with('}'));
-    // --min-flows.
-    let busy = ok(bulkhead(&[
-        "map",
-        "--data-dir",
-        p(&data),
-        "--min-flows",
-        "2",
-    ]));
-    assert_eq!(busy.lines().count(), 1);
+    // --min-flows (every edge of the fixture is one connection).
+    let min = |n: &str| ok(bulkhead(&["map", "--data-dir", p(&data), "--min-flows", n]));
+    assert_eq!(min("1").lines().count(), 5);
+    assert_eq!(min("2").lines().count(), 0);
 }
 
 #[test]
