@@ -4,7 +4,7 @@ use crate::model::{Bank, Kind, SEGMENTS, compliance};
 use crate::time::rfc3339;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
-use std::io;
+use std::io::{self, Write as _};
 use std::path::Path;
 
 /// Writes `inventory/*` and `hosts.csv` / `hosts.yaml` under `dir`.
@@ -77,11 +77,17 @@ pub fn write(bank: &Bank, dir: &Path) -> io::Result<()> {
     std::fs::write(inv.join("workloads.yaml"), wl)?;
     std::fs::write(inv.join("services.yaml"), svc)?;
 
-    let items: Vec<Value> = bank.pods.iter().map(|p| pod_json(bank, p)).collect();
-    let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items});
-    let mut text = serde_json::to_string_pretty(&list).map_err(io::Error::other)?;
-    text.push('\n');
-    std::fs::write(inv.join("pods.json"), text)?;
+    // One pod at a time: at 50,000 workloads the whole list as one JSON value took 1.8 GB.
+    let mut pods = io::BufWriter::new(std::fs::File::create(inv.join("pods.json"))?);
+    pods.write_all(
+        b"{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"metadata\": {},\n  \"items\": [",
+    )?;
+    for (i, p) in bank.pods.iter().enumerate() {
+        pods.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+        serde_json::to_writer_pretty(&mut pods, &pod_json(bank, p)).map_err(io::Error::other)?;
+    }
+    pods.write_all(b"\n  ]\n}\n")?;
+    pods.flush()?;
 
     let mut csv = String::from("name,addresses,labels\n");
     let mut yaml = String::from("hosts:\n");

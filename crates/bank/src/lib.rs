@@ -16,7 +16,9 @@ mod write;
 pub use attacks::{EXFIL_ADDR, Scenario};
 pub use model::{Bank, Kind, PARTNERS, Pod, SEGMENTS, Workload, compliance};
 pub use time::{rfc3339, rfc3339_ms};
-pub use traffic::{End, Outcome, SimFlow, diurnal, is_month_end};
+pub use traffic::{
+    End, Outcome, SimFlow, diurnal, is_bank_holiday, is_closed_day, is_month_end, weekday,
+};
 pub use write::{Fmt, Position};
 
 use serde_json::json;
@@ -56,8 +58,11 @@ impl Default for Config {
 /// What a run wrote.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
-    /// Flows written per format (hubble, vpc, zeek, netflow).
+    /// Connections written per format (hubble, vpc, zeek, netflow): one record each, except
+    /// Hubble, where a connection is several events.
     pub flows: [u64; 4],
+    /// Hubble events written (several per connection).
+    pub hubble_events: u64,
     /// Attack flows injected (written in the formats written).
     pub attack_flows: u64,
     pub workloads: usize,
@@ -82,6 +87,59 @@ pub fn simulate(cfg: &Config, out: Option<&Path>, stream: Option<Fmt>) -> io::Re
         out,
         stream.map(|f| (f, Box::new(io::stdout()) as Box<dyn io::Write>)),
     )
+}
+
+/// Writes only the inventory (`inventory/*`, `hosts.csv`, `hosts.yaml`) of the bank `cfg`
+/// describes: what an ingest of a stream of that bank needs before the stream starts.
+pub fn write_inventory(cfg: &Config, out: &Path) -> io::Result<Summary> {
+    let bank = Bank::build(cfg);
+    std::fs::create_dir_all(out)?;
+    inventory::write(&bank, out)?;
+    Ok(Summary {
+        workloads: bank.workloads.len(),
+        instances: bank.workloads.iter().map(|w| w.instances()).sum(),
+        pods: bank.pods.len(),
+        ..Summary::default()
+    })
+}
+
+/// The connections a run with `cfg` simulates, in the order it writes them, with the format
+/// that records each — the ground truth of everything written (no files are written).
+pub fn for_each_connection(cfg: &Config, mut visit: impl FnMut(&Bank, &SimFlow, Fmt)) {
+    let bank = Bank::build(cfg);
+    let attack = if cfg.attacks {
+        attacks::inject(&bank, cfg.seed).1
+    } else {
+        Vec::new()
+    };
+    let mut bg = traffic::Background::new(&bank, cfg.seed, cfg.rate);
+    let mut buf: Vec<SimFlow> = Vec::new();
+    let mut ai = 0;
+    let mut t = bank.start;
+    while t < bank.end {
+        buf.clear();
+        minute(&mut bg, &attack, &mut ai, t, &mut buf);
+        for f in &buf {
+            visit(&bank, f, write::format_of(&bank, f));
+        }
+        t += 60;
+    }
+}
+
+/// The flows of the minute from `t`: background and the attack flows due, by start time.
+fn minute(
+    bg: &mut traffic::Background,
+    attack: &[SimFlow],
+    ai: &mut usize,
+    t: i64,
+    buf: &mut Vec<SimFlow>,
+) {
+    bg.minute(t, buf);
+    while *ai < attack.len() && attack[*ai].time_ms < (t + 60) * 1000 {
+        buf.push(attack[*ai].clone());
+        *ai += 1;
+    }
+    buf.sort_by_key(|f| f.time_ms);
 }
 
 /// [`simulate`], streaming one format to any writer.
@@ -115,12 +173,7 @@ pub fn simulate_to(
     let p = traffic::Picker { bank: &bank };
     while t < bank.end {
         buf.clear();
-        bg.minute(t, &mut buf);
-        while ai < attack.len() && attack[ai].time_ms < (t + 60) * 1000 {
-            buf.push(attack[ai].clone());
-            ai += 1;
-        }
-        buf.sort_by_key(|f| f.time_ms);
+        minute(&mut bg, &attack, &mut ai, t, &mut buf);
         let day = (t - bank.start) / 86_400;
         for f in &buf {
             let pos = writers.write(f, day)?;
@@ -176,6 +229,7 @@ pub fn simulate_to(
     }
     Ok(Summary {
         flows: writers.counts,
+        hubble_events: writers.hubble_events,
         attack_flows: attack.len() as u64,
         workloads: bank.workloads.len(),
         instances: bank.workloads.iter().map(|w| w.instances()).sum(),

@@ -47,8 +47,12 @@ pub struct SimFlow {
 /// How an edge's rate varies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Curve {
-    /// Customer traffic: peaks in the day and evening, low at night.
+    /// Customer traffic: peaks in the day and evening, low at night; on weekends and bank
+    /// holidays [`WEEKEND_LOAD`] of it, with a later morning.
     Diurnal,
+    /// Interbank settlement (SWIFT, TARGET2 hours): the diurnal curve on business days,
+    /// [`CLOSED_LOAD`] of it on weekends and bank holidays.
+    Business,
     /// Constant (infrastructure).
     Flat,
     /// Night batch window, 00:30–04:30.
@@ -126,8 +130,8 @@ pub const EDGES: &[Edge] = &[
     e(F("payment-orchestrator"), T("sepa-instant"), 9090, 6, 3.0, Diurnal),
     e(F("payment-orchestrator"), T("card-auth"), 8583, 6, 3.0, Diurnal),
     e(F("payment-orchestrator"), T("core-banking"), 8443, 6, 5.0, Diurnal),
-    e(F("sepa-instant"), T("swift-gateway"), 1414, 6, 1.0, Diurnal),
-    e(F("swift-gateway"), Dst::Partner("swift-network"), 443, 6, 0.5, Diurnal),
+    e(F("sepa-instant"), T("swift-gateway"), 1414, 6, 1.0, Business),
+    e(F("swift-gateway"), Dst::Partner("swift-network"), 443, 6, 0.5, Business),
     e(F("card-auth"), T("hsm"), 1500, 6, 3.0, Diurnal),
     e(F("card-auth"), T("tokenisation"), 8443, 6, 2.0, Diurnal),
     e(F("card-auth"), Dst::Partner("card-scheme"), 8583, 6, 2.0, Diurnal),
@@ -174,6 +178,36 @@ pub fn diurnal(h: f64) -> f64 {
     (0.06 + 0.35 * g(9.5, 1.5) + 0.75 * g(13.5, 2.5) + 0.55 * g(20.0, 1.8)).min(1.0)
 }
 
+/// Customer load on weekends and bank holidays, as a share of a business day's at the same
+/// hour (after the later morning, see [`curve`]).
+pub const WEEKEND_LOAD: f64 = 0.55;
+/// Interbank settlement on weekends and bank holidays, as a share of a business day's.
+pub const CLOSED_LOAD: f64 = 0.02;
+
+/// Day of the week of `t` (seconds): 0 Monday … 6 Sunday.
+pub fn weekday(t: i64) -> u32 {
+    // 1970-01-01 was a Thursday.
+    (t.div_euclid(86_400) + 3).rem_euclid(7) as u32
+}
+
+/// Whether `t` (seconds) is on a bank holiday: the TARGET2 closing days (1 January, Good
+/// Friday, Easter Monday, 1 May, 25 and 26 December).
+pub fn is_bank_holiday(t: i64) -> bool {
+    let day = t.div_euclid(86_400);
+    let (y, m, d) = crate::time::civil(day);
+    if matches!((m, d), (1, 1) | (5, 1) | (12, 25) | (12, 26)) {
+        return true;
+    }
+    let easter = crate::time::easter(y);
+    day == easter - 2 || day == easter + 1
+}
+
+/// Whether `t` (seconds) is on a weekend or a bank holiday (banks' channels are quieter, the
+/// interbank systems are closed; batch and month-end runs still happen).
+pub fn is_closed_day(t: i64) -> bool {
+    weekday(t) >= 5 || is_bank_holiday(t)
+}
+
 /// Whether `t` (seconds) is on the last day of its month.
 pub fn is_month_end(t: i64) -> bool {
     let (_, m, _) = crate::time::civil(t.div_euclid(86_400));
@@ -184,7 +218,10 @@ pub fn is_month_end(t: i64) -> bool {
 pub fn curve(c: Curve, t: i64) -> f64 {
     let h = (t.rem_euclid(86_400)) as f64 / 3_600.0;
     match c {
+        Diurnal if is_closed_day(t) => WEEKEND_LOAD * diurnal((h - 1.5).max(0.0)),
         Diurnal => diurnal(h),
+        Business if is_closed_day(t) => CLOSED_LOAD * diurnal(h),
+        Business => diurnal(h),
         Flat => 1.0,
         Night => {
             if (0.5..4.5).contains(&h) {
@@ -303,6 +340,29 @@ pub struct Background<'a> {
     all_pods_w: Vec<usize>,
     all_vms_w: Vec<usize>,
     prometheus: Vec<usize>,
+    /// The next ephemeral port per source address.
+    ports: Ports,
+}
+
+/// Ephemeral ports per source address, handed out in turn from a per-address starting point
+/// (as Linux does per destination): a client does not reuse a port until it has cycled
+/// through the range, so two connections of one client and server never share a 5-tuple
+/// within minutes (the ingest folds a Hubble connection's events by 5-tuple).
+#[derive(Default)]
+pub struct Ports(std::collections::HashMap<Ipv4Addr, u16>);
+
+impl Ports {
+    pub fn next(&mut self, a: Ipv4Addr) -> u16 {
+        const LO: u32 = 32_768;
+        const N: u32 = 60_999 - 32_768 + 1;
+        let p = self.0.entry(a).or_insert_with(|| {
+            let h = u32::from(a).wrapping_mul(0x9E37_79B9);
+            (LO + (h >> 8) % N) as u16
+        });
+        let now = *p;
+        *p = (LO + (u32::from(now) - LO + 1) % N) as u16;
+        now
+    }
 }
 
 impl<'a> Background<'a> {
@@ -337,6 +397,7 @@ impl<'a> Background<'a> {
             all_pods_w: pods,
             all_vms_w: vms,
             prometheus: bank.by_app("prometheus"),
+            ports: Ports::default(),
         }
     }
 
@@ -374,7 +435,17 @@ impl<'a> Background<'a> {
                     Dst::App(_) => p.pick(rng, dst_ws, ts),
                 };
                 if let (Some(s), Some(d)) = (src, dst) {
-                    push(p, rng, out, ts, s, d, edge.port, edge.proto);
+                    push(
+                        p,
+                        rng,
+                        &mut self.ports,
+                        out,
+                        ts,
+                        s,
+                        d,
+                        edge.port,
+                        edge.proto,
+                    );
                 }
             }
         }
@@ -386,7 +457,7 @@ impl<'a> Background<'a> {
                 p.pick(rng, &self.prometheus, ts),
                 p.pick(rng, &self.all, ts),
             ) {
-                push(p, rng, out, ts, s, d, 9100, 6);
+                push(p, rng, &mut self.ports, out, ts, s, d, 9100, 6);
             }
         }
     }
@@ -404,6 +475,7 @@ fn count(rng: &mut SplitMix64, mean: f64) -> usize {
 fn push(
     p: &Picker,
     rng: &mut SplitMix64,
+    ports: &mut Ports,
     out: &mut Vec<SimFlow>,
     ts: i64,
     s: End,
@@ -420,7 +492,7 @@ fn push(
         dur_ms: dur,
         src: s,
         dst: d,
-        sport: ephemeral(rng),
+        sport: ports.next(p.addr(s)),
         dport: port,
         proto,
         bytes_out: bo,
@@ -430,4 +502,52 @@ fn push(
     };
     p.fix_time(&mut f);
     out.push(f);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::days;
+
+    #[test]
+    fn weekdays_and_bank_holidays() {
+        let at = |y, m, d| days(y, m, d) * 86_400 + 12 * 3_600;
+        for (y, m, d, wd, closed, msg) in [
+            (2026, 10, 30, 4, false, "a Friday"),
+            (2026, 10, 31, 5, true, "a Saturday"),
+            (2026, 11, 1, 6, true, "a Sunday"),
+            (2026, 11, 2, 0, false, "a Monday"),
+            (2026, 4, 3, 4, true, "Good Friday 2026"),
+            (2026, 4, 6, 0, true, "Easter Monday 2026"),
+            (2026, 4, 7, 1, false, "the Tuesday after Easter"),
+            (2026, 5, 1, 4, true, "1 May"),
+            (2026, 12, 25, 4, true, "Christmas"),
+            (2026, 12, 24, 3, false, "Christmas Eve is open"),
+        ] {
+            assert_eq!(weekday(at(y, m, d)), wd, "{msg}: weekday");
+            assert_eq!(is_closed_day(at(y, m, d)), closed, "{msg}: closed");
+        }
+    }
+
+    #[test]
+    fn weekend_curves() {
+        let fri = crate::DEFAULT_START + 14 * 3_600;
+        let sat = fri + 86_400;
+        assert!(curve(Diurnal, sat) < 0.7 * curve(Diurnal, fri));
+        assert!(curve(Business, sat) < 0.05 * curve(Business, fri));
+        for c in [Flat, Night] {
+            for h in [2, 14] {
+                let (a, b) = (fri - 14 * 3_600 + h * 3_600, sat - 14 * 3_600 + h * 3_600);
+                assert_eq!(
+                    curve(c, a),
+                    curve(c, b),
+                    "{c:?} at {h}:00 the same on Saturday"
+                );
+            }
+        }
+        assert!(
+            curve(MonthEnd, sat + 7 * 3_600) > 0.0,
+            "month end on a Saturday runs"
+        );
+    }
 }

@@ -75,7 +75,16 @@ fn every_file_parses_with_zero_skipped_and_all_records() {
         assert!(*n > 0 || *fmt == Fmt::Netflow, "{rel} is not empty");
     }
     let parsed: usize = r.flows.values().map(Vec::len).sum();
-    assert_eq!(parsed as u64, r.summary.total(), "all written flows parse");
+    let s = &r.summary;
+    assert_eq!(
+        parsed as u64,
+        s.total() - s.flows[Fmt::Hubble as usize] + s.hubble_events,
+        "all written records parse (Hubble: several events per connection)"
+    );
+    assert!(
+        s.hubble_events > 3 * s.flows[Fmt::Hubble as usize],
+        "Hubble shows several events per connection"
+    );
     for (i, fmt) in Fmt::ALL.iter().enumerate() {
         assert!(r.summary.flows[i] > 0, "{} flows written", fmt.name());
     }
@@ -296,7 +305,7 @@ fn customer_traffic_follows_the_day_and_month_end_runs_only_at_month_end() {
                     _ => {}
                 }
             }
-            if f.dst_port == 50000 {
+            if f.dst_port == 50000 && f.is_reply != Some(true) {
                 month_end.push(t);
             }
         }
@@ -326,10 +335,22 @@ fn a_stream_holds_exactly_the_flows_of_the_files() {
     let _ = std::fs::remove_dir_all(&base);
     let files = base.join("files");
     simulate(&one_day, Some(&files), None).expect("simulates");
+    // IPFIX: the stream is the payload files back to back.
+    let mut payloads = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(files.join("flows/netflow"))
+        .expect("payload files")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    names.sort();
+    for n in &names {
+        payloads.extend(std::fs::read(n).expect("payload"));
+    }
+    std::fs::write(base.join("netflow.files"), payloads).expect("write");
     for (fmt, rel) in [
         (Fmt::Hubble, "flows/hubble/day-01.jsonl"),
         (Fmt::Zeek, "flows/zeek/conn.day-01.log"),
         (Fmt::Vpc, "flows/vpc/day-01.log"),
+        (Fmt::Netflow, "../netflow.files"),
     ] {
         let path = base.join(format!("{}.stream", fmt.name()));
         let w = std::fs::File::create(&path).expect("create");
@@ -341,4 +362,150 @@ fn a_stream_holds_exactly_the_flows_of_the_files() {
         assert!(a == b, "{}: the stream is the file", fmt.name());
     }
     let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn hubble_shows_each_connection_as_real_hubble_does() {
+    let r = run();
+    let text = std::fs::read_to_string(r.dir.join("flows/hubble/day-02.jsonl")).expect("read");
+    for point in [
+        "\"TO_STACK\"",
+        "\"TO_ENDPOINT\"",
+        "\"POLICY_DENIED\"",
+        "\"SYN\":true,\"ACK\":true",
+        "\"FIN\":true,\"ACK\":true",
+        "\"RST\":true,\"ACK\":true",
+    ] {
+        assert!(text.contains(point), "day 2 has {point} events");
+    }
+    let flows = &r.flows["flows/hubble/day-02.jsonl"];
+    let (mut replies, mut drops, mut ingress, mut last) = (0, 0, 0, 0i64);
+    // Oriented 5-tuple → whether its first event was a request.
+    let mut first: HashMap<(IpAddr, IpAddr, u16, u16), bool> = HashMap::new();
+    for f in flows {
+        let t = f.time.expect("time");
+        assert!(
+            t >= last - 1_000_000,
+            "events in time order (within a millisecond): line {}",
+            f.origin.record
+        );
+        last = last.max(t);
+        let reply = f.is_reply.expect("is_reply is always given");
+        replies += u64::from(reply);
+        if f.verdict == Some(bulkhead_core::flow::Verdict::Dropped) {
+            drops += 1;
+            assert_eq!(f.drop_reason.as_deref(), Some("POLICY_DENIED"));
+            assert!(!reply, "drops are the client's SYNs");
+        }
+        ingress += u64::from(f.direction == Some(bulkhead_core::flow::FlowDirection::Ingress));
+        let key = if reply {
+            (f.dst, f.src, f.dst_port, f.src_port)
+        } else {
+            (f.src, f.dst, f.src_port, f.dst_port)
+        };
+        first.entry(key).or_insert(!reply);
+    }
+    assert!(
+        replies > 0 && drops > 0 && ingress > 0,
+        "{replies} replies, {drops} drops, {ingress} ingress"
+    );
+    // Connections that started the day before end in its file: all others start with a request.
+    let day2 = r.flows["flows/hubble/day-02.jsonl"]
+        .first()
+        .and_then(|f| f.time)
+        .unwrap_or(0);
+    let late = first.values().filter(|&&req| !req).count();
+    assert!(
+        late * 1000 < first.len(),
+        "{late} of {} connections start with a reply (day 2 from {day2})",
+        first.len()
+    );
+}
+
+#[test]
+fn weekends_are_quieter_but_batch_runs() {
+    // The default start, 2026-10-30, is a Friday; the 31st a Saturday (and a month end).
+    assert_eq!(bulkhead_bank::weekday(bulkhead_bank::DEFAULT_START), 4);
+    assert!(bulkhead_bank::is_closed_day(
+        bulkhead_bank::DEFAULT_START + 86_400
+    ));
+    let r = run();
+    let (mut customer, mut batch) = ([0u64; 2], [0u64; 2]);
+    for (rel, flows) in &r.flows {
+        for f in flows {
+            let t = secs(f);
+            let day = ((t - bulkhead_bank::DEFAULT_START) / 86_400).clamp(0, 1) as usize;
+            let h = t.rem_euclid(86_400) / 3_600;
+            if rel.contains("hubble")
+                && f.is_reply == Some(false)
+                && f.identity
+                    .as_ref()
+                    .and_then(|id| id.src.pod.as_deref())
+                    .is_some_and(|p| p.starts_with("mobile-bff-") || p.starts_with("web-bff-"))
+                && (10..22).contains(&h)
+            {
+                customer[day] += 1;
+            }
+            if f.dst_port == 1521 && f.is_reply != Some(true) && (1..4).contains(&h) {
+                batch[day] += 1;
+            }
+        }
+    }
+    assert!(
+        (customer[1] as f64) < 0.75 * customer[0] as f64,
+        "Saturday's channel traffic ({}) well under Friday's ({})",
+        customer[1],
+        customer[0]
+    );
+    assert!(
+        batch[1] as f64 > 0.7 * batch[0] as f64,
+        "the night batch runs on Saturday too ({} vs {})",
+        batch[1],
+        batch[0]
+    );
+}
+
+#[test]
+fn every_hubble_connection_is_in_the_written_events() {
+    // The ground truth (the simulated connections) against the file: each connection's
+    // oriented 5-tuple appears in the Hubble events, and no other.
+    let r = run();
+    let p = |e: bulkhead_bank::End, bank: &Bank| match e {
+        bulkhead_bank::End::Pod(i) => IpAddr::V4(bank.pods[i].ip),
+        _ => panic!("Hubble connections are pod to pod"),
+    };
+    let mut truth = std::collections::HashSet::new();
+    let mut n = 0u64;
+    bulkhead_bank::for_each_connection(&cfg(), |bank, f, fmt| {
+        if fmt == Fmt::Hubble {
+            truth.insert((p(f.src, bank), p(f.dst, bank), f.sport, f.dport));
+            n += 1;
+        }
+    });
+    assert_eq!(
+        n,
+        r.summary.flows[Fmt::Hubble as usize],
+        "as many as written"
+    );
+    assert_eq!(truth.len() as u64, n, "no two connections share a 5-tuple");
+    let mut seen = std::collections::HashSet::new();
+    for (rel, flows) in &r.flows {
+        if !rel.contains("hubble") {
+            continue;
+        }
+        for f in flows {
+            let key = if f.is_reply == Some(true) {
+                (f.dst, f.src, f.dst_port, f.src_port)
+            } else {
+                (f.src, f.dst, f.src_port, f.dst_port)
+            };
+            assert!(
+                truth.contains(&key),
+                "{rel}:{} is a simulated connection",
+                f.origin.record
+            );
+            seen.insert(key);
+        }
+    }
+    assert_eq!(seen.len(), truth.len(), "every connection was written");
 }

@@ -27,7 +27,12 @@ pub struct SimulateBankArgs {
     /// First simulated day (UTC midnight, seconds since the epoch).
     #[arg(long, default_value_t = DEFAULT_START)]
     start: i64,
-    /// Write only this format's flows, to standard output (hubble, vpc or zeek).
+    /// Write only the inventory (inventory/, hosts.csv, hosts.yaml) to --out, no flows: for
+    /// an ingest of a stream, which reads the inventory before the stream starts.
+    #[arg(long, requires = "out", conflicts_with_all = ["stream", "attacks"])]
+    inventory_only: bool,
+    /// Write only this format's flows, to standard output: hubble, vpc or zeek lines, or netflow
+    /// (IPFIX messages back to back, as `bulkhead ingest - --format netflow` reads them).
     #[arg(long, value_name = "FORMAT")]
     stream: Option<Fmt>,
 }
@@ -35,9 +40,6 @@ pub struct SimulateBankArgs {
 pub fn run(a: SimulateBankArgs) -> Result<()> {
     if a.out.is_none() && a.stream.is_none() {
         bail!("give --out DIR, or --stream FORMAT");
-    }
-    if a.stream == Some(Fmt::Netflow) {
-        bail!("--stream netflow: IPFIX is written as payload files; stream hubble, vpc or zeek");
     }
     if a.workloads == 0 || a.workloads > 60_000 {
         bail!("--workloads must be 1..=60000");
@@ -53,17 +55,28 @@ pub fn run(a: SimulateBankArgs) -> Result<()> {
         start: a.start - a.start.rem_euclid(86_400),
         rate: a.rate,
     };
+    if a.inventory_only {
+        let dir = a.out.as_deref().expect("clap requires --out");
+        let s = bulkhead_bank::write_inventory(&cfg, dir)
+            .with_context(|| format!("writing the inventory into {}", dir.display()))?;
+        eprintln!(
+            "{{\"workloads\":{},\"instances\":{},\"pods\":{}}}",
+            s.workloads, s.instances, s.pods
+        );
+        return Ok(());
+    }
     let t = Instant::now();
     let s = simulate(&cfg, a.out.as_deref(), a.stream)
         .with_context(|| format!("simulating into {:?}", a.out))?;
     let secs = t.elapsed().as_secs_f64();
     let total = s.total();
     eprintln!(
-        "{{\"workloads\":{},\"instances\":{},\"pods\":{},\"flows\":{total},\"hubble\":{},\"vpc\":{},\"zeek\":{},\"netflow\":{},\"attack_flows\":{},\"secs\":{secs:.2},\"flows_per_s\":{:.0}}}",
+        "{{\"workloads\":{},\"instances\":{},\"pods\":{},\"flows\":{total},\"hubble\":{},\"hubble_events\":{},\"vpc\":{},\"zeek\":{},\"netflow\":{},\"attack_flows\":{},\"secs\":{secs:.2},\"flows_per_s\":{:.0}}}",
         s.workloads,
         s.instances,
         s.pods,
         s.flows[0],
+        s.hubble_events,
         s.flows[1],
         s.flows[2],
         s.flows[3],

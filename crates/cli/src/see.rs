@@ -4,7 +4,7 @@
 use crate::telemetry::FormatArg;
 use anyhow::{Context, Result, bail};
 use bulkhead_identity::{
-    Entity, EntityKind, How, Index, LookupCache, load_hosts, orient, parse_net,
+    Connections, Entity, EntityKind, How, Index, LookupCache, load_hosts, orient, parse_net,
 };
 use bulkhead_k8s::Loaded;
 use bulkhead_store::{
@@ -60,6 +60,10 @@ pub struct IngestArgs {
     /// commits.
     #[arg(long, hide = true)]
     pub abort_after_batches: Option<u64>,
+    /// NetFlow/IPFIX files hold export packets back to back (RFC 5655 IPFIX files), not one
+    /// UDP payload each (always so for standard input).
+    #[arg(long)]
+    pub netflow_stream: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -154,6 +158,8 @@ pub struct Resolution {
     pub flows_without_time: u64,
     /// Flows flipped into the connection's direction (replies).
     pub flows_flipped: u64,
+    /// Hubble records folded into a connection counted already (its other events).
+    pub records_folded: u64,
 }
 
 impl Resolution {
@@ -186,6 +192,9 @@ pub struct Aggregator<'a> {
     spare: Option<Batch>,
     /// In front of `index` (the only index this aggregator reads).
     cache: LookupCache,
+    /// Hubble records folded into a connection already counted.
+    pub folded: u64,
+    conns: Connections,
 }
 
 fn how_slot(h: How) -> usize {
@@ -224,6 +233,8 @@ impl<'a> Aggregator<'a> {
             flipped: 0,
             spare: None,
             cache: LookupCache::default(),
+            folded: 0,
+            conns: Connections::new(),
         }
     }
 
@@ -264,16 +275,22 @@ impl<'a> Aggregator<'a> {
         self.how[how_slot(s.how)] += 1;
         let bucket = bulkhead_store::bucket_of(t, self.bucket_ns);
         let v = verdict_class(f.verdict);
-        self.batch.add(
-            EdgeKey {
-                bucket,
-                src: c.entity,
-                dst: s.entity,
-                proto: f.protocol,
-                port: o.port,
-            },
-            &EdgeStats::one(t, f.end_time, f.bytes, f.packets, v),
-        );
+        // A connection's later Hubble events (its SYN seen again at the server, replies,
+        // FINs) are kept as raw records but do not count it again.
+        let starts = self.conns.starts(f, &o);
+        self.folded += u64::from(!starts);
+        if starts {
+            self.batch.add(
+                EdgeKey {
+                    bucket,
+                    src: c.entity,
+                    dst: s.entity,
+                    proto: f.protocol,
+                    port: o.port,
+                },
+                &EdgeStats::one(t, f.end_time, f.bytes, f.packets, v),
+            );
+        }
         if self.keep_raw
             && let Some(time) = t
         {
@@ -330,6 +347,7 @@ impl<'a> Aggregator<'a> {
                 .collect(),
             flows_without_time: self.without_time,
             flows_flipped: self.flipped,
+            records_folded: self.folded,
         }
     }
 }
@@ -418,7 +436,13 @@ pub fn ingest(args: &IngestArgs) -> Result<Summary> {
             entity_json.get(i).cloned().unwrap_or_default(),
         )
     };
-    let mut parser = Parser::new(Default::default());
+    // Standard input cannot hold one payload per file: NetFlow/IPFIX on it is read as export
+    // packets back to back (as `simulate-bank --stream netflow` writes them), and so are files
+    // with --netflow-stream.
+    let mut parser = Parser::new(bulkhead_telemetry::Options {
+        netflow_stream: args.netflow_stream || args.files.iter().any(|f| f.as_os_str() == "-"),
+        ..Default::default()
+    });
     let mut agg = Aggregator::new(&index, bucket_ns, raw_window_ns > 0);
     let mut cache = NodeCache::default();
     let mut files = Vec::new();
@@ -666,8 +690,8 @@ pub fn summary_text(s: &Summary) -> String {
         .collect();
     out += &format!(" ({})\n", parts.join(", "));
     out += &format!(
-        "flows without a usable time: {} (resolved against the inventory as it stands); replies flipped: {}\n",
-        s.resolution.flows_without_time, s.resolution.flows_flipped
+        "flows without a usable time: {} (resolved against the inventory as it stands); replies flipped: {}; Hubble events folded into their connections: {}\n",
+        s.resolution.flows_without_time, s.resolution.flows_flipped, s.resolution.records_folded
     );
     out += &format!(
         "edges written: {} new, {} updated; raw flows kept {} (pruned {}); duplicate files skipped {}\n",

@@ -272,6 +272,7 @@ pub fn run_ingest_bench(a: BenchIngestArgs) -> Result<()> {
             raw_window: a.raw_window.clone(),
             batch: see::DEFAULT_BATCH,
             abort_after_batches: None,
+            netflow_stream: false,
             json: false,
             quiet: true,
         })?;

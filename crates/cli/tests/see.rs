@@ -188,10 +188,14 @@ fn fixture_ingest_summary_and_map_formats() {
         "{summary}"
     );
     assert!(summary.contains("replies flipped: 1"), "{summary}");
+    assert!(
+        summary.contains("Hubble events folded into their connections: 1"),
+        "the reply is part of the request's connection: {summary}"
+    );
     let txt = ok(bulkhead(&["map", "--data-dir", p(&data)]));
     assert_eq!(
         txt,
-        "channels/web[ReplicaSet] => payments/pay[ReplicaSet] : TCP 8443 : 2 flows, 0 B, 0 packets\n\
+        "channels/web[ReplicaSet] => payments/pay[ReplicaSet] : TCP 8443 : 1 flows, 0 B, 0 packets\n\
          fraud/fraud[ReplicaSet] => payments/pay[ReplicaSet] : TCP 8443 : 1 flows, 0 B, 0 packets\n\
          marketing/old[ReplicaSet] => payments/pay[ReplicaSet] : TCP 8443 : 1 flows, 0 B, 0 packets, 1 denied\n\
          payments/pay[ReplicaSet] => external:partners : TCP 443 : 1 flows, 0 B, 0 packets\n\
@@ -207,7 +211,7 @@ fn fixture_ingest_summary_and_map_formats() {
     ]));
     assert_eq!(
         grouped,
-        "segment=channels => segment=payments : TCP 8443 : 2 flows, 0 B, 0 packets\n\
+        "segment=channels => segment=payments : TCP 8443 : 1 flows, 0 B, 0 packets\n\
          segment=marketing => segment=payments : TCP 8443 : 1 flows, 0 B, 0 packets, 1 denied\n\
          segment=payments => external:partners : TCP 443 : 1 flows, 0 B, 0 packets\n\
          segment=payments => segment=core-ledger : TCP 1521 : 1 flows, 0 B, 0 packets\n\
@@ -236,9 +240,10 @@ fn fixture_ingest_summary_and_map_formats() {
     let edges = json["edges"].as_array().unwrap();
     assert_eq!(edges.len(), 5);
     assert_eq!(edges[0]["src"], "channels/web[ReplicaSet]");
-    assert_eq!(edges[0]["flows"], 2);
+    // The request and its reply are one connection.
+    assert_eq!(edges[0]["flows"], 1);
     assert_eq!(edges[0]["first_seen"], "2026-01-01T00:10:00Z");
-    assert_eq!(edges[0]["last_seen"], "2026-01-01T00:10:01Z");
+    assert_eq!(edges[0]["last_seen"], "2026-01-01T00:10:00Z");
     assert_eq!(edges[2]["denied"], 1);
     let kinds: Vec<&str> = json["nodes"]
         .as_array()
@@ -253,21 +258,16 @@ fn fixture_ingest_summary_and_map_formats() {
     // dot.
     let dot = ok(bulkhead(&["map", "--data-dir", p(&data), "-f", "dot"]));
     assert!(dot.starts_with("digraph map {\n"), "{dot}");
-    assert!(dot.contains("\"channels/web[ReplicaSet]\" -> \"payments/pay[ReplicaSet]\" [label=\"TCP 8443\\n2 flows, 0 B\"];"), "{dot}");
+    assert!(dot.contains("\"channels/web[ReplicaSet]\" -> \"payments/pay[ReplicaSet]\" [label=\"TCP 8443\\n1 flows, 0 B\"];"), "{dot}");
     assert!(
         dot.contains("\"external:partners\" [shape=ellipse];"),
         "{dot}"
     );
     assert!(dot.trim_end().ends_with('}'));
-    // --min-flows.
-    let busy = ok(bulkhead(&[
-        "map",
-        "--data-dir",
-        p(&data),
-        "--min-flows",
-        "2",
-    ]));
-    assert_eq!(busy.lines().count(), 1);
+    // --min-flows (every edge of the fixture is one connection).
+    let min = |n: &str| ok(bulkhead(&["map", "--data-dir", p(&data), "--min-flows", n]));
+    assert_eq!(min("1").lines().count(), 5);
+    assert_eq!(min("2").lines().count(), 0);
 }
 
 #[test]

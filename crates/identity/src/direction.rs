@@ -9,6 +9,12 @@
 //!   port is well known (< 1024) and the destination port is not, or the destination port is
 //!   in the ephemeral range (≥ 32768) and the source port is below it. Two registered ports
 //!   (1024–32767) or two ephemeral ports are kept as recorded.
+//!
+//! Hubble reports a connection as several events — its SYN where it leaves the client's node
+//! and where it reaches the server pod, the SYN-ACK reply, FINs, retransmitted SYNs that a
+//! policy drops, L7 records. [`Connections`] folds them: a Hubble record whose oriented
+//! 5-tuple had a record less than [`Connections::IDLE_NS`] before is part of that connection,
+//! and only the first record of a connection counts as a flow.
 
 use bulkhead_core::flow::{Flow, SourceFormat, ip_proto};
 use std::net::IpAddr;
@@ -64,6 +70,67 @@ pub fn orient(f: &Flow) -> Oriented {
         Some(false) => keep,
         None if ports_say_reply(f.src_port, f.dst_port) => flip,
         None => keep,
+    }
+}
+
+/// Connections open (recently seen) per oriented 5-tuple, for folding the several Hubble
+/// events of one connection into one flow.
+#[derive(Default)]
+pub struct Connections {
+    /// (client, server, protocol, server port, client port) → the time of its last record.
+    last: rustc_hash::FxHashMap<(IpAddr, IpAddr, u8, u16, u16), i64>,
+    newest: i64,
+    prune_at: usize,
+}
+
+impl Connections {
+    /// Records of one 5-tuple closer than this belong to one connection (two minutes: a
+    /// connection's events come at its start and end, and Linux does not reuse a client port
+    /// for the same server that soon).
+    pub const IDLE_NS: i64 = 120_000_000_000;
+
+    pub fn new() -> Connections {
+        Connections::default()
+    }
+
+    /// Whether `f` (oriented as `o`) starts a connection. Only Hubble records are folded (the
+    /// other formats are one record per connection or per aggregation window); records without
+    /// a time always start one.
+    pub fn starts(&mut self, f: &Flow, o: &Oriented) -> bool {
+        let Some(t) = f.time else {
+            return true;
+        };
+        if f.origin.format != SourceFormat::Hubble {
+            return true;
+        }
+        let client_port = if o.flipped { f.dst_port } else { f.src_port };
+        let key = (o.client, o.server, f.protocol, o.port, client_port);
+        self.newest = self.newest.max(t);
+        let prev = self.last.insert(key, t);
+        if self.last.len() > self.prune_at.max(1 << 16) {
+            let keep = self.newest - Self::IDLE_NS;
+            self.last.retain(|_, v| *v >= keep);
+            self.prune_at = 2 * self.last.len();
+        }
+        match prev {
+            // Records of one connection may come slightly out of order (several nodes).
+            Some(p) if (t - p).abs() < Self::IDLE_NS => {
+                if p > t {
+                    self.last.insert(key, p);
+                }
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Tuples remembered now.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
     }
 }
 
@@ -128,5 +195,126 @@ mod tests {
                 "{msg}"
             );
         }
+    }
+
+    #[test]
+    fn hubble_events_of_one_connection_count_once() {
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        let s = 1_000_000_000i64;
+        let mk = |src, dst, sp, dp, reply, secs: i64, format| {
+            let mut f = Flow::new(
+                src,
+                dst,
+                ip_proto::TCP,
+                sp,
+                dp,
+                FlowOrigin {
+                    format,
+                    source: 0,
+                    record: 1,
+                },
+            );
+            f.is_reply = Some(reply);
+            f.time = Some(secs);
+            f
+        };
+        use SourceFormat::*;
+        let mut conns = Connections::new();
+        let mut starts = |f: &Flow| conns.starts(f, &orient(f));
+        for (f, want, msg) in [
+            (
+                mk(a, b, 40000, 8443, false, 10 * s, Hubble),
+                true,
+                "SYN at the client's node",
+            ),
+            (
+                mk(a, b, 40000, 8443, false, 10 * s + 50_000, Hubble),
+                false,
+                "same SYN at the server pod",
+            ),
+            (
+                mk(b, a, 8443, 40000, true, 10 * s + 90_000, Hubble),
+                false,
+                "SYN-ACK reply",
+            ),
+            (
+                mk(a, b, 40000, 8443, false, 10 * s + 40_000, Hubble),
+                false,
+                "slightly out of order",
+            ),
+            (
+                mk(a, b, 40000, 8443, false, 70 * s, Hubble),
+                false,
+                "FIN a minute later",
+            ),
+            (
+                mk(a, b, 40001, 8443, false, 70 * s, Hubble),
+                true,
+                "another client port",
+            ),
+            (
+                mk(c, b, 40000, 8443, false, 70 * s, Hubble),
+                true,
+                "another client",
+            ),
+            (
+                mk(a, b, 40000, 8443, false, 191 * s, Hubble),
+                true,
+                "the port reused after the idle time",
+            ),
+            (
+                mk(a, b, 40000, 8443, false, 191 * s, VpcFlowLogs),
+                true,
+                "VPC records are not folded",
+            ),
+            (
+                mk(a, b, 40000, 8443, false, 191 * s, VpcFlowLogs),
+                true,
+                "VPC records are not folded (again)",
+            ),
+        ] {
+            assert_eq!(starts(&f), want, "{msg}");
+        }
+        let mut untimed = mk(a, b, 40000, 8443, false, 0, Hubble);
+        untimed.time = None;
+        assert!(
+            conns.starts(&untimed, &orient(&untimed)),
+            "no time: counted"
+        );
+        assert!(
+            conns.starts(&untimed, &orient(&untimed)),
+            "no time: counted again"
+        );
+    }
+
+    #[test]
+    fn old_connections_are_forgotten() {
+        let mut conns = Connections::new();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        for i in 0..200_000u32 {
+            let mut f = Flow::new(
+                a,
+                b,
+                ip_proto::UDP,
+                (i % 60_000) as u16 + 1024,
+                53,
+                FlowOrigin {
+                    format: SourceFormat::Hubble,
+                    source: 0,
+                    record: 1,
+                },
+            );
+            f.time = Some(i as i64 * 10_000_000);
+            f.is_reply = Some(false);
+            assert!(
+                conns.starts(&f, &orient(&f)),
+                "record {i} is a new connection"
+            );
+        }
+        // 100 records a second, two minutes remembered (plus what has not been pruned yet).
+        assert!(conns.len() <= (1 << 16) + 1, "{} remembered", conns.len());
     }
 }

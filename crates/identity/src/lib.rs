@@ -11,7 +11,7 @@ pub mod hosts;
 mod index;
 mod prefix;
 
-pub use direction::{Oriented, orient};
+pub use direction::{Connections, Oriented, orient};
 pub use hosts::{Host, HostError, load_hosts, parse_net};
 pub use index::{Entity, EntityKind, How, Index, IndexStats, LookupCache, Resolved, is_public};
 pub use prefix::PrefixTable;
