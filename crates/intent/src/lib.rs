@@ -12,6 +12,7 @@ mod lint;
 pub mod load;
 mod model;
 mod schema;
+mod verify;
 
 pub use diag::{Diagnostic, Loc, Severity, closest};
 pub use eval::{
@@ -23,4 +24,8 @@ pub use load::{Loaded, load_paths, load_str};
 pub use model::{
     API_VERSION, Action, EntitySelector, Intent, Invariant, InvariantKind, Meta, Mode, Peer,
     PeerAt, Policy, PortMatch, Rule, Segment, Tier,
+};
+pub use verify::{
+    ChainStep, InvariantResult, Piece, Reach, Status, VerifyOptions, Violation, chain_step,
+    external_representatives, verify,
 };
