@@ -1,6 +1,7 @@
 //! Policy as code: Bulkhead's own intent resources (`Segment`, `Policy`, `Invariant`), read from
 //! YAML with every problem placed at file, line and column; the semantic checks of
-//! `bulkhead policy lint`; and the evaluator that decides a connection between two identities.
+//! `bulkhead policy lint`; the evaluator that decides a connection between two identities; and
+//! the exact verification of invariants (`bulkhead verify`).
 //!
 //! Pure apart from the loader reading files and directories ([`load`]). The schema and the
 //! semantics are documented in `docs/intent.md`.

@@ -1,4 +1,4 @@
-//! Verification: every [`Invariant`] checked exactly, over every pair of identities and every
+//! Verification: every [`Invariant`](crate::Invariant) checked exactly, over every pair of identities and every
 //! port of every protocol (`bulkhead verify`), and the allowed connections between two
 //! identities (`bulkhead query can-reach`).
 //!
@@ -14,6 +14,9 @@
 //! destinations and whose ports meet the invariant's); identities whose membership of those
 //! rules (and whose mode) are equal behave alike, so the walk runs once per pair of such
 //! classes, not per pair of identities.
+//!
+//! Pairs of an identity with itself, and of two addresses outside every inventory, are not
+//! connections of ours and are skipped.
 //!
 //! Observe mode: verification judges the policy **as it would be when enforced** — a segment in
 //! `observe` mode counts as enforced, so a connection is allowed only if a rule allows it (or
