@@ -684,6 +684,14 @@ fn run_can_reach(a: &CanReachArgs) -> Result<ExitCode> {
                     p.conns, c.tier, c.policy, c.rule, c.action, c.at
                 );
             }
+            let decided = reach
+                .pieces
+                .iter()
+                .fold(ConnSet::none(), |acc, p| acc.union(&p.conns));
+            let rest = ConnSet::all().subtract(&decided);
+            if !rest.is_empty() {
+                let _ = writeln!(out, "  {rest}: no rule decided");
+            }
         }
     }
     crate::write_output(None, &out)?;

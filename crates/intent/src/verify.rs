@@ -28,6 +28,7 @@ use crate::eval::{Evaluator, Identity, SideMode, Universe};
 use crate::model::{Action, Intent, InvariantKind, Peer, PortMatch};
 use crate::{Decision, Verdict};
 use bulkhead_core::{Bitset, ConnSet, NamedPort, Protocol};
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -134,10 +135,11 @@ impl Default for VerifyOptions {
 }
 
 /// A rule's connections for a destination (named ports resolved against it).
-fn rule_conns(ev: &Evaluator, r: usize, dst_named: &[NamedPort]) -> ConnSet {
+fn rule_conns<'a>(ev: &'a Evaluator, r: usize, dst_named: &[NamedPort]) -> Cow<'a, ConnSet> {
     let rule = &ev.rules[r];
     match &rule.conns {
-        None => ConnSet::all(),
+        None => Cow::Owned(ConnSet::all()),
+        Some(c) if rule.named.is_empty() => Cow::Borrowed(c),
         Some(c) => {
             let mut c = c.clone();
             for (proto, name) in &rule.named {
@@ -147,7 +149,7 @@ fn rule_conns(ev: &Evaluator, r: usize, dst_named: &[NamedPort]) -> ConnSet {
                     }
                 }
             }
-            c
+            Cow::Owned(c)
         }
     }
 }
