@@ -8,6 +8,7 @@ mod policy;
 mod see;
 mod see_bench;
 mod telemetry;
+mod verify;
 
 use anyhow::{Context, Result, bail};
 use bulkhead_analysis::{Format, Options, connectivity, explain, render};
@@ -128,6 +129,14 @@ enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
+    /// Check every Invariant exactly over an inventory (every pair, every port), with
+    /// counterexamples and a compliance report. Exit 0 all hold, 1 violated, 3 input error.
+    Verify(verify::VerifyArgs),
+    /// Questions to the policy: what may reach what.
+    Query {
+        #[command(subcommand)]
+        command: verify::QueryCommand,
+    },
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -240,6 +249,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(args) => return Ok(audit::run(args)),
         // Chooses its own exit codes (1: the policy has errors, 3: other input errors).
         Command::Policy { command } => return Ok(policy::run(command)),
+        // 0 hold, 1 an invariant is violated, 3 input error.
+        Command::Verify(args) => return Ok(verify::run(args)),
+        Command::Query { command } => return Ok(verify::run_query(command)),
         Command::Flows { command } => {
             if !telemetry::run_flows(command)? {
                 return Ok(ExitCode::FAILURE);

@@ -236,7 +236,7 @@ pub struct BenchIntentArgs {
     seed: u64,
 }
 
-const BENCH_SEGMENTS: &[&str] = &[
+pub(crate) const BENCH_SEGMENTS: &[&str] = &[
     "channels",
     "edge",
     "identity",
@@ -253,7 +253,7 @@ const BENCH_SEGMENTS: &[&str] = &[
     "shared-infra",
 ];
 
-fn cpu_secs() -> Option<f64> {
+pub(crate) fn cpu_secs() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split(' ').collect();
@@ -262,10 +262,16 @@ fn cpu_secs() -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-/// `bulkhead bench intent`: compile the intent over synthetic identities, then time decisions
-/// on random edges; prints JSON.
-pub fn run_bench(a: BenchIntentArgs) -> Result<()> {
-    let loaded = load_paths(std::slice::from_ref(&a.policy));
+/// The benchmark's synthetic shape: the policy at `policy` plus `rules` application rules between
+/// segments or apps, and `workloads` identities (70 % pods, 30 % hosts) spread over the bank's
+/// segments. Shared by `bench intent` and `bench verify`.
+pub fn synthetic(
+    policy: &std::path::Path,
+    workloads: usize,
+    rules: usize,
+    rng: &mut SplitMix64,
+) -> Result<(Intent, Vec<Identity>)> {
+    let loaded = load_paths(&[policy.to_path_buf()]);
     if loaded.has_errors() {
         let first = loaded
             .diagnostics
@@ -273,16 +279,15 @@ pub fn run_bench(a: BenchIntentArgs) -> Result<()> {
             .find(|d| d.is_error())
             .map(ToString::to_string)
             .unwrap_or_default();
-        anyhow::bail!("{}: the policy has errors: {first}", a.policy.display());
+        anyhow::bail!("{}: the policy has errors: {first}", policy.display());
     }
     let mut intent = loaded.intent;
-    let mut rng = SplitMix64::new(a.seed);
-    let apps_per_segment = (a.workloads / BENCH_SEGMENTS.len()).max(1);
+    let apps_per_segment = (workloads / BENCH_SEGMENTS.len()).max(1);
     // Synthetic application rules between segments or apps.
     let mut yaml = String::from(
         "apiVersion: bulkhead.dev/v1alpha1\nkind: Policy\nmetadata: {name: synthetic}\nspec:\n  tier: application\n  rules:\n",
     );
-    for _ in 0..a.rules {
+    for _ in 0..rules {
         let side = |rng: &mut SplitMix64| {
             let seg = BENCH_SEGMENTS[rng.below(BENCH_SEGMENTS.len())];
             if rng.chance(50) {
@@ -294,7 +299,7 @@ pub fn run_bench(a: BenchIntentArgs) -> Result<()> {
                 )
             }
         };
-        let (f, t) = (side(&mut rng), side(&mut rng));
+        let (f, t) = (side(rng), side(rng));
         let ports: Vec<String> = (0..1 + rng.below(3))
             .map(|_| format!("{{port: {}}}", 1000 + rng.below(9000)))
             .collect();
@@ -311,8 +316,8 @@ pub fn run_bench(a: BenchIntentArgs) -> Result<()> {
     );
     intent.policies.extend(extra.intent.policies);
     // Identities: 70 % pods, 30 % hosts, spread over the segments.
-    let mut ids = Vec::with_capacity(a.workloads);
-    for i in 0..a.workloads {
+    let mut ids = Vec::with_capacity(workloads);
+    for i in 0..workloads {
         let seg = BENCH_SEGMENTS[i % BENCH_SEGMENTS.len()];
         let app = format!(
             "{seg}-app-{}",
@@ -338,6 +343,14 @@ pub fn run_bench(a: BenchIntentArgs) -> Result<()> {
             ));
         }
     }
+    Ok((intent, ids))
+}
+
+/// `bulkhead bench intent`: compile the intent over synthetic identities, then time decisions
+/// on random edges; prints JSON.
+pub fn run_bench(a: BenchIntentArgs) -> Result<()> {
+    let mut rng = SplitMix64::new(a.seed);
+    let (intent, ids) = synthetic(&a.policy, a.workloads, a.rules, &mut rng)?;
     let n = ids.len();
     let (c0, t0) = (cpu_secs(), Instant::now());
     let ev = Evaluator::new(&intent).context("compile")?;

@@ -116,7 +116,7 @@ impl EntitySelector {
 
 /// A peer with segment names resolved to their selectors.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Resolved {
+pub(crate) enum Resolved {
     Any,
     Sel(EntitySelector),
     Ns(String),
@@ -135,7 +135,7 @@ impl Resolved {
 }
 
 /// CIDR peers match hosts and external addresses by address, never pods.
-fn cidr_matches(set: &IpSet, id: &Identity) -> bool {
+pub(crate) fn cidr_matches(set: &IpSet, id: &Identity) -> bool {
     !matches!(id.kind, IdentityKind::Workload { .. })
         && id.addresses.iter().any(|a| set.contains(*a))
 }
@@ -244,18 +244,18 @@ pub struct Decision {
     pub side: Option<Side>,
 }
 
-struct CompiledRule {
-    policy: usize,
-    index: usize,
-    tier: Tier,
-    action: Action,
+pub(crate) struct CompiledRule {
+    pub(crate) policy: usize,
+    pub(crate) index: usize,
+    pub(crate) tier: Tier,
+    pub(crate) action: Action,
     from: Vec<Resolved>,
     to: Vec<Resolved>,
     /// `None`: all ports.
-    conns: Option<ConnSet>,
-    named: Vec<(Option<Protocol>, String)>,
+    pub(crate) conns: Option<ConnSet>,
+    pub(crate) named: Vec<(Option<Protocol>, String)>,
     /// First rule index after this rule's tier.
-    tier_end: usize,
+    pub(crate) tier_end: usize,
 }
 
 impl CompiledRule {
@@ -279,18 +279,18 @@ impl CompiledRule {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
     /// Bit `r`: the identity is in rule `r`'s `from`.
-    src: Vec<u64>,
+    pub(crate) src: Vec<u64>,
     /// Bit `r`: the identity is in rule `r`'s `to`.
-    dst: Vec<u64>,
+    pub(crate) dst: Vec<u64>,
     pub mode: SideMode,
-    named_ports: Vec<NamedPort>,
+    pub(crate) named_ports: Vec<NamedPort>,
 }
 
 /// The compiled intent.
 pub struct Evaluator {
-    rules: Vec<CompiledRule>,
+    pub(crate) rules: Vec<CompiledRule>,
     segments: Vec<(EntitySelector, Mode)>,
-    words: usize,
+    pub(crate) words: usize,
 }
 
 fn resolve(intent: &Intent, peer: &Peer, loc: &Loc) -> Result<Resolved, EvalError> {
@@ -545,7 +545,7 @@ impl Evaluator {
 /// Identities compiled together: profiles of every identity, built through a label index, for
 /// deciding many edges (the digital twin, verification, lint).
 pub struct Universe<'e> {
-    ev: &'e Evaluator,
+    pub(crate) ev: &'e Evaluator,
     pub identities: Vec<Identity>,
     profiles: Vec<Profile>,
     index: LabelIndex,
