@@ -1,6 +1,7 @@
 //! Policy as code: Bulkhead's own intent resources (`Segment`, `Policy`, `Invariant`), read from
 //! YAML with every problem placed at file, line and column; the semantic checks of
-//! `bulkhead policy lint`; and the evaluator that decides a connection between two identities.
+//! `bulkhead policy lint`; the evaluator that decides a connection between two identities; and the digital twin
+//! ([`Twin`], [`diff`]) that compares two intents over recorded edges and over every pair.
 //!
 //! Pure apart from the loader reading files and directories ([`load`]). The schema and the
 //! semantics are documented in `docs/intent.md`.
@@ -12,6 +13,7 @@ mod lint;
 pub mod load;
 mod model;
 mod schema;
+mod simulate;
 
 pub use diag::{Diagnostic, Loc, Severity, closest};
 pub use eval::{
@@ -24,3 +26,4 @@ pub use model::{
     API_VERSION, Action, EntitySelector, Intent, Invariant, InvariantKind, Meta, Mode, Peer,
     PeerAt, Policy, PortMatch, Rule, Segment, Tier,
 };
+pub use simulate::{Change, Classes, DiffRow, Twin, diff, port_intervals};
