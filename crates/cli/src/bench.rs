@@ -17,6 +17,9 @@ pub enum BenchCommand {
     /// The intent evaluator: compile a policy over synthetic identities, then decisions per
     /// CPU second on random edges; prints JSON.
     Intent(crate::policy::BenchIntentArgs),
+    /// The digital twin: classify synthetic recorded edges under two policies; prints JSON with
+    /// CPU time.
+    Simulate(crate::simulate::BenchSimulateArgs),
     /// Write a deterministic synthetic cluster (the benchmark's standard shape) as Kubernetes
     /// manifests: namespaces.yaml, workloads.yaml (split beyond 5000), netpols.yaml, anps.yaml.
     Generate {
@@ -102,6 +105,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Ingest(a) => crate::see_bench::run_ingest_bench(a)?,
         BenchCommand::Map(a) => crate::see_bench::run_map_bench(a)?,
         BenchCommand::Intent(a) => crate::policy::run_bench(a)?,
+        BenchCommand::Simulate(a) => crate::simulate::run_bench(a)?,
         BenchCommand::Generate {
             workloads,
             namespaces,

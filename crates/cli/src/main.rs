@@ -7,6 +7,7 @@ mod bench;
 mod policy;
 mod see;
 mod see_bench;
+mod simulate;
 mod telemetry;
 
 use anyhow::{Context, Result, bail};
@@ -128,6 +129,10 @@ enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
+    /// The digital twin: recorded edges classified under a proposed policy (still allowed,
+    /// newly blocked, newly allowed, would block, still blocked) with the deciding rules; or, with
+    /// `--diff`, every workload pair and port whose verdict changes between two versions.
+    Simulate(simulate::SimulateArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -240,6 +245,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(args) => return Ok(audit::run(args)),
         // Chooses its own exit codes (1: the policy has errors, 3: other input errors).
         Command::Policy { command } => return Ok(policy::run(command)),
+        // Exit 3 on input errors (an invalid policy is never simulated).
+        Command::Simulate(args) => return Ok(simulate::run(args)),
         Command::Flows { command } => {
             if !telemetry::run_flows(command)? {
                 return Ok(ExitCode::FAILURE);

@@ -253,7 +253,7 @@ const BENCH_SEGMENTS: &[&str] = &[
     "shared-infra",
 ];
 
-fn cpu_secs() -> Option<f64> {
+pub fn cpu_secs() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split(' ').collect();
@@ -262,10 +262,16 @@ fn cpu_secs() -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-/// `bulkhead bench intent`: compile the intent over synthetic identities, then time decisions
-/// on random edges; prints JSON.
-pub fn run_bench(a: BenchIntentArgs) -> Result<()> {
-    let loaded = load_paths(std::slice::from_ref(&a.policy));
+/// The shape of `bench intent` (and `bench simulate`): the policy at `policy` plus `rules`
+/// synthetic application rules, and `workloads` synthetic identities (70 % pods, 30 % hosts)
+/// spread over the bank's segments. Returns the random generator to go on with.
+pub fn bench_shape(
+    policy: &std::path::Path,
+    workloads: usize,
+    rules: usize,
+    seed: u64,
+) -> Result<(Intent, Vec<Identity>, SplitMix64)> {
+    let loaded = load_paths(&[policy.to_path_buf()]);
     if loaded.has_errors() {
         let first = loaded
             .diagnostics
@@ -273,16 +279,16 @@ pub fn run_bench(a: BenchIntentArgs) -> Result<()> {
             .find(|d| d.is_error())
             .map(ToString::to_string)
             .unwrap_or_default();
-        anyhow::bail!("{}: the policy has errors: {first}", a.policy.display());
+        anyhow::bail!("{}: the policy has errors: {first}", policy.display());
     }
     let mut intent = loaded.intent;
-    let mut rng = SplitMix64::new(a.seed);
-    let apps_per_segment = (a.workloads / BENCH_SEGMENTS.len()).max(1);
+    let mut rng = SplitMix64::new(seed);
+    let apps_per_segment = (workloads / BENCH_SEGMENTS.len()).max(1);
     // Synthetic application rules between segments or apps.
     let mut yaml = String::from(
         "apiVersion: bulkhead.dev/v1alpha1\nkind: Policy\nmetadata: {name: synthetic}\nspec:\n  tier: application\n  rules:\n",
     );
-    for _ in 0..a.rules {
+    for _ in 0..rules {
         let side = |rng: &mut SplitMix64| {
             let seg = BENCH_SEGMENTS[rng.below(BENCH_SEGMENTS.len())];
             if rng.chance(50) {
@@ -311,8 +317,8 @@ pub fn run_bench(a: BenchIntentArgs) -> Result<()> {
     );
     intent.policies.extend(extra.intent.policies);
     // Identities: 70 % pods, 30 % hosts, spread over the segments.
-    let mut ids = Vec::with_capacity(a.workloads);
-    for i in 0..a.workloads {
+    let mut ids = Vec::with_capacity(workloads);
+    for i in 0..workloads {
         let seg = BENCH_SEGMENTS[i % BENCH_SEGMENTS.len()];
         let app = format!(
             "{seg}-app-{}",
@@ -338,6 +344,13 @@ pub fn run_bench(a: BenchIntentArgs) -> Result<()> {
             ));
         }
     }
+    Ok((intent, ids, rng))
+}
+
+/// `bulkhead bench intent`: compile the intent over synthetic identities, then time decisions
+/// on random edges; prints JSON.
+pub fn run_bench(a: BenchIntentArgs) -> Result<()> {
+    let (intent, ids, mut rng) = bench_shape(&a.policy, a.workloads, a.rules, a.seed)?;
     let n = ids.len();
     let (c0, t0) = (cpu_secs(), Instant::now());
     let ev = Evaluator::new(&intent).context("compile")?;
