@@ -10,7 +10,9 @@
 use crate::eval::{Decision, Profile, Universe, Verdict};
 use bulkhead_core::Protocol;
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
+
+/// A decision pair and its port ranges.
+type Group = (Decision, Decision, Vec<(u16, u16)>);
 
 /// How an edge's verdict changes from the baseline to the proposal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -192,9 +194,8 @@ pub fn diff(twin: &Twin<'_, '_>) -> Vec<DiffRow> {
         let intervals = port_intervals(twin.new, twin.old, proto);
         for (cs, &s) in reps.iter().enumerate() {
             for (cd, &d) in reps.iter().enumerate() {
-                // (old, new) → ranges, in port order.
-                let mut groups: BTreeMap<usize, (Decision, Decision, Vec<(u16, u16)>)> =
-                    BTreeMap::new();
+                // Per (old, new) decision pair, in order of first port: the port ranges.
+                let mut groups: Vec<Group> = Vec::new();
                 let mut order: FxHashMap<(Decision, Decision), usize> = FxHashMap::default();
                 for &(lo, hi) in &intervals {
                     let n = twin.new.decide_edge(s, d, proto, lo);
@@ -202,15 +203,17 @@ pub fn diff(twin: &Twin<'_, '_>) -> Vec<DiffRow> {
                     if n.verdict == o.verdict {
                         continue;
                     }
-                    let k = order.len();
-                    let slot = *order.entry((o, n)).or_insert(k);
-                    let e = groups.entry(slot).or_insert((o, n, Vec::new()));
+                    let slot = *order.entry((o, n)).or_insert_with(|| {
+                        groups.push((o, n, Vec::new()));
+                        groups.len() - 1
+                    });
+                    let e = &mut groups[slot];
                     match e.2.last_mut() {
                         Some(last) if last.1 as u32 + 1 == lo as u32 => last.1 = hi,
                         _ => e.2.push((lo, hi)),
                     }
                 }
-                for (_, (o, n, ports)) in groups {
+                for (o, n, ports) in groups {
                     rows.push(DiffRow {
                         src: cs as u32,
                         dst: cd as u32,
