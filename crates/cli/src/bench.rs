@@ -20,6 +20,9 @@ pub enum BenchCommand {
     /// The verifier: invariants checked over synthetic identities and rules; prints JSON with
     /// CPU seconds.
     Verify(crate::verify::BenchVerifyArgs),
+    /// The digital twin: classify synthetic recorded edges under two policies; prints JSON with
+    /// CPU time.
+    Simulate(crate::simulate::BenchSimulateArgs),
     /// Write a deterministic synthetic cluster (the benchmark's standard shape) as Kubernetes
     /// manifests: namespaces.yaml, workloads.yaml (split beyond 5000), netpols.yaml, anps.yaml.
     Generate {
@@ -106,6 +109,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Map(a) => crate::see_bench::run_map_bench(a)?,
         BenchCommand::Intent(a) => crate::policy::run_bench(a)?,
         BenchCommand::Verify(a) => crate::verify::run_bench(a)?,
+        BenchCommand::Simulate(a) => crate::simulate::run_bench(a)?,
         BenchCommand::Generate {
             workloads,
             namespaces,

@@ -7,6 +7,7 @@ mod bench;
 mod policy;
 mod see;
 mod see_bench;
+mod simulate;
 mod telemetry;
 mod verify;
 
@@ -137,6 +138,10 @@ enum Command {
         #[command(subcommand)]
         command: verify::QueryCommand,
     },
+    /// The digital twin: recorded edges classified under a proposed policy (still allowed,
+    /// newly blocked, newly allowed, would block, still blocked) with the deciding rules; or, with
+    /// `--diff`, every workload pair and port whose verdict changes between two versions.
+    Simulate(simulate::SimulateArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -252,6 +257,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         // 0 hold, 1 an invariant is violated, 3 input error.
         Command::Verify(args) => return Ok(verify::run(args)),
         Command::Query { command } => return Ok(verify::run_query(command)),
+        // Exit 3 on input errors (an invalid policy is never simulated).
+        Command::Simulate(args) => return Ok(simulate::run(args)),
         Command::Flows { command } => {
             if !telemetry::run_flows(command)? {
                 return Ok(ExitCode::FAILURE);

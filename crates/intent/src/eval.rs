@@ -276,7 +276,7 @@ impl CompiledRule {
 }
 
 /// An identity compiled against an evaluator's rules.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Profile {
     /// Bit `r`: the identity is in rule `r`'s `from`.
     pub(crate) src: Vec<u64>,
@@ -371,6 +371,22 @@ impl Evaluator {
             rules,
             segments,
         })
+    }
+
+    /// The ports where some rule's port match starts or stops, per protocol: every port range
+    /// between two consecutive boundaries is decided alike by every rule (named ports are
+    /// resolved per destination and added by the caller).
+    pub fn port_boundaries(&self, proto: Protocol) -> Vec<u32> {
+        let mut b = Vec::new();
+        for r in &self.rules {
+            if let Some(c) = &r.conns {
+                for &(lo, hi) in c.ports_of(proto).ranges() {
+                    b.push(lo as u32);
+                    b.push(hi as u32 + 1);
+                }
+            }
+        }
+        b
     }
 
     /// Rules in evaluation order.
@@ -600,6 +616,11 @@ impl<'e> Universe<'e> {
 
     pub fn profile(&self, i: usize) -> &Profile {
         &self.profiles[i]
+    }
+
+    /// The evaluator the profiles were compiled against.
+    pub fn evaluator(&self) -> &'e Evaluator {
+        self.ev
     }
 
     /// Decides the edge between identities `src` and `dst` (indexes into `identities`).

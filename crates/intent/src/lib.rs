@@ -1,7 +1,8 @@
 //! Policy as code: Bulkhead's own intent resources (`Segment`, `Policy`, `Invariant`), read from
 //! YAML with every problem placed at file, line and column; the semantic checks of
-//! `bulkhead policy lint`; the evaluator that decides a connection between two identities; and
-//! the exact verification of invariants (`bulkhead verify`).
+//! `bulkhead policy lint`; the evaluator that decides a connection between two identities; the
+//! exact verification of invariants (`bulkhead verify`); and the digital twin ([`Twin`],
+//! [`diff`]) that compares two intents over recorded edges and over every pair.
 //!
 //! Pure apart from the loader reading files and directories ([`load`]). The schema and the
 //! semantics are documented in `docs/intent.md`.
@@ -13,6 +14,7 @@ mod lint;
 pub mod load;
 mod model;
 mod schema;
+mod simulate;
 mod verify;
 
 pub use diag::{Diagnostic, Loc, Severity, closest};
@@ -26,6 +28,7 @@ pub use model::{
     API_VERSION, Action, EntitySelector, Intent, Invariant, InvariantKind, Meta, Mode, Peer,
     PeerAt, Policy, PortMatch, Rule, Segment, Tier,
 };
+pub use simulate::{Change, Classes, DiffRow, Twin, diff, port_intervals};
 pub use verify::{
     ChainStep, InvariantResult, Piece, Reach, Status, VerifyOptions, Violation, chain_step,
     external_representatives, verify,
