@@ -1919,13 +1919,7 @@ impl ConnAlgebra {
     const ALL: u32 = 1;
 
     fn id(&mut self, c: ConnSet) -> u32 {
-        if let Some(&i) = self.interner.ids.get(&c) {
-            return i;
-        }
-        let i = self.interner.sets.len() as u32;
-        self.interner.sets.push(c.clone());
-        self.interner.ids.insert(c, i);
-        i
+        self.interner.id(&c)
     }
 
     fn get(&self, id: u32) -> &ConnSet {

@@ -9,7 +9,7 @@ use crate::bitset::Bitset;
 use crate::conn::Protocol;
 use crate::ip::IpRange;
 use crate::model::{Cluster, Direction, Layer, NsMatch, Peer, PodMatch, Policy, PortMatch};
-use crate::selector::{Operator, Selector};
+use crate::selector::{LabelBits, Selector};
 use std::collections::HashMap;
 
 pub(crate) fn dir_index(d: Direction) -> usize {
@@ -24,8 +24,7 @@ pub(crate) const DIRS: [Direction; 2] = [Direction::Ingress, Direction::Egress];
 /// Workloads by label, by label key and by namespace.
 pub(crate) struct LabelIndex {
     n: usize,
-    /// Label key → (workloads with the key, value → workloads with that value).
-    by_key: HashMap<String, (Bitset, HashMap<String, Bitset>)>,
+    labels: LabelBits,
     by_ns: HashMap<String, Bitset>,
     /// Namespace selectors already evaluated: selectors repeat across policies.
     ns_cache: std::cell::RefCell<HashMap<Selector, Bitset>>,
@@ -36,21 +35,12 @@ impl LabelIndex {
         let n = cluster.workloads.len();
         let mut idx = LabelIndex {
             n,
-            by_key: HashMap::new(),
+            labels: LabelBits::new(n),
             by_ns: HashMap::new(),
             ns_cache: Default::default(),
         };
         for (i, w) in cluster.workloads.iter().enumerate() {
-            for (k, v) in &w.labels {
-                let (has, vals) = idx
-                    .by_key
-                    .entry(k.clone())
-                    .or_insert_with(|| (Bitset::empty(n), HashMap::new()));
-                has.insert(i);
-                vals.entry(v.clone())
-                    .or_insert_with(|| Bitset::empty(n))
-                    .insert(i);
-            }
+            idx.labels.add(i, &w.labels);
             idx.by_ns
                 .entry(w.namespace.clone())
                 .or_insert_with(|| Bitset::empty(n))
@@ -61,34 +51,7 @@ impl LabelIndex {
 
     /// Workloads whose own labels match.
     fn pods(&self, sel: &Selector) -> Bitset {
-        let mut out = Bitset::full(self.n);
-        for r in sel.requirements() {
-            let mut hit = Bitset::empty(self.n);
-            match r.op {
-                Operator::In | Operator::NotIn => {
-                    if let Some((_, vals)) = self.by_key.get(&r.key) {
-                        for v in &r.values {
-                            if let Some(b) = vals.get(v) {
-                                hit.union_with(b);
-                            }
-                        }
-                    }
-                    if r.op == Operator::NotIn {
-                        hit = hit.complement();
-                    }
-                }
-                Operator::Exists | Operator::DoesNotExist => {
-                    if let Some((b, _)) = self.by_key.get(&r.key) {
-                        hit.union_with(b);
-                    }
-                    if r.op == Operator::DoesNotExist {
-                        hit = hit.complement();
-                    }
-                }
-            }
-            out.intersect_with(&hit);
-        }
-        out
+        self.labels.select(sel)
     }
 
     /// Workloads in the namespaces a match covers.

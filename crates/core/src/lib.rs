@@ -22,4 +22,4 @@ pub use model::{
     PodMatch, Policy, PortMatch, Rule, Workload,
 };
 pub use rangeset::RangeSet;
-pub use selector::{Labels, Operator, Requirement, Selector, SelectorError};
+pub use selector::{LabelBits, Labels, Operator, Requirement, Selector, SelectorError};

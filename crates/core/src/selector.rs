@@ -172,6 +172,77 @@ impl fmt::Display for Selector {
     }
 }
 
+/// Elements `0..n` by label, so a selector is answered with bit-set operations instead of
+/// matching every element: label key → (elements with the key, value → elements with it).
+#[derive(Clone, Debug)]
+pub struct LabelBits {
+    n: usize,
+    by_key: std::collections::HashMap<
+        String,
+        (
+            crate::Bitset,
+            std::collections::HashMap<String, crate::Bitset>,
+        ),
+    >,
+}
+
+impl LabelBits {
+    /// An index of `n` elements, none labelled yet.
+    pub fn new(n: usize) -> Self {
+        LabelBits {
+            n,
+            by_key: Default::default(),
+        }
+    }
+
+    /// Records element `i`'s labels.
+    pub fn add(&mut self, i: usize, labels: &Labels) {
+        let n = self.n;
+        for (k, v) in labels {
+            let (has, vals) = self
+                .by_key
+                .entry(k.clone())
+                .or_insert_with(|| (crate::Bitset::empty(n), Default::default()));
+            has.insert(i);
+            vals.entry(v.clone())
+                .or_insert_with(|| crate::Bitset::empty(n))
+                .insert(i);
+        }
+    }
+
+    /// The elements whose labels the selector matches.
+    pub fn select(&self, sel: &Selector) -> crate::Bitset {
+        let mut out = crate::Bitset::full(self.n);
+        for r in sel.requirements() {
+            let mut hit = crate::Bitset::empty(self.n);
+            match r.op {
+                Operator::In | Operator::NotIn => {
+                    if let Some((_, vals)) = self.by_key.get(&r.key) {
+                        for v in &r.values {
+                            if let Some(b) = vals.get(v) {
+                                hit.union_with(b);
+                            }
+                        }
+                    }
+                    if r.op == Operator::NotIn {
+                        hit = hit.complement();
+                    }
+                }
+                Operator::Exists | Operator::DoesNotExist => {
+                    if let Some((b, _)) = self.by_key.get(&r.key) {
+                        hit.union_with(b);
+                    }
+                    if r.op == Operator::DoesNotExist {
+                        hit = hit.complement();
+                    }
+                }
+            }
+            out.intersect_with(&hit);
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

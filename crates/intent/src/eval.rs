@@ -20,7 +20,7 @@
 
 use crate::diag::Loc;
 use crate::model::{Action, EntitySelector, Intent, Mode, Peer, PortMatch, Tier};
-use bulkhead_core::{Bitset, ConnSet, IpSet, Labels, NamedPort, Protocol, Selector};
+use bulkhead_core::{Bitset, ConnSet, IpSet, LabelBits, Labels, NamedPort, Protocol};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -646,7 +646,7 @@ impl<'e> Universe<'e> {
 /// Identities by label, by namespace and by kind.
 struct LabelIndex {
     n: usize,
-    by_key: HashMap<String, (Bitset, HashMap<String, Bitset>)>,
+    labels: LabelBits,
     by_ns: HashMap<String, (Labels, Bitset)>,
     workloads: Bitset,
     hosts: Bitset,
@@ -657,22 +657,13 @@ impl LabelIndex {
         let n = ids.len();
         let mut idx = LabelIndex {
             n,
-            by_key: HashMap::new(),
+            labels: LabelBits::new(n),
             by_ns: HashMap::new(),
             workloads: Bitset::empty(n),
             hosts: Bitset::empty(n),
         };
         for (i, id) in ids.iter().enumerate() {
-            for (k, v) in &id.labels {
-                let (has, vals) = idx
-                    .by_key
-                    .entry(k.clone())
-                    .or_insert_with(|| (Bitset::empty(n), HashMap::new()));
-                has.insert(i);
-                vals.entry(v.clone())
-                    .or_insert_with(|| Bitset::empty(n))
-                    .insert(i);
-            }
+            idx.labels.add(i, &id.labels);
             match &id.kind {
                 IdentityKind::Workload {
                     namespace,
@@ -690,38 +681,6 @@ impl LabelIndex {
             }
         }
         idx
-    }
-
-    fn labels(&self, sel: &Selector) -> Bitset {
-        use bulkhead_core::Operator;
-        let mut out = Bitset::full(self.n);
-        for r in sel.requirements() {
-            let mut hit = Bitset::empty(self.n);
-            match r.op {
-                Operator::In | Operator::NotIn => {
-                    if let Some((_, vals)) = self.by_key.get(&r.key) {
-                        for v in &r.values {
-                            if let Some(b) = vals.get(v) {
-                                hit.union_with(b);
-                            }
-                        }
-                    }
-                    if r.op == Operator::NotIn {
-                        hit = hit.complement();
-                    }
-                }
-                Operator::Exists | Operator::DoesNotExist => {
-                    if let Some((b, _)) = self.by_key.get(&r.key) {
-                        hit.union_with(b);
-                    }
-                    if r.op == Operator::DoesNotExist {
-                        hit = hit.complement();
-                    }
-                }
-            }
-            out.intersect_with(&hit);
-        }
-        out
     }
 
     fn select(&self, p: &Resolved, ids: &[Identity]) -> Bitset {
@@ -755,13 +714,13 @@ impl LabelIndex {
                         pods.intersect_with(&in_ns);
                     }
                     if let Some(psel) = &s.pods {
-                        pods.intersect_with(&self.labels(psel));
+                        pods.intersect_with(&self.labels.select(psel));
                     }
                     out.union_with(&pods);
                 }
                 if let Some(h) = &s.hosts {
                     let mut hosts = self.hosts.clone();
-                    hosts.intersect_with(&self.labels(h));
+                    hosts.intersect_with(&self.labels.select(h));
                     out.union_with(&hosts);
                 }
                 out

@@ -13,8 +13,9 @@ use crate::model::{
 };
 use crate::schema;
 use bulkhead_core::{ConnSet, IpSet, Operator, Protocol, RangeSet, Requirement, Selector};
+use bulkhead_k8s::yaml::{collect_files, first_line_of, split_documents, strip_location};
 use serde_saphyr::Spanned;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The resource kinds of `bulkhead.dev/v1alpha1`.
 pub const KINDS: &[&str] = &["Segment", "Policy", "Invariant"];
@@ -43,7 +44,7 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Loaded {
         let p = p.as_ref();
         if p.is_dir() {
             let mut files = Vec::new();
-            if let Err(e) = collect_files(p, &mut files) {
+            if let Err(e) = collect_files(p, &mut files, &["yaml", "yml"]) {
                 out.diagnostics.push(Diagnostic::error(
                     "io",
                     Loc::new(&p.display().to_string(), 0, 0),
@@ -765,105 +766,4 @@ fn ports(cx: &mut Cx<'_>, v: Vec<Spanned<schema::Port>>) -> Vec<PortMatch> {
         }
     }
     out
-}
-
-fn first_line_of(s: &str) -> &str {
-    s.lines().next().unwrap_or(s).trim_start_matches("error: ")
-}
-
-/// `line 3 column 7: message` or `message at line 3, column 7` → `message`: the parser counts
-/// from the document, and the diagnostic carries the file's position instead.
-fn strip_location(s: &str) -> &str {
-    let prefix = || {
-        let r = s.strip_prefix("line ")?;
-        let r = r.trim_start_matches(|c: char| c.is_ascii_digit());
-        let r = r.strip_prefix(" column ")?;
-        let r = r.trim_start_matches(|c: char| c.is_ascii_digit());
-        r.strip_prefix(": ")
-    };
-    let s = prefix().unwrap_or(s);
-    let suffix = || {
-        let (head, tail) = s.rsplit_once(" at line ")?;
-        let (l, c) = tail.split_once(", column ")?;
-        (l.chars().all(|c| c.is_ascii_digit()) && c.chars().all(|c| c.is_ascii_digit()))
-            .then_some(head)
-    };
-    suffix().unwrap_or(s)
-}
-
-/// One YAML document of a file, with the line it starts on.
-struct Document<'a> {
-    lines: Vec<&'a str>,
-    first_line: usize,
-    /// The first line is the rest of a `--- ...` marker line.
-    on_marker: bool,
-}
-
-impl Document<'_> {
-    fn text(&self) -> String {
-        let mut s =
-            String::with_capacity(self.lines.iter().map(|l| l.len() + 1).sum::<usize>() + 3);
-        if self.on_marker {
-            // Stand in for the `---` so columns on that line match the file.
-            s.push_str("   ");
-        }
-        for l in &self.lines {
-            s.push_str(l);
-            s.push('\n');
-        }
-        s
-    }
-}
-
-/// Splits a file at `---` document markers (and after `...` end markers), keeping line numbers.
-fn split_documents(text: &str) -> Vec<Document<'_>> {
-    let mut docs = Vec::new();
-    let mut cur = Document {
-        lines: Vec::new(),
-        first_line: 1,
-        on_marker: false,
-    };
-    for (i, line) in text.lines().enumerate() {
-        let rest = line.get(3..).unwrap_or("");
-        let is_start =
-            line.starts_with("---") && rest.chars().next().is_none_or(char::is_whitespace);
-        let is_end = line.starts_with("...") && rest.trim().is_empty();
-        if is_start || is_end {
-            if cur.lines.iter().any(|l| !l.trim().is_empty()) {
-                docs.push(cur);
-            }
-            cur = Document {
-                lines: Vec::new(),
-                first_line: i + 2,
-                on_marker: false,
-            };
-            if is_start && !rest.trim().is_empty() {
-                cur.lines.push(rest);
-                cur.first_line = i + 1;
-                cur.on_marker = true;
-            }
-            continue;
-        }
-        cur.lines.push(line);
-    }
-    if cur.lines.iter().any(|l| !l.trim().is_empty()) {
-        docs.push(cur);
-    }
-    docs
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_files(&path, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "yaml" | "yml"))
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
 }

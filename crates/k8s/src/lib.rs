@@ -5,6 +5,7 @@
 mod fast;
 pub mod load;
 pub mod objects;
+pub mod yaml;
 
 pub use load::{LoadError, Located, Manifests};
 pub mod convert;

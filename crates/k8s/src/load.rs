@@ -8,8 +8,9 @@
 //! Kubernetes object but is malformed is an error with file, line and column.
 
 use crate::objects::{Header, Object};
+use crate::yaml::{Document, collect_files, first_line_of, split_documents, strip_location};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The kinds Bulkhead reads; every other kind is skipped with a warning.
 pub const SUPPORTED_KINDS: &[&str] = &[
@@ -97,7 +98,7 @@ impl Manifests {
     pub fn load_path(&mut self, path: &Path) {
         if path.is_dir() {
             let mut files = Vec::new();
-            if let Err(e) = collect_files(path, &mut files) {
+            if let Err(e) = collect_files(path, &mut files, &["yaml", "yml", "json"]) {
                 self.errors.push(LoadError {
                     file: path.display().to_string(),
                     line: 0,
@@ -227,7 +228,7 @@ impl Manifests {
                 reason: format!("{what}: {}", strip_location(first_line_of(&e.to_string()))),
             }
         };
-        let text = doc.text();
+        let text = document_text(doc);
         // One parse on the common path: every kind read shares the `Object` union, read by the
         // fast reader when the document is in its subset and by serde-saphyr otherwise. Only
         // when that fails is the header read, to tell a skipped kind from a malformed object.
@@ -350,30 +351,6 @@ enum DocOutcome {
     NotAnObject,
 }
 
-fn first_line_of(s: &str) -> &str {
-    s.lines().next().unwrap_or(s).trim_start_matches("error: ")
-}
-
-/// `line 3 column 7: message` or `message at line 3, column 7` → `message`: the parser counts
-/// from the document, and the error carries the file's position instead.
-fn strip_location(s: &str) -> &str {
-    let prefix = || {
-        let r = s.strip_prefix("line ")?;
-        let r = r.trim_start_matches(|c: char| c.is_ascii_digit());
-        let r = r.strip_prefix(" column ")?;
-        let r = r.trim_start_matches(|c: char| c.is_ascii_digit());
-        r.strip_prefix(": ")
-    };
-    let s = prefix().unwrap_or(s);
-    let suffix = || {
-        let (head, tail) = s.rsplit_once(" at line ")?;
-        let (l, c) = tail.split_once(", column ")?;
-        (l.chars().all(|c| c.is_ascii_digit()) && c.chars().all(|c| c.is_ascii_digit()))
-            .then_some(head)
-    };
-    suffix().unwrap_or(s)
-}
-
 /// Does a document that failed to parse still claim to be a Kubernetes object?
 fn looks_like_kubernetes(text: &str) -> bool {
     text.lines().any(|l| {
@@ -388,40 +365,11 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ser
     serde_saphyr::from_str_with_options(text, options)
 }
 
-/// One YAML document of a file, with the line it starts on.
-struct Document<'a> {
-    lines: Vec<&'a str>,
-    first_line: usize,
-    /// The first line is the rest of a `--- ...` marker line (columns are shifted by 3).
-    on_marker: bool,
-}
-
-impl Document<'_> {
-    /// Characters on the document's last line of the file.
-    fn last_line_width(&self) -> usize {
-        let marker = if self.on_marker && self.lines.len() == 1 {
-            3
-        } else {
-            0
-        };
-        marker + self.lines.last().map_or(0, |l| l.chars().count())
-    }
-
-    /// The document's text, with tabs inside flow collections (`[a,\tb]`) turned into spaces:
-    /// Kubernetes' YAML reader accepts them there and YAML 1.2 parsers do not.
-    fn text(&self) -> String {
-        let mut s =
-            String::with_capacity(self.lines.iter().map(|l| l.len() + 1).sum::<usize>() + 3);
-        if self.on_marker {
-            // Stand in for the `---` so columns on that line match the file.
-            s.push_str("   ");
-        }
-        for l in &self.lines {
-            s.push_str(l);
-            s.push('\n');
-        }
-        if s.contains('\t') { detab_flow(&s) } else { s }
-    }
+/// A document's text, with tabs inside flow collections (`[a,\tb]`) turned into spaces:
+/// Kubernetes' YAML reader accepts them there and YAML 1.2 parsers do not.
+fn document_text(doc: &Document<'_>) -> String {
+    let s = doc.text();
+    if s.contains('\t') { detab_flow(&s) } else { s }
 }
 
 /// Replaces tabs inside `[...]`/`{...}` (outside quotes and comments) with spaces.
@@ -464,60 +412,7 @@ fn detab_flow(s: &str) -> String {
 pub(crate) fn split_text(text: &str) -> Vec<String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    split_documents(&text).iter().map(Document::text).collect()
-}
-
-/// Splits a file at `---` document markers (and after `...` end markers).
-fn split_documents(text: &str) -> Vec<Document<'_>> {
-    let mut docs = Vec::new();
-    let mut cur = Document {
-        lines: Vec::new(),
-        first_line: 1,
-        on_marker: false,
-    };
-    for (i, line) in text.lines().enumerate() {
-        let is_start =
-            line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
-        let is_end = line.starts_with("...") && line[3..].trim().is_empty();
-        if is_start || is_end {
-            if cur.lines.iter().any(|l| !l.trim().is_empty()) {
-                docs.push(cur);
-            }
-            cur = Document {
-                lines: Vec::new(),
-                first_line: i + 2,
-                on_marker: false,
-            };
-            if is_start && !line[3..].trim().is_empty() {
-                // `--- {kind: ...}`: content on the marker line.
-                cur.lines.push(&line[3..]);
-                cur.first_line = i + 1;
-                cur.on_marker = true;
-            }
-            continue;
-        }
-        cur.lines.push(line);
-    }
-    if cur.lines.iter().any(|l| !l.trim().is_empty()) {
-        docs.push(cur);
-    }
-    docs
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_files(&path, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "yaml" | "yml" | "json"))
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
+    split_documents(&text).iter().map(document_text).collect()
 }
 
 #[cfg(test)]
