@@ -489,3 +489,128 @@ fn run_inner(args: AuditArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+// Callers (plan, recommend, demo) arrive in the next merges.
+#[allow(dead_code)]
+/// Records a state-changing command (accepting a recommendation, planning a policy version,
+/// compiling, applying …) in the data directory's audit log, creating the log and its key on
+/// first use. The actor is `$USER`, else `$LOGNAME`, else `bulkhead`. Returns the entry's index.
+pub(crate) fn record_change(
+    data_dir: &Path,
+    action: &str,
+    object: &str,
+    reason: &str,
+    before: Option<Digest>,
+    after: Option<Digest>,
+) -> Result<u64> {
+    let mut ev = Event::new(
+        &env_actor().unwrap_or_else(|| "bulkhead".into()),
+        action,
+        object,
+        reason,
+    );
+    ev.before = before;
+    ev.after = after;
+    let mut log = AuditLog::open(data_dir, KeySource::DataDir)
+        .with_context(|| format!("opening the audit log in {}", data_dir.display()))?;
+    let i = log
+        .record(ev)
+        .with_context(|| format!("recording `{action}` in the audit log"))?;
+    Ok(i)
+}
+
+#[allow(dead_code)]
+/// The digest of a policy version: SHA-256 over every file under `path` (or the file itself),
+/// in sorted relative-path order, each as its path, a NUL, its length and its bytes — so a
+/// renamed, added, removed or edited file changes it, and the walk order does not.
+pub(crate) fn tree_digest(path: &Path) -> Result<Digest> {
+    use sha2::{Digest as _, Sha256};
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+        let rd =
+            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        for e in rd {
+            let e = e.with_context(|| format!("cannot read {}", dir.display()))?;
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                walk(root, &p, out)?;
+            } else {
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, p));
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    if path.is_dir() {
+        walk(path, path, &mut files)?;
+    } else {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        files.push((name.unwrap_or_default(), path.to_path_buf()));
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    for (rel, p) in files {
+        let b = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        h.update(rel.as_bytes());
+        h.update([0]);
+        h.update((b.len() as u64).to_be_bytes());
+        h.update(&b);
+    }
+    Ok(Digest(h.finalize().into()))
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+    use bulkhead_audit::actions;
+
+    #[test]
+    fn tree_digest_sees_renames_edits_and_additions() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("a.yaml"), "x: 1\n").unwrap();
+        std::fs::write(d.path().join("sub/b.yaml"), "y: 2\n").unwrap();
+        let first = tree_digest(d.path()).unwrap();
+        assert_eq!(first, tree_digest(d.path()).unwrap());
+        std::fs::write(d.path().join("a.yaml"), "x: 2\n").unwrap();
+        let edited = tree_digest(d.path()).unwrap();
+        assert_ne!(first, edited);
+        std::fs::rename(d.path().join("a.yaml"), d.path().join("c.yaml")).unwrap();
+        let renamed = tree_digest(d.path()).unwrap();
+        assert_ne!(edited, renamed);
+        std::fs::write(d.path().join("sub/new.yaml"), "").unwrap();
+        assert_ne!(renamed, tree_digest(d.path()).unwrap());
+    }
+
+    #[test]
+    fn record_change_appends_a_verifiable_entry() {
+        let d = tempfile::tempdir().unwrap();
+        let i = record_change(
+            d.path(),
+            actions::POLICY_PLAN,
+            "policy:x",
+            "test",
+            None,
+            None,
+        )
+        .unwrap();
+        let j = record_change(
+            d.path(),
+            actions::POLICY_PLAN,
+            "policy:y",
+            "test",
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(j, i + 1);
+        let r = LogReader::open(d.path()).unwrap();
+        let entries = r.entries(0, 10).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].1.event.object, "policy:y");
+    }
+}
