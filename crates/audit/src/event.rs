@@ -40,6 +40,8 @@ pub mod actions {
     pub const QUARANTINE: &str = "quarantine";
     pub const RELEASE: &str = "release";
     pub const RECOMMENDATION_ACCEPT: &str = "recommendation.accept";
+    /// A least-privilege proposal written by `bulkhead recommend` (after: its digest).
+    pub const POLICY_RECOMMEND: &str = "policy.recommend";
     pub const ALERT: &str = "alert";
     pub const APPROVAL: &str = "approval";
     pub const CHECKPOINT_PUBLISH: &str = "checkpoint.publish";
@@ -56,6 +58,7 @@ pub mod actions {
         QUARANTINE,
         RELEASE,
         RECOMMENDATION_ACCEPT,
+        POLICY_RECOMMEND,
         ALERT,
         APPROVAL,
         CHECKPOINT_PUBLISH,

@@ -23,6 +23,9 @@ pub enum BenchCommand {
     /// The digital twin: classify synthetic recorded edges under two policies; prints JSON with
     /// CPU time.
     Simulate(crate::simulate::BenchSimulateArgs),
+    /// `bulkhead recommend` over a store of synthetic flows: read, recommend, write YAML,
+    /// quality report; prints JSON with CPU and wall seconds per phase.
+    Recommend(crate::recommend::BenchRecommendArgs),
     /// Write a deterministic synthetic cluster (the benchmark's standard shape) as Kubernetes
     /// manifests: namespaces.yaml, workloads.yaml (split beyond 5000), netpols.yaml, anps.yaml.
     Generate {
@@ -110,6 +113,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Intent(a) => crate::policy::run_bench(a)?,
         BenchCommand::Verify(a) => crate::verify::run_bench(a)?,
         BenchCommand::Simulate(a) => crate::simulate::run_bench(a)?,
+        BenchCommand::Recommend(a) => crate::recommend::run_bench(a)?,
         BenchCommand::Generate {
             workloads,
             namespaces,

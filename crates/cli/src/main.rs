@@ -5,6 +5,7 @@ mod audit;
 mod bank;
 mod bench;
 mod policy;
+mod recommend;
 mod see;
 mod see_bench;
 mod simulate;
@@ -142,6 +143,10 @@ enum Command {
     /// newly blocked, newly allowed, would block, still blocked) with the deciding rules; or, with
     /// `--diff`, every workload pair and port whose verdict changes between two versions.
     Simulate(simulate::SimulateArgs),
+    /// Least-privilege intent from observed traffic: segments per label group, allow rules with
+    /// merged ports and their evidence, DNS always kept; a quality report against one rule per
+    /// edge. `recommend accept DIR` records the reviewed proposal in the audit log.
+    Recommend(recommend::RecommendArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -259,6 +264,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query { command } => return Ok(verify::run_query(command)),
         // Exit 3 on input errors (an invalid policy is never simulated).
         Command::Simulate(args) => return Ok(simulate::run(args)),
+        // Exit 3 on input errors (a proposal that would not load and lint is never written).
+        Command::Recommend(args) => return Ok(recommend::run(args)),
         Command::Flows { command } => {
             if !telemetry::run_flows(command)? {
                 return Ok(ExitCode::FAILURE);

@@ -228,13 +228,30 @@ fn external(name: &str, cidrs: &[String]) -> Identity {
 /// external identity holding each CIDR's first address, and unknown addresses (and `internet`)
 /// to an external identity with no address (only `any` peers match it).
 pub fn read_edges(store: &Store, a: &SimulateArgs, inventory: Vec<Identity>) -> Result<Edges> {
+    read_edges_in(
+        store,
+        &a.data_dir,
+        a.window.clone(),
+        a.last.clone(),
+        inventory,
+    )
+}
+
+/// [`read_edges`] with the window given as plain values (for `bulkhead recommend`).
+pub fn read_edges_in(
+    store: &Store,
+    data_dir: &std::path::Path,
+    window: Option<String>,
+    last: Option<String>,
+    inventory: Vec<Identity>,
+) -> Result<Edges> {
     let map = build_map(
         store,
         &MapArgs {
-            data_dir: a.data_dir.clone(),
+            data_dir: data_dir.to_path_buf(),
             group_by: Vec::new(),
-            window: a.window.clone(),
-            last: a.last.clone(),
+            window,
+            last,
             format: MapFormat::Json,
             min_flows: 1,
         },

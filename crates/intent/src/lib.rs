@@ -13,6 +13,7 @@ mod eval;
 mod lint;
 pub mod load;
 mod model;
+pub mod recommend;
 mod schema;
 mod simulate;
 mod verify;
