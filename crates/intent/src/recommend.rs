@@ -1293,7 +1293,8 @@ mod tests {
 
     #[test]
     fn merges_ranges() {
-        let cases: &[(&[(u16, u16)], &[(u16, u16)], &str)] = &[
+        type R = [(u16, u16)];
+        let cases: &[(&R, &R, &str)] = &[
             (&[], &[], "empty"),
             (
                 &[(5, 5), (6, 6), (8, 8)],

@@ -13,6 +13,14 @@ use bulkhead_intent::{
 use proptest::prelude::*;
 use rustc_hash::FxHashMap;
 
+/// Identities, CIDRs of external groups, nodes, edges.
+type Case = (
+    Vec<Identity>,
+    FxHashMap<usize, Vec<String>>,
+    Vec<Vec<usize>>,
+    Vec<Observed>,
+);
+
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()
@@ -77,12 +85,7 @@ fn load(files: &rec::Files, ids: &[Identity]) -> bulkhead_intent::Intent {
 
 /// A small bank: two payments replicas, one fraud, a labelless pod, coredns (never observed),
 /// an HSM host, a card scheme (external group), the internet.
-fn fixture() -> (
-    Vec<Identity>,
-    FxHashMap<usize, Vec<String>>,
-    Vec<Vec<usize>>,
-    Vec<Observed>,
-) {
+fn fixture() -> Case {
     let ids = vec![
         pod("payments", "orchestrator-a", &[("app", "orchestrator")]), // 0
         pod("payments", "orchestrator-b", &[("app", "orchestrator")]), // 1
@@ -291,14 +294,7 @@ fn brute_allowed(intent: &bulkhead_intent::Intent, ids: &[Identity]) -> u128 {
     n
 }
 
-fn arb_input() -> impl Strategy<
-    Value = (
-        Vec<Identity>,
-        FxHashMap<usize, Vec<String>>,
-        Vec<Vec<usize>>,
-        Vec<Observed>,
-    ),
-> {
+fn arb_input() -> impl Strategy<Value = Case> {
     let pods = prop::collection::vec((0..2usize, prop::option::of(0..3usize)), 1..6);
     let hosts = prop::collection::vec(prop::option::of(0..2usize), 0..3);
     let exts = (0..3usize, prop::bool::weighted(0.8));
