@@ -210,15 +210,23 @@ pub(crate) fn load_window(
     let observed = edges
         .rows
         .iter()
-        .map(|r| Observed {
-            src: r.src,
-            dst: r.dst,
-            proto: r.proto,
-            port: r.port,
-            flows: r.flows,
-            bytes: r.bytes,
-            first: r.first,
-            last: r.last,
+        .map(|r| {
+            // `read_edges` writes (0, 0) for an edge with no timed record: no first/last seen.
+            let (first, last) = if (r.first, r.last) == (0, 0) {
+                (i64::MAX, i64::MIN)
+            } else {
+                (r.first, r.last)
+            };
+            Observed {
+                src: r.src,
+                dst: r.dst,
+                proto: r.proto,
+                port: r.port,
+                flows: r.flows,
+                bytes: r.bytes,
+                first,
+                last,
+            }
         })
         .collect();
     let node_ids = edges.nodes.iter().map(|(_, v)| v.clone()).collect();

@@ -40,7 +40,7 @@ pub struct Observed {
     pub port: u16,
     pub flows: u64,
     pub bytes: u64,
-    /// First and last seen, ns since the epoch.
+    /// First and last seen, ns since the epoch (`first > last`: not known, no timed record).
     pub first: i64,
     pub last: i64,
 }
