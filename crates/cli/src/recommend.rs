@@ -807,3 +807,24 @@ pub fn run_bench(a: BenchRecommendArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_cidr;
+
+    #[test]
+    fn only_real_cidrs_become_cidr_peers() {
+        for (c, want) in [
+            ("198.51.100.0/24", true),
+            ("198.51.100.7", true),
+            ("2001:db8::/32", true),
+            ("10.0.0.0/33", false),
+            ("2001:db8::/129", false),
+            ("public addresses", false),
+            ("", false),
+            ("10.0.0.0/x", false),
+        ] {
+            assert_eq!(is_cidr(c), want, "{c:?}");
+        }
+    }
+}
