@@ -4,6 +4,7 @@
 mod audit;
 mod bank;
 mod bench;
+mod plan;
 mod policy;
 mod see;
 mod see_bench;
@@ -142,6 +143,10 @@ enum Command {
     /// newly blocked, newly allowed, would block, still blocked) with the deciding rules; or, with
     /// `--diff`, every workload pair and port whose verdict changes between two versions.
     Simulate(simulate::SimulateArgs),
+    /// Lint, verify and simulate a policy change in one CI command: exit 0 safe, 1 an invariant
+    /// is violated, 2 more traffic newly blocked than --max-blocked, 3 input error (3 > 1 > 2);
+    /// text, JSON, JUnit or SARIF.
+    Plan(plan::PlanArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -259,6 +264,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query { command } => return Ok(verify::run_query(command)),
         // Exit 3 on input errors (an invalid policy is never simulated).
         Command::Simulate(args) => return Ok(simulate::run(args)),
+        // 0 safe, 1 invariant violated, 2 too much blocked, 3 input error.
+        Command::Plan(args) => return Ok(plan::run(args)),
         Command::Flows { command } => {
             if !telemetry::run_flows(command)? {
                 return Ok(ExitCode::FAILURE);
