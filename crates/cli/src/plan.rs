@@ -406,6 +406,39 @@ fn lint_one(
         );
     }
     let i = &linted.intent;
+    let resources = i.segments.len() + i.policies.len() + i.invariants.len();
+    let empty = errors == 0 && resources == 0;
+    if empty && role == "baseline" {
+        // Comparing with nothing is the default (no Bulkhead policy): the stricter comparison.
+        plan.push(
+            Kind::Lint,
+            "empty-baseline",
+            Severity::Note,
+            format!(
+                "baseline: --baseline {} holds no Segment, Policy or Invariant: the change is compared with no Bulkhead policy",
+                path.display()
+            ),
+            None,
+            json!({ "policy": role }),
+        );
+        return (
+            Some(linted.intent),
+            json!({ "status": "empty", "files": linted.files, "errors": 0 }),
+        );
+    }
+    if empty {
+        // A path that holds no policy (a wrong directory, files not yet written) is not an
+        // empty policy to plan: that would be "allow all".
+        plan.input(
+            "no-resources",
+            format!(
+                "--{role} {}: no Segment, Policy or Invariant in {} file{} (.yaml, .yml); an empty policy is not planned as \"allow all\"",
+                path.display(),
+                linted.files,
+                plural(linted.files as u64)
+            ),
+        );
+    }
     let summary = json!({
         "status": if errors > 0 { "errors" } else { "ok" },
         "files": linted.files,
@@ -416,7 +449,7 @@ fn lint_one(
         "errors": errors,
         "warnings": warnings,
     });
-    ((errors == 0).then_some(linted.intent), summary)
+    ((errors == 0 && !empty).then_some(linted.intent), summary)
 }
 
 /// The first YAML file of a policy path (or the path itself), where placeless findings point.
@@ -477,7 +510,7 @@ fn build(a: &PlanArgs) -> Plan {
     // 1. Lint.
     let (intent, lint_summary) = lint_one(&mut plan, &a.policy, "policy", ids.clone());
     let policy_readable = a.policy.exists();
-    let mut lint_step = json!({ "status": "ran", "policy": lint_summary });
+    let mut lint_step = json!({ "status": "ran", "policy": lint_summary.clone() });
     let baseline: Option<Option<Intent>> = a.baseline.as_ref().map(|b| {
         let (i, s) = lint_one(&mut plan, b, "baseline", None);
         lint_step["baseline"] = s;
@@ -490,6 +523,8 @@ fn build(a: &PlanArgs) -> Plan {
     }
     let why_not = if !policy_readable {
         "the policy could not be read"
+    } else if lint_summary["errors"] == 0 {
+        "the policy holds no resources"
     } else {
         "the policy has errors"
     };
@@ -501,15 +536,18 @@ fn build(a: &PlanArgs) -> Plan {
             .last
             .as_deref()
             .or(if a.window.is_none() { Some("7d") } else { None });
-        let read = open_store(&a.data_dir).and_then(|store| {
-            read_edges(
-                &store,
-                &a.data_dir,
-                a.window.as_deref(),
-                last,
-                ids.clone().unwrap_or_default(),
-            )
-        });
+        let read = open_store(&a.data_dir)
+            .map_err(|e| ("no-store", e))
+            .and_then(|store| {
+                read_edges(
+                    &store,
+                    &a.data_dir,
+                    a.window.as_deref(),
+                    last,
+                    ids.clone().unwrap_or_default(),
+                )
+                .map_err(|e| ("unreadable-traffic", e))
+            });
         match read {
             Ok(e) if e.rows.is_empty() => {
                 plan.input(
@@ -527,8 +565,8 @@ fn build(a: &PlanArgs) -> Plan {
                 None
             }
             Ok(e) => Some(e),
-            Err(e) => {
-                plan.input("no-store", format!("{e:#}"));
+            Err((code, e)) => {
+                plan.input(code, format!("{e:#}"));
                 None
             }
         }
@@ -1052,6 +1090,11 @@ pub const LINT_CODES: &[(&str, &str)] = &[
 /// What each non-lint code means (SARIF rule descriptions).
 const CODES: &[(Kind, &str, &str)] = &[
     (
+        Kind::Lint,
+        "empty-baseline",
+        "The baseline holds policy resources",
+    ),
+    (
         Kind::Input,
         "unreadable-policy",
         "The policy or baseline path can be read",
@@ -1062,6 +1105,16 @@ const CODES: &[(Kind, &str, &str)] = &[
         "The inventory can be read",
     ),
     (Kind::Input, "no-store", "The flow store can be read"),
+    (
+        Kind::Input,
+        "unreadable-traffic",
+        "The window's traffic can be read from the store",
+    ),
+    (
+        Kind::Input,
+        "no-resources",
+        "The policy path holds policy resources",
+    ),
     (
         Kind::Input,
         "no-traffic",

@@ -4,7 +4,7 @@
 //! Exit codes of `policy lint`: 0 no error (warnings allowed, unless `--deny-warnings`), 1 the
 //! policy has errors (schema or semantic), 3 the command's other inputs could not be read (a
 //! missing policy path, an unreadable or malformed `--inventory` or `--hosts`). `bulkhead plan`
-//! (later) reports lint errors as its own exit 3, an input error of the plan.
+//! reports lint errors as its own exit 3, an input error of the plan.
 
 use anyhow::{Context, Result};
 use bulkhead_core::{Labels, Protocol};

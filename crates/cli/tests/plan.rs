@@ -317,6 +317,84 @@ fn each_exit_code_alone() {
 }
 
 #[test]
+fn bad_input_is_an_input_error_never_a_crash_nor_allow_all() {
+    let fx = fixture();
+    let dir = |name: &str, files: &[(&str, &[u8])]| {
+        let d = fx.root.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for (f, bytes) in files {
+            std::fs::write(d.join(f), bytes).unwrap();
+        }
+        d
+    };
+    // The fixture's policy cut inside its first rule's action (`action: al`).
+    let whole = std::fs::read_to_string(repo().join(POLICY).join("policy.yaml")).unwrap();
+    let cut = whole.find("action: allow").unwrap() + "action: al".len();
+    let truncated = &whole.as_bytes()[..cut];
+    let cases: Vec<(PathBuf, &str, &str)> = vec![
+        (
+            dir("empty", &[]),
+            "input/no-resources",
+            "an empty directory is not an empty policy",
+        ),
+        (
+            dir("readme-only", &[("README.md", b"# policy\n")]),
+            "input/no-resources",
+            "no YAML files",
+        ),
+        (
+            dir(
+                "latin1",
+                &[("p.yaml", b"kind: Policy\nmetadata: {name: caf\xe9}\n")],
+            ),
+            "lint/not-utf8",
+            "not UTF-8",
+        ),
+        (
+            dir("garbage", &[("p.yaml", b"\x00\x01{{[[: :\n\t- ]]")]),
+            "lint/yaml",
+            "binary garbage",
+        ),
+        (
+            dir("truncated", &[("policy.yaml", truncated)]),
+            "lint/",
+            "a file cut in the middle: partly read",
+        ),
+    ];
+    for (policy, code, why) in &cases {
+        let (exit, v) = fx.plan(p(policy), &["--max-blocked", "100%"]);
+        assert_eq!(exit, Some(3), "{why}: {v:#}");
+        assert!(
+            codes(&v).iter().any(|c| c.starts_with(code)),
+            "{why}: {code} expected in {:?}",
+            codes(&v)
+        );
+        assert_eq!(v["steps"]["simulate"]["status"], "skipped", "{why}");
+        assert_eq!(v["steps"]["verify"]["status"], "skipped", "{why}");
+    }
+    // A store that is not one, and a window that does not parse.
+    let junk = dir("junk-store", &[("bulkhead.redb", b"not a database at all")]);
+    let o = bulkhead(&[
+        "plan",
+        "--policy",
+        POLICY,
+        "--data-dir",
+        p(&junk),
+        "--inventory",
+        p(&fx.inventory),
+        "--format",
+        "json",
+        "--no-record",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(o.status.code(), Some(3), "{v:#}");
+    assert!(has(&v, "input/no-store"), "{:?}", codes(&v));
+    let (exit, v) = fx.plan(POLICY, &["--window", "yesterday..today"]);
+    assert_eq!(exit, Some(3));
+    assert!(has(&v, "input/unreadable-traffic"), "{:?}", codes(&v));
+}
+
+#[test]
 fn precedence_lists_every_condition() {
     let fx = fixture();
     // 3 and 1: a missing store, and the violated invariant (verified over the inventory).
@@ -369,6 +447,15 @@ fn precedence_lists_every_condition() {
     assert_eq!(code, Some(1), "{v:#}");
     assert_eq!(conditions(&v), [1, 2]);
     assert!(has(&v, "invariant/invariant-violated") && has(&v, "blocked/blocked-budget"));
+    // An empty baseline is no Bulkhead policy (the default, and the stricter comparison): the
+    // same conditions as without one, and a note says so.
+    let (code, v) = fx.plan(POLICY, &["--baseline", p(&empty)]);
+    assert_eq!((code, conditions(&v)), (Some(1), vec![1, 2]), "{v:#}");
+    assert!(has(&v, "lint/empty-baseline"));
+    assert_eq!(
+        v["steps"]["simulate"]["classes"]["newly_blocked"]["flows"],
+        3
+    );
     // A baseline equal to the policy blocks nothing new: only 1 is left.
     let (code, v) = fx.plan(POLICY, &["--baseline", POLICY]);
     assert_eq!(code, Some(1), "{v:#}");
