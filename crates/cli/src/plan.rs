@@ -402,7 +402,7 @@ fn lint_one(
             d.severity,
             message,
             Some(d.loc.clone()),
-            json!({ "hint": d.hint, "policy": role }),
+            json!({ "hint": d.hint, "source": role }),
         );
     }
     let i = &linted.intent;
@@ -419,7 +419,7 @@ fn lint_one(
                 path.display()
             ),
             None,
-            json!({ "policy": role }),
+            json!({ "source": role }),
         );
         return (
             Some(linted.intent),
@@ -1526,6 +1526,34 @@ mod tests {
         }
         assert_eq!("0.50%".parse::<Budget>().unwrap().to_string(), "0.50%");
         assert_eq!("7".parse::<Budget>().unwrap().to_string(), "7");
+    }
+
+    proptest::proptest! {
+        /// The limit is the largest flow count within P % of the total: L·100·scale ≤ num·total
+        /// and (L+1)·100·scale > num·total, i.e. exactly at the budget passes and one more fails.
+        #[test]
+        fn percent_limit_is_exact(int in 0u64..=100, frac in 0u64..10_000, decimals in 0u32..=4, total in 0u64..1u64 << 40) {
+            let scale = 10u64.pow(decimals);
+            let num = (int * scale + frac % scale).min(100 * scale);
+            let s = if decimals == 0 {
+                format!("{num}%")
+            } else {
+                format!("{}.{:0w$}%", num / scale, num % scale, w = decimals as usize)
+            };
+            let b: Budget = s.parse().unwrap();
+            proptest::prop_assert_eq!(b, Budget::Percent { num, scale });
+            proptest::prop_assert_eq!(b.to_string(), s);
+            let l = u128::from(b.limit(total));
+            let (n, t, d) = (u128::from(num), u128::from(total), 100 * u128::from(scale));
+            proptest::prop_assert!(l * d <= n * t);
+            proptest::prop_assert!((l + 1) * d > n * t);
+        }
+
+        /// Any text either parses or is refused; never a panic.
+        #[test]
+        fn budgets_never_panic(s in ".{0,12}") {
+            let _ = s.parse::<Budget>();
+        }
     }
 
     #[test]
