@@ -395,6 +395,70 @@ fn bad_input_is_an_input_error_never_a_crash_nor_allow_all() {
 }
 
 #[test]
+fn reports_of_a_broken_policy_are_well_formed() {
+    let fx = fixture();
+    // A message with every character XML and JSON must escape, in a lint error.
+    let nasty = "apiVersion: bulkhead.dev/v1alpha1\nkind: Policy\nmetadata: {name: nasty}\nspec:\n  tier: application\n  rules:\n    - \"a<b>&'\\\"c\": allow\n";
+    let broken = fx.policy("nasty", HOLDS, &[("nasty.yaml", nasty)]);
+    let run = |format: &str| {
+        let o = bulkhead(&[
+            "plan",
+            "--policy",
+            p(&broken),
+            "--data-dir",
+            p(&fx.data),
+            "--inventory",
+            p(&fx.inventory),
+            "--format",
+            format,
+            "--no-record",
+        ]);
+        assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+        stdout(&o)
+    };
+    let xml = run("junit");
+    let root = parse_xml(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let suite = |name: &str| {
+        root.children
+            .iter()
+            .find(|s| s.attr("name") == name)
+            .unwrap()
+    };
+    let unknown_field = suite("lint")
+        .children
+        .iter()
+        .find(|c| c.attr("name") == "unknown-field")
+        .unwrap();
+    assert!(
+        unknown_field.children.iter().any(|x| x.name == "failure"),
+        "{xml}"
+    );
+    for step in ["verify", "simulate"] {
+        let cases = &suite(step).children;
+        assert_eq!(cases.len(), 1, "{xml}");
+        assert!(
+            cases[0].children.iter().any(|x| x.name == "skipped"),
+            "{xml}"
+        );
+        assert_eq!(suite(step).attr("skipped"), "1");
+    }
+    let s: serde_json::Value = serde_json::from_str(&run("sarif")).unwrap();
+    let results = s["runs"][0]["results"].as_array().unwrap();
+    assert!(results.iter().any(|r| r["ruleId"] == "lint/unknown-field"
+        && r["message"]["text"].as_str().unwrap().contains("a<b>&'\"c")));
+    // Code scanning refuses a result without a location: the skipped steps point at the
+    // policy's first file.
+    for r in results {
+        assert!(
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(".yaml")),
+            "{r:#}"
+        );
+    }
+}
+
+#[test]
 fn precedence_lists_every_condition() {
     let fx = fixture();
     // 3 and 1: a missing store, and the violated invariant (verified over the inventory).
