@@ -4,6 +4,7 @@
 mod audit;
 mod bank;
 mod bench;
+mod demo;
 mod policy;
 mod see;
 mod see_bench;
@@ -142,6 +143,9 @@ enum Command {
     /// newly blocked, newly allowed, would block, still blocked) with the deciding rules; or, with
     /// `--diff`, every workload pair and port whose verdict changes between two versions.
     Simulate(simulate::SimulateArgs),
+    /// Bulkhead's whole job on the reference bank from an empty store: simulate, ingest, map,
+    /// recommend, verify, rehearse a risky change; a short report and where the files are.
+    Demo(demo::DemoArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -249,6 +253,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_output(None, &text)?;
         }
         Command::Bench { command } => bench::run(command)?,
+        Command::Demo(args) => demo::run(args)?,
         Command::SimulateBank(args) => bank::run(args)?,
         // Chooses its own exit codes (1: verification failure, 2: usage or I/O).
         Command::Audit(args) => return Ok(audit::run(args)),
