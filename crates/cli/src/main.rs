@@ -4,6 +4,7 @@
 mod audit;
 mod bank;
 mod bench;
+mod demo;
 mod plan;
 mod policy;
 mod see;
@@ -147,6 +148,9 @@ enum Command {
     /// is violated, 2 more traffic newly blocked than --max-blocked, 3 input error (3 > 1 > 2);
     /// text, JSON, JUnit or SARIF.
     Plan(plan::PlanArgs),
+    /// Bulkhead's whole job on the reference bank from an empty store: simulate, ingest, map,
+    /// recommend, verify, rehearse a risky change; a short report and where the files are.
+    Demo(demo::DemoArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -254,6 +258,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_output(None, &text)?;
         }
         Command::Bench { command } => bench::run(command)?,
+        Command::Demo(args) => demo::run(args)?,
         Command::SimulateBank(args) => bank::run(args)?,
         // Chooses its own exit codes (1: verification failure, 2: usage or I/O).
         Command::Audit(args) => return Ok(audit::run(args)),
