@@ -346,6 +346,30 @@ pub fn run_demo(a: &DemoArgs) -> Result<String> {
     r.run("simulate", &simulate, Some(&simulate_json), &[0])?;
     let simulate_v = read_json(&simulate_json)?;
 
+    // 5. Plan it as CI would (exit 0 safe, 1 invariant violated, 2 too much blocked, 3 input
+    // error); the run records itself in the store's audit log, which is then verified.
+    let plan_json = reports.join("plan.json");
+    let mut plan = os(&["plan", "--policy"]);
+    plan.push(p(&intent));
+    plan.extend(["--data-dir".into(), p(&store)]);
+    with_inventory(&mut plan);
+    let mut plan_sarif = plan.clone();
+    plan.extend(os(&["--format", "json", "--reason", "bulkhead demo"]));
+    plan.extend(["--out".into(), p(&plan_json)]);
+    let plan_code = r.run("plan", &plan, None, &[0, 1, 2, 3])?;
+    plan_sarif.extend(os(&["--format", "sarif", "--no-record", "--out"]));
+    plan_sarif.push(p(&reports.join("plan.sarif")));
+    r.run("plan-sarif", &plan_sarif, None, &[plan_code])?;
+    let plan_v = read_json(&plan_json)?;
+    let mut audit = os(&["audit", "verify", "--data-dir"]);
+    audit.push(p(&store));
+    r.run(
+        "audit-verify",
+        &audit,
+        Some(&reports.join("audit-verify.txt")),
+        &[0],
+    )?;
+
     let mut s = String::new();
     let secs = started.elapsed().as_secs_f64();
     let _ = writeln!(
@@ -481,6 +505,18 @@ pub fn run_demo(a: &DemoArgs) -> Result<String> {
             top["port"]
         );
     }
+    let conditions: Vec<&str> = plan_v["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["status"].as_str())
+        .collect();
+    let _ = writeln!(
+        s,
+        "5. Plan      bulkhead plan exits {plan_code} ({}); {} findings as JSON and SARIF; recorded in the audit log, which verifies",
+        conditions.join(", "),
+        plan_v["findings"].as_array().map_or(0, Vec::len)
+    );
     let _ = writeln!(s);
     let _ = writeln!(s, "Files in {}:", dir.display());
     let _ = writeln!(
@@ -503,6 +539,10 @@ pub fn run_demo(a: &DemoArgs) -> Result<String> {
     let _ = writeln!(
         s,
         "  reports/compliance.md      PCI-DSS / GDPR compliance report; reports/*.json every step's full output"
+    );
+    let _ = writeln!(
+        s,
+        "  reports/plan.sarif         the plan for code scanning (GitHub, GitLab); reports/plan.json the same as JSON"
     );
     let _ = writeln!(
         s,

@@ -86,6 +86,17 @@ fn the_demo_runs_every_step_and_reports_what_the_steps_found() {
         .find(|l| l.starts_with("4. Rehearse"))
         .expect("rehearse line");
     assert!(!rehearse.contains("newly block 0 edges"), "{rehearse}");
+    // So the plan fails on the invariants (exit 1), and lists the blocked traffic too, since the
+    // default budget is no newly blocked flow at all.
+    assert!(
+        report.contains("bulkhead plan exits 1 (invariant-violated, blocked-traffic)"),
+        "{report}"
+    );
+    let sarif: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("reports/plan.sarif")).expect("SARIF"),
+    )
+    .expect("SARIF is JSON");
+    assert_eq!(sarif["version"], "2.1.0");
     // Every file the report points at exists.
     for f in [
         "reports/map.dot",
