@@ -490,8 +490,6 @@ fn run_inner(args: AuditArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-// Callers (plan, recommend, demo) arrive in the next merges.
-#[allow(dead_code)]
 /// Records a state-changing command (accepting a recommendation, planning a policy version,
 /// compiling, applying …) in the data directory's audit log, creating the log and its key on
 /// first use. The actor is `$USER`, else `$LOGNAME`, else `bulkhead`. Returns the entry's index.
@@ -519,7 +517,6 @@ pub(crate) fn record_change(
     Ok(i)
 }
 
-#[allow(dead_code)]
 /// The digest of a policy version: SHA-256 over every file under `path` (or the file itself),
 /// in sorted relative-path order, each as its path, a NUL, its length and its bytes — so a
 /// renamed, added, removed or edited file changes it, and the walk order does not.

@@ -4,6 +4,8 @@
 mod audit;
 mod bank;
 mod bench;
+mod demo;
+mod plan;
 mod policy;
 mod recommend;
 mod see;
@@ -147,6 +149,13 @@ enum Command {
     /// merged ports and their evidence, DNS always kept; a quality report against one rule per
     /// edge. `recommend accept DIR` records the reviewed proposal in the audit log.
     Recommend(recommend::RecommendArgs),
+    /// Lint, verify and simulate a policy change in one CI command: exit 0 safe, 1 an invariant
+    /// is violated, 2 more traffic newly blocked than --max-blocked, 3 input error (3 > 1 > 2);
+    /// text, JSON, JUnit or SARIF.
+    Plan(plan::PlanArgs),
+    /// Bulkhead's whole job on the reference bank from an empty store: simulate, ingest, map,
+    /// recommend, verify, rehearse a risky change; a short report and where the files are.
+    Demo(demo::DemoArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -254,6 +263,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_output(None, &text)?;
         }
         Command::Bench { command } => bench::run(command)?,
+        Command::Demo(args) => demo::run(args)?,
         Command::SimulateBank(args) => bank::run(args)?,
         // Chooses its own exit codes (1: verification failure, 2: usage or I/O).
         Command::Audit(args) => return Ok(audit::run(args)),
@@ -266,6 +276,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Simulate(args) => return Ok(simulate::run(args)),
         // Exit 3 on input errors (a proposal that would not load and lint is never written).
         Command::Recommend(args) => return Ok(recommend::run(args)),
+        // 0 safe, 1 invariant violated, 2 too much blocked, 3 input error.
+        Command::Plan(args) => return Ok(plan::run(args)),
         Command::Flows { command } => {
             if !telemetry::run_flows(command)? {
                 return Ok(ExitCode::FAILURE);

@@ -4,7 +4,7 @@
 //! Exit codes of `policy lint`: 0 no error (warnings allowed, unless `--deny-warnings`), 1 the
 //! policy has errors (schema or semantic), 3 the command's other inputs could not be read (a
 //! missing policy path, an unreadable or malformed `--inventory` or `--hosts`). `bulkhead plan`
-//! (later) reports lint errors as its own exit 3, an input error of the plan.
+//! reports lint errors as its own exit 3, an input error of the plan.
 
 use anyhow::{Context, Result};
 use bulkhead_core::{Labels, Protocol};
@@ -111,17 +111,28 @@ pub fn inventory_identities(manifests: &[PathBuf], hosts: &[PathBuf]) -> Result<
     Ok(ids)
 }
 
-fn run_lint(a: &LintArgs) -> Result<ExitCode> {
-    for p in &a.paths {
-        anyhow::ensure!(p.exists(), "{}: no such file or directory", p.display());
+/// What `policy lint` finds: the diagnostics of the loader and the semantic checks, in file order
+/// (notes without a place last), with the intent that parsed.
+pub struct Linted {
+    pub files: usize,
+    pub intent: Intent,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Workloads and hosts the selectors were checked against (`None`: not checked).
+    pub inventory: Option<usize>,
+}
+
+impl Linted {
+    pub fn count(&self, s: Severity) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == s).count()
     }
-    let with_inventory = !a.inventory.is_empty() || !a.hosts.is_empty();
-    let ids = if with_inventory {
-        Some(inventory_identities(&a.inventory, &a.hosts)?)
-    } else {
-        None
-    };
-    let loaded = load_paths(&a.paths);
+}
+
+/// Loads and lints the policy at `paths`; with `ids`, selectors are checked against them.
+/// Paths that do not exist are reported as `io` errors by the loader (callers that want an
+/// input error check first).
+pub fn lint_paths(paths: &[PathBuf], ids: Option<Vec<Identity>>) -> Linted {
+    let with_inventory = ids.is_some();
+    let loaded = load_paths(paths);
     let mut diags = loaded.diagnostics.clone();
     let intent: &Intent = &loaded.intent;
     // Semantic checks run on the resources that parsed; an evaluator is only built (for the
@@ -156,24 +167,40 @@ fn run_lint(a: &LintArgs) -> Result<ExitCode> {
             b.severity,
         ))
     });
-    let errors = diags
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    let warnings = diags
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-        .count();
+    let inventory = universe.as_ref().map(|u| u.identities.len());
+    drop(universe);
+    Linted {
+        files: loaded.files,
+        intent: loaded.intent,
+        diagnostics: diags,
+        inventory,
+    }
+}
+
+fn run_lint(a: &LintArgs) -> Result<ExitCode> {
+    for p in &a.paths {
+        anyhow::ensure!(p.exists(), "{}: no such file or directory", p.display());
+    }
+    let with_inventory = !a.inventory.is_empty() || !a.hosts.is_empty();
+    let ids = if with_inventory {
+        Some(inventory_identities(&a.inventory, &a.hosts)?)
+    } else {
+        None
+    };
+    let linted = lint_paths(&a.paths, ids);
+    let (diags, intent) = (&linted.diagnostics, &linted.intent);
+    let errors = linted.count(Severity::Error);
+    let warnings = linted.count(Severity::Warning);
     let resources = intent.segments.len() + intent.policies.len() + intent.invariants.len();
     let text = match a.format {
         LintFormat::Json => {
             let v = serde_json::json!({
-                "files": loaded.files,
+                "files": linted.files,
                 "resources": resources,
                 "segments": intent.segments.len(),
                 "policies": intent.policies.len(),
                 "invariants": intent.invariants.len(),
-                "inventory": universe.as_ref().map(|u| u.identities.len()),
+                "inventory": linted.inventory,
                 "errors": errors,
                 "warnings": warnings,
                 "diagnostics": diags,
@@ -182,23 +209,23 @@ fn run_lint(a: &LintArgs) -> Result<ExitCode> {
         }
         LintFormat::Text => {
             let mut s = String::new();
-            for d in &diags {
+            for d in diags {
                 s.push_str(&d.to_string());
                 s.push('\n');
             }
             s.push_str(&format!(
                 "policy lint: {} file{}, {} segment{}, {} polic{}, {} invariant{}{}: {errors} error{}, {warnings} warning{}\n",
-                loaded.files,
-                plural(loaded.files),
+                linted.files,
+                plural(linted.files),
                 intent.segments.len(),
                 plural(intent.segments.len()),
                 intent.policies.len(),
                 if intent.policies.len() == 1 { "y" } else { "ies" },
                 intent.invariants.len(),
                 plural(intent.invariants.len()),
-                universe
-                    .as_ref()
-                    .map(|u| format!(" over {} workloads and hosts", u.identities.len()))
+                linted
+                    .inventory
+                    .map(|n| format!(" over {n} workloads and hosts"))
                     .unwrap_or_default(),
                 plural(errors),
                 plural(warnings),

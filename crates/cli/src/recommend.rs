@@ -6,7 +6,7 @@
 //! load and lint clean (never written as if it did).
 
 use crate::see::{fmt_time, parse_duration};
-use crate::simulate::{Edges, read_edges_in};
+use crate::simulate::{Edges, open_store, read_edges};
 use anyhow::{Context, Result, bail};
 use bulkhead_audit::{Digest, LogReader, actions};
 use bulkhead_identity::{Entity, EntityKind};
@@ -188,7 +188,13 @@ pub(crate) fn load_window(
     last: Option<String>,
     inventory: Vec<bulkhead_intent::Identity>,
 ) -> Result<LoadedEdges> {
-    let edges = read_edges_in(store, data_dir, window, last, inventory)?;
+    let edges = read_edges(
+        store,
+        data_dir,
+        window.as_deref(),
+        last.as_deref(),
+        inventory,
+    )?;
     let infos: FxHashMap<String, Entity> = store
         .nodes()?
         .into_iter()
@@ -293,15 +299,8 @@ fn windows(
 }
 
 pub(crate) fn recommend_request(r: &Request<'_>) -> Result<Summary> {
-    let db = r.data_dir.join(bulkhead_store::DB_FILE);
-    if !db.exists() {
-        bail!(
-            "{}: no store here (run bulkhead ingest first, or pass --data-dir)",
-            db.display()
-        );
-    }
+    let store = open_store(r.data_dir)?;
     let inventory = crate::policy::inventory_identities(r.inventory, r.hosts)?;
-    let store = Store::open(r.data_dir, None)?;
     let (window, last, holdout) = windows(&store, r)?;
     let train = load_window(&store, r.data_dir, window, last, inventory.clone())?;
     anyhow::ensure!(

@@ -130,15 +130,14 @@ fn run_inner(a: &SimulateArgs) -> Result<()> {
         );
         run_diff(&ctx, inventory, a)?
     } else {
-        let db = a.data_dir.join(bulkhead_store::DB_FILE);
-        if !db.exists() {
-            bail!(
-                "{}: no store here (run bulkhead ingest first, or pass --data-dir)",
-                db.display()
-            );
-        }
-        let store = Store::open(&a.data_dir, None)?;
-        let edges = read_edges(&store, a, inventory)?;
+        let store = open_store(&a.data_dir)?;
+        let edges = read_edges(
+            &store,
+            &a.data_dir,
+            a.window.as_deref(),
+            a.last.as_deref(),
+            inventory,
+        )?;
         let report = simulate(&ctx, &edges, a.top);
         match a.format {
             SimFormat::Json => serde_json::to_string_pretty(&report.json(&ctx, &edges))? + "\n",
@@ -148,17 +147,30 @@ fn run_inner(a: &SimulateArgs) -> Result<()> {
     crate::write_output(None, &text)
 }
 
-struct Ctx<'a> {
-    new: &'a Intent,
-    old: &'a Intent,
-    en: &'a Evaluator,
-    eo: &'a Evaluator,
-    policy: String,
-    against: String,
+/// Opens the flow store in `data_dir`, refusing a directory without one.
+pub fn open_store(data_dir: &std::path::Path) -> Result<Store> {
+    let db = data_dir.join(bulkhead_store::DB_FILE);
+    if !db.exists() {
+        bail!(
+            "{}: no store here (run bulkhead ingest first, or pass --data-dir)",
+            db.display()
+        );
+    }
+    Ok(Store::open(data_dir, None)?)
+}
+
+/// The two versions being compared.
+pub(crate) struct Ctx<'a> {
+    pub new: &'a Intent,
+    pub old: &'a Intent,
+    pub en: &'a Evaluator,
+    pub eo: &'a Evaluator,
+    pub policy: String,
+    pub against: String,
 }
 
 impl Ctx<'_> {
-    fn rule_json(&self, intent: &Intent, d: &Decision) -> serde_json::Value {
+    pub(crate) fn rule_json(&self, intent: &Intent, d: &Decision) -> serde_json::Value {
         match d.rule {
             Some(r) => {
                 let p = &intent.policies[r.policy];
@@ -227,22 +239,12 @@ fn external(name: &str, cidrs: &[String]) -> Identity {
 /// store recorded, with no namespace labels), Services to their workloads, external groups to an
 /// external identity holding each CIDR's first address, and unknown addresses (and `internet`)
 /// to an external identity with no address (only `any` peers match it).
-pub fn read_edges(store: &Store, a: &SimulateArgs, inventory: Vec<Identity>) -> Result<Edges> {
-    read_edges_in(
-        store,
-        &a.data_dir,
-        a.window.clone(),
-        a.last.clone(),
-        inventory,
-    )
-}
-
-/// [`read_edges`] with the window given as plain values (for `bulkhead recommend`).
-pub fn read_edges_in(
+/// `window` is `FROM..TO`, `last` a duration behind the newest record (as `map` takes them).
+pub fn read_edges(
     store: &Store,
     data_dir: &std::path::Path,
-    window: Option<String>,
-    last: Option<String>,
+    window: Option<&str>,
+    last: Option<&str>,
     inventory: Vec<Identity>,
 ) -> Result<Edges> {
     let map = build_map(
@@ -250,8 +252,8 @@ pub fn read_edges_in(
         &MapArgs {
             data_dir: data_dir.to_path_buf(),
             group_by: Vec::new(),
-            window,
-            last,
+            window: window.map(str::to_string),
+            last: last.map(str::to_string),
             format: MapFormat::Json,
             min_flows: 1,
         },
@@ -498,7 +500,7 @@ pub fn simulate_edges(
     }
 }
 
-fn simulate(ctx: &Ctx<'_>, e: &Edges, top: usize) -> Report {
+pub(crate) fn simulate(ctx: &Ctx<'_>, e: &Edges, top: usize) -> Report {
     let nodes: Vec<Vec<usize>> = e.nodes.iter().map(|(_, v)| v.clone()).collect();
     let un = Universe::new(ctx.en, e.identities.clone());
     let uo = Universe::new(ctx.eo, e.identities.clone());
@@ -506,7 +508,7 @@ fn simulate(ctx: &Ctx<'_>, e: &Edges, top: usize) -> Report {
     simulate_edges(&mut twin, &nodes, &e.rows, top)
 }
 
-fn proto_name(p: u8) -> String {
+pub(crate) fn proto_name(p: u8) -> String {
     match p {
         1 => "ICMP".into(),
         6 => "TCP".into(),
@@ -517,7 +519,7 @@ fn proto_name(p: u8) -> String {
     }
 }
 
-fn human_bytes(b: u64) -> String {
+pub(crate) fn human_bytes(b: u64) -> String {
     const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut u = 0;

@@ -135,31 +135,60 @@ fn plural(n: impl Into<u64>) -> &'static str {
     if n.into() == 1 { "" } else { "s" }
 }
 
-fn run_verify(a: &VerifyArgs) -> Result<ExitCode> {
-    let (intent, mut ids) = load(&a.src)?;
-    let inventory = ids.len();
-    let externals = external_representatives(&intent, &ids);
-    let n_ext = externals.len();
+/// What `verify` finds: every invariant's result over the identities (plus a representative of
+/// each external address range the policy names).
+pub struct Verified {
+    pub results: Vec<InvariantResult>,
+    /// Workloads and hosts verified over (without the external ranges).
+    pub identities: usize,
+    pub external_ranges: usize,
+    pub rules: usize,
+}
+
+impl Verified {
+    pub fn violated(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.status == Status::Violated)
+            .count()
+    }
+}
+
+/// Verifies every invariant of `intent` over `ids`, keeping `examples` counterexamples each.
+/// Fails only when the evaluator refuses the intent (a reference lint reports as an error).
+pub fn verify_intent(intent: &Intent, mut ids: Vec<Identity>, examples: usize) -> Result<Verified> {
+    let identities = ids.len();
+    let externals = external_representatives(intent, &ids);
+    let external_ranges = externals.len();
     ids.extend(externals);
-    let ev = Evaluator::new(&intent).context("the policy")?;
+    let ev = Evaluator::new(intent).context("the policy")?;
     let u = Universe::new(&ev, ids);
     let results = verify(
-        &intent,
+        intent,
         &u,
         VerifyOptions {
-            max_examples: a.examples,
+            max_examples: examples,
         },
     );
-    let violated = results
-        .iter()
-        .filter(|r| r.status == Status::Violated)
-        .count();
+    Ok(Verified {
+        results,
+        identities,
+        external_ranges,
+        rules: ev.rule_count(),
+    })
+}
+
+fn run_verify(a: &VerifyArgs) -> Result<ExitCode> {
+    let (intent, ids) = load(&a.src)?;
+    let v = verify_intent(&intent, ids, a.examples)?;
+    let violated = v.violated();
+    let results = v.results;
     let compliance = compliance(&intent, &results);
     let summary = json!({
         "policy": a.src.policy,
-        "identities": inventory,
-        "external_ranges": n_ext,
-        "rules": ev.rule_count(),
+        "identities": v.identities,
+        "external_ranges": v.external_ranges,
+        "rules": v.rules,
         "invariants": results.len(),
         "holding": results.len() - violated,
         "violated": violated,
