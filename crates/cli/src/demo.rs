@@ -44,6 +44,8 @@ const BANK_INTENT: &[(&str, &str)] = &[
 /// Kubernetes pods, VPC flow logs the cloud VMs, Zeek the data-centre taps, IPFIX the routers).
 const FORMATS: &[&str] = &["hubble", "vpc", "zeek", "netflow"];
 
+const DAY: i64 = 86_400;
+
 /// Marks a directory as the demo's own, so a later run may delete and re-create it.
 const MARKER: &str = ".bulkhead-demo";
 
@@ -320,6 +322,25 @@ pub fn run_demo(a: &DemoArgs) -> Result<String> {
     r.run("map-json", &map, Some(&map_json), &[0])?;
     let map_v = read_json(&map_json)?;
 
+    // 2. Propose: least-privilege intent from the first day, scored on the rest (the month end).
+    let recommended = dir.join("recommended");
+    let recommend_json = reports.join("recommend.json");
+    let split = rfc3339(start + DAY);
+    let mut recommend = os(&["recommend", "--format", "json", "--data-dir"]);
+    recommend.push(p(&store));
+    with_inventory(&mut recommend);
+    recommend.extend(["--out".into(), p(&recommended)]);
+    recommend.extend(os(&[
+        "--window",
+        &format!("..{split}"),
+        "--holdout",
+        &format!("{split}.."),
+        "--reason",
+        "bulkhead demo",
+    ]));
+    r.run("recommend", &recommend, Some(&recommend_json), &[0])?;
+    let recommend_v = read_json(&recommend_json)?;
+
     // 3. Prove: the worked bank policy's invariants, exactly, with the compliance report.
     let intent = dir.join("intent").join("bank");
     std::fs::create_dir_all(&intent)
@@ -428,6 +449,31 @@ pub fn run_demo(a: &DemoArgs) -> Result<String> {
         s,
         "             dependency map by app: {nodes} groups, {map_edges} edges"
     );
+    // Propose.
+    let rec = &recommend_v["recommended"];
+    let naive = &recommend_v["naive"];
+    let pct = |v: &Value| v.as_f64().unwrap_or(0.0) * 100.0;
+    let _ = writeln!(
+        s,
+        "2. Propose   {} rules over {} segments from day 1's {} edges (observe mode) cover {:.1} % of its flows;",
+        num(rec, &["rules"]),
+        num(&recommend_v, &["segments"]),
+        thousands(num(&recommend_v, &["edges"])),
+        pct(&rec["training"]["covered_flow_share"]),
+    );
+    let _ = writeln!(
+        s,
+        "             held out, the later days (month end) would see {:.2} % of flows blocked (one rule per edge: {} rules, {:.2} %);",
+        pct(&rec["holdout"]["blocked_flow_share"]),
+        thousands(num(naive, &["rules"])),
+        pct(&naive["holdout"]["blocked_flow_share"]),
+    );
+    let _ = writeln!(
+        s,
+        "             {:.1} % of the workload/port combinations it allows were never observed (one rule per edge: {:.1} %)",
+        pct(&rec["over_permissive_share"]),
+        pct(&naive["over_permissive_share"]),
+    );
     // Prove.
     let holding = num(&verify_v, &["holding"]);
     let violated = num(&verify_v, &["violated"]);
@@ -527,6 +573,10 @@ pub fn run_demo(a: &DemoArgs) -> Result<String> {
     let _ = writeln!(
         s,
         "  bank/                      the simulated inventory (inventory/, hosts.yaml)"
+    );
+    let _ = writeln!(
+        s,
+        "  recommended/               the proposed policy, each rule with its evidence (bulkhead recommend accept DIR)"
     );
     let _ = writeln!(
         s,

@@ -117,7 +117,7 @@ pub fn run(a: RecommendArgs) -> ExitCode {
     }
 }
 
-/// What `recommend_into` did.
+/// What a recommendation did.
 pub(crate) struct Summary {
     pub quality: Quality,
     pub segments_file: PathBuf,
@@ -143,32 +143,6 @@ pub(crate) struct Request<'a> {
     pub holdout: Option<&'a str>,
     pub holdout_last: Option<&'a str>,
     pub reason: &'a str,
-}
-
-/// For `bulkhead demo`: recommends from the store's traffic in `window` (all when `None`),
-/// grouped by `group_by`, in observe mode, into `out_dir`; records `policy.recommend`.
-#[allow(dead_code)]
-pub(crate) fn recommend_into(
-    data_dir: &Path,
-    inventory: &[PathBuf],
-    hosts: &[PathBuf],
-    window: Option<&str>,
-    group_by: &[String],
-    out_dir: &Path,
-) -> Result<Summary> {
-    recommend_request(&Request {
-        data_dir,
-        inventory,
-        hosts,
-        window,
-        last: None,
-        group_by,
-        mode: Mode::Observe,
-        out_dir,
-        holdout: None,
-        holdout_last: None,
-        reason: "proposed from observed traffic",
-    })
 }
 
 /// A CIDR string that the intent loader accepts (`internet`'s "public addresses" is not one).

@@ -71,6 +71,19 @@ fn the_demo_runs_every_step_and_reports_what_the_steps_found() {
             "{format}: {n} flows not in the report:\n{report}"
         );
     }
+    // The recommendation allows every flow of its training day (the requirement), and
+    // a proposal exists where the report says it is, loadable by the policy tools.
+    assert!(report.contains("cover 100.0 % of its flows"), "{report}");
+    let lint = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["policy", "lint"])
+        .arg(dir.join("recommended"))
+        .output()
+        .expect("lint");
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stdout)
+    );
     // The worked bank policy's two documented holes (examples/intent/bank, see the README):
     // the card scheme reaches the HSM on 8583, and core-ledger reaches ledger-db on SSH.
     assert!(report.contains("5 of 7 invariants hold"), "{report}");
