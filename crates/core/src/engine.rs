@@ -273,6 +273,59 @@ pub struct Engine<'c> {
     algebra: std::cell::RefCell<ConnAlgebra>,
 }
 
+/// A group's state in the admin sweep, as connection-set ids: what is allowed, what is still
+/// open, what was passed.
+type SweepState = [u32; 3];
+
+/// Nothing decided yet.
+const START: SweepState = [ConnAlgebra::NONE, ConnAlgebra::ALL, ConnAlgebra::NONE];
+
+/// An admin rule with connections `conns` applied to a group in state `s`; `None` when it hits
+/// nothing still open.
+fn step(alg: &mut ConnAlgebra, action: Action, conns: u32, s: SweepState) -> Option<SweepState> {
+    let hit = alg.op(Op::Intersect, conns, s[1]);
+    if hit == ConnAlgebra::NONE {
+        return None;
+    }
+    let mut s = s;
+    s[1] = alg.op(Op::Subtract, s[1], hit);
+    match action {
+        Action::Allow => s[0] = alg.op(Op::Union, s[0], hit),
+        Action::Pass => s[2] = alg.op(Op::Union, s[2], hit),
+        Action::Deny => {}
+    }
+    Some(s)
+}
+
+/// A final sweep state as the admin layer's verdict ids: allowed, and left to the layers
+/// below (still open or passed).
+fn verdict(alg: &mut ConnAlgebra, s: SweepState) -> [u32; 2] {
+    [s[0], alg.op(Op::Union, s[1], s[2])]
+}
+
+/// An admin rule as the sweep applies it: the rule, its peers as atoms, and its reference when
+/// its connections may be remembered by it (the current version of a policy's rule).
+struct SweepRule<'a> {
+    rule: &'a Rule,
+    peers: Cow<'a, Bitset>,
+    memo: Option<RuleRef>,
+}
+
+/// What an admin layer needs to know of a changed admin policy to be brought up to date
+/// incrementally ([`Engine::admin_delta`]).
+struct AdminChange {
+    index: usize,
+    /// The workloads the old version selected.
+    old_subject: Bitset,
+    /// Per direction: the old version's rules with their peers as atoms (as the atoms were
+    /// then); `None` when not known (the layers are then swept in full).
+    old_rules: [Option<Vec<(Rule, Bitset)>>; 2],
+    /// The old version's priority and name (its place among the admin policies).
+    old_rank: (i32, String),
+    /// Whether the new version keeps that place.
+    same_rank: bool,
+}
+
 /// The sets the admin atoms are cut by.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum AtomKey {
@@ -677,86 +730,263 @@ impl<'c> Engine<'c> {
     ) -> Option<Vec<(Bitset, (ConnSet, ConnSet))>> {
         let mut alg = self.algebra.borrow_mut();
         let alg = &mut *alg;
-        // A group's state, as connection-set ids: what is allowed, still open, passed.
-        type State = [u32; 3];
         let app = &self.applicable[subject][dir_index(dir)];
-        let start: State = [ConnAlgebra::NONE, ConnAlgebra::ALL, ConnAlgebra::NONE];
-        let mut groups: Vec<(Bitset, State)> = vec![(Bitset::full(atoms.len()), start)];
+        let mut groups: Vec<(Bitset, SweepState)> = vec![(Bitset::full(atoms.len()), START)];
+        // Groups with nothing left open are decided: no later rule changes them.
+        let mut decided: Vec<(Bitset, SweepState)> = Vec::new();
         for &r in &app.admin {
-            let rule = self.rule(dir, r);
-            let peers = atoms.get(&AtomKey::Rule(r))?;
-            // The rule's peers in cells where its connections are the same: one cell, unless
-            // egress named ports resolve differently per destination.
-            let mut cells = vec![peers.clone()];
-            if dir == Direction::Egress {
-                for pm in rule.ports.iter().flatten() {
-                    if let PortMatch::Named { protocol, name } = pm
-                        && let Some(parts) = self.named.get(&(name.clone(), *protocol))
-                    {
-                        for j in 0..parts.len() {
-                            let key = AtomKey::Named((name.clone(), *protocol), j);
-                            refine(&mut cells, atoms.get(&key)?);
-                        }
-                    }
+            let rule = SweepRule {
+                rule: self.rule(dir, r),
+                peers: Cow::Borrowed(atoms.get(&AtomKey::Rule(r))?),
+                memo: Some(r),
+            };
+            groups = self.sweep_rule(alg, dir, subject, atoms, groups, &rule, step)?;
+            groups.retain(|(b, s)| {
+                if s[1] == ConnAlgebra::NONE {
+                    decided.push((b.clone(), *s));
+                    return false;
                 }
-            }
-            let named_ports = rule
-                .ports
-                .iter()
-                .flatten()
-                .any(|pm| matches!(pm, PortMatch::Named { .. }));
-            let cells: Vec<(Bitset, u32)> = cells
-                .into_iter()
-                .filter_map(|c| {
-                    let u = atoms.rep(c.first()?)?;
-                    let dst = match dir {
-                        Direction::Ingress => Endpoint::Workload(subject),
-                        Direction::Egress => self.endpoint_at(dir, u),
-                    };
-                    let conns = if named_ports {
-                        alg.id(self.rule_conns(rule, dst))
-                    } else {
-                        alg.rule_conns(dir, r, || self.rule_conns(rule, dst))
-                    };
-                    Some((c, conns))
-                })
-                .collect();
-            let mut next: Merger<State> = Merger::default();
-            for (mut rest, state) in groups {
-                for (cell, conns) in &cells {
-                    // A rule that hits nothing still open leaves the group as it is.
-                    let hit = alg.op(Op::Intersect, *conns, state[1]);
-                    if hit == ConnAlgebra::NONE {
-                        continue;
-                    }
-                    let Some(inside) = rest.intersection_if_any(cell) else {
-                        continue;
-                    };
-                    rest.subtract_with(cell);
-                    let mut s = state;
-                    s[1] = alg.op(Op::Subtract, s[1], hit);
-                    match rule.action {
-                        Action::Allow => s[0] = alg.op(Op::Union, s[0], hit),
-                        Action::Pass => s[2] = alg.op(Op::Union, s[2], hit),
-                        Action::Deny => {}
-                    }
-                    next.put(inside, s);
-                }
-                if !rest.is_empty() {
-                    next.put(rest, state);
-                }
-            }
-            groups = next.blocks;
+                true
+            });
+        }
+        let mut out: Merger<[u32; 2]> = Merger::default();
+        for (b, s) in groups.into_iter().chain(decided) {
+            out.put(b, verdict(alg, s));
         }
         Some(
-            groups
+            out.blocks
                 .into_iter()
-                .map(|(b, [allowed, open, passed])| {
-                    let delegated = alg.op(Op::Union, open, passed);
+                .map(|(b, [allowed, delegated])| {
                     (b, (alg.get(allowed).clone(), alg.get(delegated).clone()))
                 })
                 .collect(),
         )
+    }
+
+    /// One admin rule applied to groups of atoms, each in a state `S`: the rule's peers in
+    /// each group take the state `step` gives (`None`: the rule leaves it as it is), the rest
+    /// keep theirs; groups in equal states are merged. `None` if an atom set is missing.
+    #[allow(clippy::too_many_arguments)]
+    fn sweep_rule<S: Copy + Eq + std::hash::Hash>(
+        &self,
+        alg: &mut ConnAlgebra,
+        dir: Direction,
+        subject: usize,
+        atoms: &Atoms<AtomKey>,
+        groups: Vec<(Bitset, S)>,
+        r: &SweepRule<'_>,
+        step: impl Fn(&mut ConnAlgebra, Action, u32, S) -> Option<S>,
+    ) -> Option<Vec<(Bitset, S)>> {
+        let rule = r.rule;
+        // The rule's peers in cells where its connections are the same: one cell, unless
+        // egress named ports resolve differently per destination.
+        let mut cells = vec![r.peers.clone().into_owned()];
+        let mut named_ports = false;
+        for pm in rule.ports.iter().flatten() {
+            if let PortMatch::Named { protocol, name } = pm {
+                named_ports = true;
+                if dir == Direction::Egress
+                    && let Some(parts) = self.named.get(&(name.clone(), *protocol))
+                {
+                    for j in 0..parts.len() {
+                        let key = AtomKey::Named((name.clone(), *protocol), j);
+                        refine(&mut cells, atoms.get(&key)?);
+                    }
+                }
+            }
+        }
+        let mut with_conns: Vec<(Bitset, u32)> = Vec::with_capacity(cells.len());
+        for c in cells {
+            let Some(u) = c.first().and_then(|a| atoms.rep(a)) else {
+                continue;
+            };
+            let dst = match dir {
+                Direction::Ingress => Endpoint::Workload(subject),
+                Direction::Egress => self.endpoint_at(dir, u),
+            };
+            let conns = match r.memo {
+                Some(rr) if !named_ports => alg.rule_conns(dir, rr, || self.rule_conns(rule, dst)),
+                _ => alg.id(self.rule_conns(rule, dst)),
+            };
+            with_conns.push((c, conns));
+        }
+        let mut next: Merger<S> = Merger::default();
+        for (mut rest, state) in groups {
+            for (cell, conns) in &with_conns {
+                let Some(s) = step(alg, rule.action, *conns, state) else {
+                    // A rule that hits nothing still open leaves the group as it is.
+                    continue;
+                };
+                if !rest.intersects(cell) {
+                    continue;
+                }
+                next.put(rest.intersect(cell), s);
+                rest.subtract_with(cell);
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            if !rest.is_empty() {
+                next.put(rest, state);
+            }
+        }
+        Some(next.blocks)
+    }
+
+    /// Where the admin layer of `subject` (in a group making one class transition of an admin
+    /// policy change) changes, worked out from the policy's old and new rules alone: only
+    /// atoms its old or new rules reach can change. The rules of higher priority are swept
+    /// over those atoms from the start, the old and the new rules of the policy are applied
+    /// side by side, and only where their states differ are the lower-priority rules swept on.
+    /// Returns the changed atom groups with the old and the new verdict ids (allowed,
+    /// delegated); `None` when this cannot be worked out so (the caller sweeps in full).
+    fn admin_delta(
+        &self,
+        dir: Direction,
+        subject: usize,
+        atoms: &Atoms<AtomKey>,
+        change: &AdminChange,
+    ) -> Option<Vec<(Bitset, [[u32; 2]; 2])>> {
+        let d = dir_index(dir);
+        let index = change.index;
+        let app = &self.applicable[subject][d];
+        let old_rules: &[(Rule, Bitset)] = if change.old_subject.contains(subject) {
+            change.old_rules[d].as_ref()?
+        } else {
+            &[]
+        };
+        let has_new = app.admin.iter().any(|r| r.policy == index);
+        if has_new && !old_rules.is_empty() && !change.same_rank {
+            return None;
+        }
+        let p = &self.cluster.policies[index];
+        let rank_of = |q: usize| {
+            let x = &self.cluster.policies[q];
+            (x.priority, x.name.as_str(), q)
+        };
+        let at = if has_new || old_rules.is_empty() {
+            (p.priority, p.name.as_str(), index)
+        } else {
+            (change.old_rank.0, change.old_rank.1.as_str(), index)
+        };
+        let rule_of = |r: RuleRef| -> Option<SweepRule<'_>> {
+            Some(SweepRule {
+                rule: self.rule(dir, r),
+                peers: Cow::Borrowed(atoms.get(&AtomKey::Rule(r))?),
+                memo: Some(r),
+            })
+        };
+        let mut prefix = Vec::new();
+        let mut new = Vec::new();
+        let mut suffix = Vec::new();
+        for &r in &app.admin {
+            if r.policy == index {
+                new.push(rule_of(r)?);
+            } else if rank_of(r.policy) < at {
+                prefix.push(rule_of(r)?);
+            } else {
+                suffix.push(rule_of(r)?);
+            }
+        }
+        let old: Vec<SweepRule<'_>> = old_rules
+            .iter()
+            .map(|(rule, peers)| SweepRule {
+                rule,
+                peers: Cow::Owned(atoms.catch_up(peers)),
+                memo: None,
+            })
+            .collect();
+        // The atoms the policy's rules reach, old or new.
+        let mut reach = Bitset::empty(atoms.len());
+        for r in old.iter().chain(&new) {
+            reach.union_with(&r.peers);
+        }
+        if reach.is_empty() {
+            return Some(Vec::new());
+        }
+        let mut alg = self.algebra.borrow_mut();
+        let alg = &mut *alg;
+        let mut groups: Vec<(Bitset, SweepState)> = vec![(reach, START)];
+        for r in &prefix {
+            groups = self.sweep_rule(alg, dir, subject, atoms, groups, r, step)?;
+            // Decided before the policy: the same before and after.
+            groups.retain(|(_, s)| s[1] != ConnAlgebra::NONE);
+            if groups.is_empty() {
+                return Some(Vec::new());
+            }
+        }
+        let mut before = groups.clone();
+        for r in &old {
+            before = self.sweep_rule(alg, dir, subject, atoms, before, r, step)?;
+        }
+        let mut after = groups;
+        for r in &new {
+            after = self.sweep_rule(alg, dir, subject, atoms, after, r, step)?;
+        }
+        let mut pairs: Vec<(Bitset, [u32; 6])> = Vec::new();
+        for (b, sb) in &before {
+            for (a, sa) in &after {
+                if sb != sa && b.intersects(a) {
+                    let [x, y, z] = *sb;
+                    let [u, v, w] = *sa;
+                    pairs.push((b.intersect(a), [x, y, z, u, v, w]));
+                }
+            }
+        }
+        let pair_step = |alg: &mut ConnAlgebra, action: Action, conns: u32, s: [u32; 6]| {
+            let (b, a) = ([s[0], s[1], s[2]], [s[3], s[4], s[5]]);
+            let (nb, na) = (step(alg, action, conns, b), step(alg, action, conns, a));
+            if nb.is_none() && na.is_none() {
+                return None;
+            }
+            let ([x, y, z], [u, v, w]) = (nb.unwrap_or(b), na.unwrap_or(a));
+            Some([x, y, z, u, v, w])
+        };
+        for r in &suffix {
+            if pairs.is_empty() {
+                break;
+            }
+            pairs = self.sweep_rule(alg, dir, subject, atoms, pairs, r, pair_step)?;
+        }
+        let mut out: Merger<[[u32; 2]; 2]> = Merger::default();
+        for (b, s) in pairs {
+            let vb = verdict(alg, [s[0], s[1], s[2]]);
+            let va = verdict(alg, [s[3], s[4], s[5]]);
+            if vb != va {
+                out.put(b, [vb, va]);
+            }
+        }
+        Some(out.blocks)
+    }
+
+    /// The admin layer `old` with the changed atom groups of `delta` set to their new
+    /// verdicts.
+    fn patch_admin(
+        &self,
+        atoms: &Atoms<AtomKey>,
+        old: &AdminBlocks,
+        delta: &[(Bitset, [[u32; 2]; 2])],
+    ) -> AdminBlocks {
+        let alg = self.algebra.borrow();
+        let mut changed = Bitset::empty(atoms.len());
+        for (b, _) in delta {
+            changed.union_with(b);
+        }
+        let mut out: Merger<AdminVerdict> = Merger::default();
+        for (b, v) in old {
+            let mut b = atoms.catch_up(b);
+            b.subtract_with(&changed);
+            if !b.is_empty() {
+                out.put(b, v.clone());
+            }
+        }
+        for (b, [_, [allowed, delegated]]) in delta {
+            out.put(
+                b.clone(),
+                (alg.get(*allowed).clone(), alg.get(*delegated).clone()),
+            );
+        }
+        out.blocks
     }
 
     /// Cuts a direction's atoms by admin policy `pi`'s rules (and the named-port partitions
@@ -841,6 +1071,45 @@ impl<'c> Engine<'c> {
             self.admin_blocks(dir, before),
             self.admin_blocks(dir, after),
         )
+    }
+
+    /// Where the admin layer of `subject` went from `before` to its new version (key `key`,
+    /// cached here if it is not yet) over the universe of peers: worked out from the change
+    /// of the admin policy alone when it can be ([`Engine::admin_delta`]), else by sweeping
+    /// the new layer in full and comparing.
+    fn admin_update(
+        &self,
+        dir: Direction,
+        subject: usize,
+        before: &std::rc::Rc<AdminFn>,
+        key: u32,
+        change: Option<&AdminChange>,
+    ) -> Vec<(Bitset, (AdminVerdict, AdminVerdict))> {
+        if let (Some(change), Some(old_blocks)) = (change, &before.over_atoms) {
+            let atoms = self.atoms(dir);
+            if let Some(delta) = self.admin_delta(dir, subject, &atoms, change) {
+                if !self.admin_cache.borrow().contains_key(&key) {
+                    let f = if delta.is_empty() {
+                        before.clone()
+                    } else {
+                        std::rc::Rc::new(AdminFn {
+                            over_atoms: Some(self.patch_admin(&atoms, old_blocks, &delta)),
+                            blocks: OnceCell::new(),
+                        })
+                    };
+                    self.admin_cache.borrow_mut().insert(key, f);
+                }
+                let alg = self.algebra.borrow();
+                let v = |[a, d]: [u32; 2]| (alg.get(a).clone(), alg.get(d).clone());
+                let regions = delta
+                    .into_iter()
+                    .map(|(b, [vb, va])| (b, (v(vb), v(va))))
+                    .collect();
+                return atoms.expand(regions);
+            }
+        }
+        let after = self.admin_fn(dir, subject, key);
+        self.admin_diff(dir, before, &after)
     }
 
     /// The layers below admin of `subject`'s direction over the whole universe, cached by its
@@ -1088,6 +1357,9 @@ impl<'c> Engine<'c> {
         let same_ip_sets = !adding
             && ip_sets_of(&self.cluster.policies[index]) == ip_sets_of(&policy)
             || adding && ip_sets_of(&policy).iter().all(|v| v.is_empty());
+        // An admin policy's old version, for bringing admin layers up to date incrementally.
+        let old_admin_policy = (old_layer == Some(Layer::Admin) && policy.layer == Layer::Admin)
+            .then(|| self.cluster.policies[index].clone());
         let cluster = self.cluster.to_mut();
         if adding {
             cluster.policies.push(policy.clone());
@@ -1150,6 +1422,7 @@ impl<'c> Engine<'c> {
             self.lower_cache.borrow_mut().remove(&id);
         }
         // The admin atoms: cut by the new rules (the old rules' cuts stay, harmlessly).
+        let mut old_rule_atoms: [Option<Vec<(Rule, Bitset)>>; 2] = [None, None];
         if pieces_moved {
             *self.atoms.borrow_mut() = [None, None];
         } else if old_layer == Some(Layer::Admin) || policy.layer == Layer::Admin {
@@ -1157,6 +1430,22 @@ impl<'c> Engine<'c> {
             for dir in DIRS {
                 let d = dir_index(dir);
                 if let Some(a) = &mut atoms[d] {
+                    if let Some(old) = &old_admin_policy {
+                        let rules = old.rules(dir).unwrap_or_default();
+                        old_rule_atoms[d] = rules
+                            .iter()
+                            .enumerate()
+                            .map(|(rule, r)| {
+                                let key = AtomKey::Rule(RuleRef {
+                                    policy: index,
+                                    rule,
+                                });
+                                Some((r.clone(), a.get(&key)?.clone()))
+                            })
+                            .collect();
+                    } else if adding {
+                        old_rule_atoms[d] = Some(Vec::new());
+                    }
                     for rule in 0..old_rules[d] {
                         a.remove(&AtomKey::Rule(RuleRef {
                             policy: index,
@@ -1174,7 +1463,22 @@ impl<'c> Engine<'c> {
             let was = old_layer.filter(|_| old_subject.contains(w));
             self.reapply(w, index, was);
         }
-        if old_layer.is_none_or(|l| l == Layer::Admin) && policy.layer == Layer::Admin {
+        let admin_change = (old_layer.is_none_or(|l| l == Layer::Admin)
+            && policy.layer == Layer::Admin)
+            .then(|| {
+                let old = old_admin_policy.as_ref();
+                let old_rank = old.map_or((policy.priority, policy.name.clone()), |o| {
+                    (o.priority, o.name.clone())
+                });
+                AdminChange {
+                    index,
+                    old_subject: old_subject.clone(),
+                    same_rank: old_rank == (policy.priority, policy.name.clone()),
+                    old_rank,
+                    old_rules: old_rule_atoms,
+                }
+            });
+        if admin_change.is_some() {
             self.reclassify_admin(&affected, &old_classes, index);
         } else {
             for w in affected.ones() {
@@ -1212,7 +1516,6 @@ impl<'c> Engine<'c> {
                 let w = ws.first().unwrap_or(0);
                 let ws = std::sync::Arc::new(ws);
                 let (before_admin, before_lower) = (&old_admin[&ka.admin], &old_lower[&ka.lower]);
-                let after_admin = self.admin_fn(dir, w, kb.admin);
                 let after_lower = self.lower_fn(dir, w, kb.lower);
                 let mut emit = |peers: Bitset, before: ConnSet, after: ConnSet| {
                     changes.push(DirChange::new(dir, &ws, peers, (before, after)));
@@ -1221,9 +1524,9 @@ impl<'c> Engine<'c> {
                 let same = |a: u32, b: u32| a == b && !self.layer_keys.borrow().names(a, pi);
                 if same(ka.lower, kb.lower) {
                     // Only the admin layer changed: where it did, against the lower blocks.
-                    let regions = admin_diffs
-                        .entry((ka.admin, kb.admin))
-                        .or_insert_with(|| self.admin_diff(dir, before_admin, &after_admin));
+                    let regions = admin_diffs.entry((ka.admin, kb.admin)).or_insert_with(|| {
+                        self.admin_update(dir, w, before_admin, kb.admin, admin_change.as_ref())
+                    });
                     for (z, below) in &after_lower.blocks {
                         for (r, ((al, dl), (al2, dl2))) in regions.iter() {
                             if !z.intersects(r) {
@@ -1239,6 +1542,7 @@ impl<'c> Engine<'c> {
                         }
                     }
                 } else if same(ka.admin, kb.admin) {
+                    let after_admin = self.admin_fn(dir, w, kb.admin);
                     // Only the layers below changed: where they did, against the admin blocks.
                     let regions = lower_diffs
                         .entry((ka.lower, kb.lower))
@@ -1261,6 +1565,7 @@ impl<'c> Engine<'c> {
                         }
                     }
                 } else {
+                    let after_admin = self.admin_fn(dir, w, kb.admin);
                     let before = combine(self.admin_blocks(dir, before_admin), before_lower);
                     let after = combine(self.admin_blocks(dir, &after_admin), &after_lower);
                     for (r, (cb, ca)) in diff_blocks(&before, &after) {
