@@ -3,8 +3,9 @@
 
 use crate::diag::{Diagnostic, Loc, closest};
 use crate::eval::Universe;
-use crate::model::{Action, EntitySelector, Intent, Peer, PeerAt, PortMatch, Rule, Tier};
+use crate::model::{Action, EntitySelector, Intent, Peer, PeerAt, PortMatch, Tier};
 use bulkhead_core::{ConnSet, IpSet};
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
 /// What the lint may use besides the intent.
@@ -127,35 +128,42 @@ fn references(intent: &Intent, out: &mut Vec<Diagnostic>) {
 }
 
 /// The selector a peer stands for, when it is a selector or a known segment.
-fn as_selector<'a>(intent: &'a Intent, p: &'a Peer) -> Option<&'a EntitySelector> {
-    match p {
+/// A peer resolved once for the coverage checks (a segment looked up by name once, not for
+/// every pair of rules compared).
+struct Resolved<'a> {
+    peer: &'a Peer,
+    selector: Option<&'a EntitySelector>,
+}
+
+fn resolve<'a>(segments: &FxHashMap<&str, &'a EntitySelector>, p: &'a Peer) -> Resolved<'a> {
+    let selector = match p {
         Peer::Selector(s) => Some(s),
-        Peer::Segment(n) => intent.segment(n).map(|s| &s.selector),
+        Peer::Segment(n) => segments.get(n.as_str()).copied(),
         _ => None,
-    }
+    };
+    Resolved { peer: p, selector }
 }
 
 /// Does peer `a` hold every identity peer `b` holds, whatever the inventory?
-fn peer_covers(intent: &Intent, a: &Peer, b: &Peer) -> bool {
-    if a == b || *a == Peer::Any {
+fn peer_covers(a: &Resolved<'_>, b: &Resolved<'_>) -> bool {
+    if a.peer == b.peer || *a.peer == Peer::Any {
         return true;
     }
-    match (a, b) {
+    match (a.peer, b.peer) {
         (Peer::Cidr(x), Peer::Cidr(y)) => IpSet {
             v4: y.v4.subtract(&x.v4),
             v6: y.v6.subtract(&x.v6),
         }
         .is_empty(),
-        _ => match (as_selector(intent, a), as_selector(intent, b)) {
+        _ => match (a.selector, b.selector) {
             (Some(x), Some(y)) => x.contains(y),
             _ => false,
         },
     }
 }
 
-fn peers_cover(intent: &Intent, a: &[PeerAt], b: &[PeerAt]) -> bool {
-    b.iter()
-        .all(|y| a.iter().any(|x| peer_covers(intent, &x.peer, &y.peer)))
+fn peers_cover(a: &[Resolved<'_>], b: &[Resolved<'_>]) -> bool {
+    b.iter().all(|y| a.iter().any(|x| peer_covers(x, y)))
 }
 
 /// A rule's ports, prepared once: `None` for every port, else the numbered set and the names.
@@ -187,13 +195,24 @@ fn ports_cover(a: &Ports<'_>, b: &Ports<'_>) -> bool {
         })
 }
 
-fn covers(intent: &Intent, a: (&Rule, &Ports<'_>), b: (&Rule, &Ports<'_>)) -> bool {
-    peers_cover(intent, &a.0.from, &b.0.from)
-        && peers_cover(intent, &a.0.to, &b.0.to)
-        && ports_cover(a.1, b.1)
+/// A rule prepared for the coverage checks.
+struct Prepared<'a> {
+    from: Vec<Resolved<'a>>,
+    to: Vec<Resolved<'a>>,
+    ports: Ports<'a>,
 }
 
-fn shadowing(intent: &Intent, out: &mut Vec<Diagnostic>) {
+fn covers(a: &Prepared<'_>, b: &Prepared<'_>) -> bool {
+    peers_cover(&a.from, &b.from) && peers_cover(&a.to, &b.to) && ports_cover(&a.ports, &b.ports)
+}
+
+fn shadowing<'a>(intent: &'a Intent, out: &mut Vec<Diagnostic>) {
+    let segments: FxHashMap<&str, &EntitySelector> = intent
+        .segments
+        .iter()
+        .rev()
+        .map(|s| (s.meta.name.as_str(), &s.selector))
+        .collect();
     let order = intent.policy_order();
     for tier in Tier::ALL {
         // The tier's rules in evaluation order.
@@ -202,20 +221,22 @@ fn shadowing(intent: &Intent, out: &mut Vec<Diagnostic>) {
             .filter(|&&p| intent.policies[p].tier == tier)
             .flat_map(|&p| (0..intent.policies[p].rules.len()).map(move |r| (p, r)))
             .collect();
-        let ports: Vec<Ports<'_>> = rules
+        let prepared: Vec<Prepared<'_>> = rules
             .iter()
-            .map(|&(p, r)| prepare(&intent.policies[p].rules[r].ports))
+            .map(|&(p, r)| {
+                let rule = &intent.policies[p].rules[r];
+                let peers =
+                    |v: &'a [PeerAt]| v.iter().map(|x| resolve(&segments, &x.peer)).collect();
+                Prepared {
+                    from: peers(&rule.from),
+                    to: peers(&rule.to),
+                    ports: prepare(&rule.ports),
+                }
+            })
             .collect();
         for (j, &(pj, rj)) in rules.iter().enumerate() {
             let later = &intent.policies[pj].rules[rj];
-            let earlier = (0..j).find(|&i| {
-                let (pi, ri) = rules[i];
-                covers(
-                    intent,
-                    (&intent.policies[pi].rules[ri], &ports[i]),
-                    (later, &ports[j]),
-                )
-            });
+            let earlier = (0..j).find(|&i| covers(&prepared[i], &prepared[j]));
             let Some((pi, ri)) = earlier.map(|i| rules[i]) else {
                 continue;
             };
