@@ -163,15 +163,13 @@ impl Engine<'_> {
         let mut i_ids: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         for &d in &dst_list {
             let c = self.classes[ii].of[d];
-            if !i_ids.contains_key(&c) {
-                let ids = self
-                    .class_fn(Direction::Ingress, c)
+            i_ids.entry(c).or_insert_with(|| {
+                self.class_fn(Direction::Ingress, c)
                     .blocks
                     .iter()
                     .map(|(_, cs)| interner.id(cs))
-                    .collect();
-                i_ids.insert(c, ids);
-            }
+                    .collect()
+            });
         }
         let mut meet = Meet::new(interner.sets.len());
         let universe = n + self.pieces.ranges[ei].len();
