@@ -107,7 +107,8 @@ impl Engine<'_> {
     /// it: `f` is called once per destination and distinct connection set (the empty set
     /// included), with the number of sources and one of them. Pairs of a workload with itself
     /// and of two external ranges are left out; every other pair of `srcs` × `dsts` is counted
-    /// in exactly one group. Destinations come in ascending order, workloads first.
+    /// in exactly one group. All groups of one destination come together (workload destinations
+    /// by ingress class, then external ones); the order is deterministic.
     pub fn for_each_reach(
         &self,
         srcs: &Endpoints,
