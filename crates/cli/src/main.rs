@@ -13,6 +13,7 @@ mod see_bench;
 mod simulate;
 mod telemetry;
 mod verify;
+mod verify_k8s;
 
 use anyhow::{Context, Result, bail};
 use bulkhead_analysis::{Format, Options, connectivity, explain, render};

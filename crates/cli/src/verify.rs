@@ -38,7 +38,7 @@ pub enum VerifyFormat {
 pub struct Sources {
     /// Policy files or directories (read recursively for .yaml and .yml).
     #[arg(long, required = true, value_name = "DIR", num_args = 1..)]
-    policy: Vec<PathBuf>,
+    pub(crate) policy: Vec<PathBuf>,
     /// Kubernetes manifests (files or directories): the workloads to verify over.
     #[arg(long, value_name = "PATH", num_args = 1..)]
     inventory: Vec<PathBuf>,
@@ -50,20 +50,32 @@ pub struct Sources {
 #[derive(Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    src: Sources,
+    pub(crate) src: Sources,
+    /// Brownfield: verify against these Kubernetes manifests (files or directories) — their
+    /// workloads and their NetworkPolicies, AdminNetworkPolicies and
+    /// BaselineAdminNetworkPolicy — instead of the intent's own Policy resources.
+    #[arg(long, value_name = "PATH", num_args = 1.., conflicts_with_all = ["inventory", "hosts"])]
+    pub(crate) k8s: Vec<PathBuf>,
+    /// With --k8s: report malformed objects as warnings and verify the rest (as
+    /// `connectivity --keep-going`; the report then says the input was partly read).
+    #[arg(long, requires = "k8s")]
+    pub(crate) keep_going: bool,
+    /// With --k8s: do not print the manifest loader's warnings.
+    #[arg(long, short, requires = "k8s")]
+    pub(crate) quiet: bool,
     /// text (per invariant, with counterexamples), json (everything), markdown (the compliance
     /// report).
     #[arg(long, short, value_enum, default_value = "text")]
-    format: VerifyFormat,
+    pub(crate) format: VerifyFormat,
     /// Write the output to this file instead of standard output.
     #[arg(long, short, value_name = "FILE")]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Also write the compliance report here (JSON if the name ends in .json, else markdown).
     #[arg(long, value_name = "FILE")]
-    report: Option<PathBuf>,
+    pub(crate) report: Option<PathBuf>,
     /// Counterexamples printed per violated invariant.
     #[arg(long, default_value_t = 3)]
-    examples: usize,
+    pub(crate) examples: usize,
 }
 
 #[derive(Subcommand)]
@@ -99,7 +111,7 @@ pub fn run_query(q: QueryCommand) -> ExitCode {
     }
 }
 
-fn exit3(r: Result<ExitCode>) -> ExitCode {
+pub(crate) fn exit3(r: Result<ExitCode>) -> ExitCode {
     r.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
         ExitCode::from(3)
@@ -107,7 +119,7 @@ fn exit3(r: Result<ExitCode>) -> ExitCode {
 }
 
 /// Loads the policy, refusing one with errors (an invalid policy is never "allow all").
-fn load_intent(paths: &[PathBuf]) -> Result<Intent> {
+pub(crate) fn load_intent(paths: &[PathBuf]) -> Result<Intent> {
     for p in paths {
         anyhow::ensure!(p.exists(), "{}: no such file or directory", p.display());
     }
@@ -131,7 +143,7 @@ fn load(s: &Sources) -> Result<(Intent, Vec<Identity>)> {
     Ok((intent, ids))
 }
 
-fn plural(n: impl Into<u64>) -> &'static str {
+pub(crate) fn plural(n: impl Into<u64>) -> &'static str {
     if n.into() == 1 { "" } else { "s" }
 }
 
@@ -179,6 +191,9 @@ pub fn verify_intent(intent: &Intent, mut ids: Vec<Identity>, examples: usize) -
 }
 
 fn run_verify(a: &VerifyArgs) -> Result<ExitCode> {
+    if !a.k8s.is_empty() {
+        return crate::verify_k8s::run(a);
+    }
     let (intent, ids) = load(&a.src)?;
     let v = verify_intent(&intent, ids, a.examples)?;
     let violated = v.violated();
@@ -224,6 +239,23 @@ fn run_verify(a: &VerifyArgs) -> Result<ExitCode> {
 }
 
 fn text(summary: &serde_json::Value, results: &[InvariantResult]) -> String {
+    let mut s = text_results(results);
+    let _ = writeln!(
+        s,
+        "verify: {} invariant{} over {} workloads and hosts (+{} external address ranges), {} rules, every segment as enforced: {} hold, {} violated",
+        summary["invariants"],
+        if summary["invariants"] == 1 { "" } else { "s" },
+        summary["identities"],
+        summary["external_ranges"],
+        summary["rules"],
+        summary["holding"],
+        summary["violated"],
+    );
+    s
+}
+
+/// Each invariant's outcome with its counterexamples (the text format without its summary).
+pub(crate) fn text_results(results: &[InvariantResult]) -> String {
     let mut s = String::new();
     for r in results {
         let status = match (r.status, r.holds_today) {
@@ -283,23 +315,12 @@ fn text(summary: &serde_json::Value, results: &[InvariantResult]) -> String {
             }
         }
     }
-    let _ = writeln!(
-        s,
-        "verify: {} invariant{} over {} workloads and hosts (+{} external address ranges), {} rules, every segment as enforced: {} hold, {} violated",
-        summary["invariants"],
-        if summary["invariants"] == 1 { "" } else { "s" },
-        summary["identities"],
-        summary["external_ranges"],
-        summary["rules"],
-        summary["holding"],
-        summary["violated"],
-    );
     s
 }
 
 /// One control of the compliance report.
 #[derive(serde::Serialize)]
-struct Control {
+pub(crate) struct Control {
     framework: &'static str,
     id: &'static str,
     title: &'static str,
@@ -307,8 +328,9 @@ struct Control {
     status: &'static str,
     /// Invariants that evidence the control, and why they were mapped to it.
     invariants: Vec<(String, &'static str)>,
-    /// Segments in the control's scope, with their mode.
-    segments: Vec<(String, String)>,
+    /// Segments in the control's scope, with their mode (with `--k8s`: how many workloads
+    /// they select).
+    pub(crate) segments: Vec<(String, String)>,
     note: &'static str,
 }
 
@@ -328,7 +350,7 @@ fn names_outside(peers: &[bulkhead_intent::PeerAt]) -> bool {
 }
 
 /// Maps PCI-DSS v4.0 requirement 1 and GDPR data-segment isolation to the invariants.
-fn compliance(intent: &Intent, results: &[InvariantResult]) -> Vec<Control> {
+pub(crate) fn compliance(intent: &Intent, results: &[InvariantResult]) -> Vec<Control> {
     type Rule = fn(&Intent, &bulkhead_intent::Invariant) -> Option<&'static str>;
     let scoped = |scope: &str| -> Vec<(String, String)> {
         intent
@@ -487,7 +509,7 @@ fn markdown(
     let mut s = String::from("# Compliance report: network segmentation\n\n");
     let _ = writeln!(
         s,
-        "Policy `{}`: {} invariants verified exactly (every pair, every port of TCP, UDP and SCTP) over {} workloads and hosts and {} external address ranges, {} rules, every segment evaluated as enforced. **{} hold, {} violated.**\n",
+        "Policy `{}`: {} invariants verified exactly (every pair, every port of TCP, UDP and SCTP) over {} workloads and hosts and {} external address ranges, {} rules, every segment evaluated as enforced. **{} hold, {} violated.**",
         summary["policy"]
             .as_array()
             .map(|a| a
@@ -503,6 +525,18 @@ fn markdown(
         summary["holding"],
         summary["violated"],
     );
+    s + &markdown_body(intent, results, controls, true)
+}
+
+/// The compliance report after its opening paragraph: the controls, the invariants and their
+/// counterexamples. `observe_note`: name the pci-dss/gdpr segments still in observe mode.
+pub(crate) fn markdown_body(
+    intent: &Intent,
+    results: &[InvariantResult],
+    controls: &[Control],
+    observe_note: bool,
+) -> String {
+    let mut s = String::from("\n");
     s.push_str("## Controls\n\n| Framework | Control | Status | Invariants | Segments in scope |\n|---|---|---|---|---|\n");
     for c in controls {
         let _ = writeln!(
@@ -544,7 +578,7 @@ fn markdown(
         })
         .map(|x| x.name())
         .collect();
-    if !observed.is_empty() {
+    if observe_note && !observed.is_empty() {
         let _ = writeln!(
             s,
             "\nSegments in a pci-dss or gdpr scope still in observe mode (not blocking today): {}.",

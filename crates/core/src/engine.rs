@@ -20,6 +20,9 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
 
+mod reach;
+pub use reach::{Endpoints, ReachGroup, SpansPieces};
+
 /// One end of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Endpoint {

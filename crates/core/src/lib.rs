@@ -15,7 +15,10 @@ pub mod selector;
 
 pub use bitset::Bitset;
 pub use conn::{ConnSet, PortSet, Protocol};
-pub use engine::{Decision, DirChange, DirDecision, Endpoint, Engine, Reason, RuleRef, Update};
+pub use engine::{
+    Decision, DirChange, DirDecision, Endpoint, Endpoints, Engine, ReachGroup, Reason, RuleRef,
+    SpansPieces, Update,
+};
 pub use ip::{IpRange, IpSet};
 pub use model::{
     Action, Cluster, Direction, Layer, NAMESPACE_NAME_LABEL, NamedPort, NsMatch, Origin, Peer,

@@ -1036,3 +1036,82 @@ fn direction_table(
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// Grouped reachability (`Engine::for_each_reach`, used by `bulkhead verify --k8s`).
+// ---------------------------------------------------------------------------------------------
+
+/// Random subsets of the workloads and of the external ranges (the engine's pieces cut further
+/// at `extra`), as sources and destinations.
+fn reach_case() -> impl Strategy<Value = (Cluster, u64, u64, u64, u64, Option<&'static str>)> {
+    (
+        cluster(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        prop::option::of(select(CIDRS)),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Every (source, destination) pair of the two sets, except a workload with itself and two
+    /// external ranges, lands in exactly one group, whose connections are the pair's own
+    /// (`allowed`) and whose example is one of those sources.
+    #[test]
+    fn reach_groups_equal_pairwise_allowed(case in reach_case()) {
+        let (c, sw, sx, dw, dx, extra) = case;
+        let engine = Engine::new(&c);
+        let n = c.workloads.len();
+        let extra: Vec<IpSet> = extra.map(cidr).into_iter().collect();
+        let extra_refs: Vec<&IpSet> = extra.iter().collect();
+        let pick = |mask: u64, k: usize| mask >> (k % 64) & 1 == 1;
+        let subset = |ws: u64, xs: u64, dir: Direction| {
+            let mut b = bulkhead_core::Bitset::empty(n);
+            (0..n).filter(|&i| pick(ws, i)).for_each(|i| b.insert(i));
+            let ext: Vec<IpRange> = engine
+                .external_cuts(dir, &extra_refs)
+                .into_iter()
+                .enumerate()
+                .filter(|(k, _)| pick(xs, *k))
+                .map(|(_, r)| r)
+                .collect();
+            bulkhead_core::Endpoints { workloads: b, external: ext }
+        };
+        let srcs = subset(sw, sx, Direction::Ingress);
+        let dsts = subset(dw, dx, Direction::Egress);
+        let all = |e: &bulkhead_core::Endpoints| -> Vec<Endpoint> {
+            e.workloads.ones().map(Endpoint::Workload)
+                .chain(e.external.iter().map(|&r| Endpoint::External(r)))
+                .collect()
+        };
+        // Pairwise: destination -> connection set -> sources.
+        let mut want: std::collections::BTreeMap<(Endpoint, String), BTreeSet<Endpoint>> =
+            Default::default();
+        for s in all(&srcs) {
+            for d in all(&dsts) {
+                if s == d || matches!((s, d), (Endpoint::External(_), Endpoint::External(_))) {
+                    continue;
+                }
+                want.entry((d, engine.allowed(s, d).to_string())).or_default().insert(s);
+            }
+        }
+        let mut got: std::collections::BTreeMap<(Endpoint, String), u64> = Default::default();
+        let mut bad_example = None;
+        engine
+            .for_each_reach(&srcs, &dsts, |g| {
+                let key = (g.dst, g.conns.to_string());
+                if !want.get(&key).is_some_and(|s| s.contains(&g.example)) {
+                    bad_example = Some(format!("{key:?} example {:?}", g.example));
+                }
+                *got.entry(key).or_default() += g.sources;
+            })
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(bad_example.is_none(), "{:?}", bad_example);
+        let want: std::collections::BTreeMap<(Endpoint, String), u64> =
+            want.into_iter().map(|(k, v)| (k, v.len() as u64)).collect();
+        prop_assert_eq!(got, want);
+    }
+}
