@@ -1334,7 +1334,7 @@ mod tests {
             t += (next(3_000) as i64) * 1_000_000;
             let time = match next(20) {
                 0 => None,
-                1 => Some(t - 900 * 1_000_000_000),
+                1 => Some(t - next(900_000) as i64 * 1_000_000),
                 _ => Some(t),
             };
             let addr = |w: u64| -> IpAddr {
@@ -1383,12 +1383,17 @@ mod tests {
                 // Interned names (the same Arcs), fresh copies of them, and unknown pods.
                 let ep = |w: u64, next: &mut dyn FnMut(u64) -> u64| {
                     let w = w % 320;
-                    let (n, p): (Arc<str>, Arc<str>) = match next(4) {
+                    let (n, p): (Arc<str>, Arc<str>) = match next(5) {
                         0 => (
                             Arc::from(&*ns[(w % 200) as usize]),
                             Arc::from(format!("wl-{w}-new")),
                         ),
                         1 => (ns[(w % 200) as usize].clone(), Arc::from("no-such-pod")),
+                        // The pod's own name in another namespace: not that pod.
+                        2 => (
+                            ns[((w + 1) % 200) as usize].clone(),
+                            pods[(w % 300) as usize].clone(),
+                        ),
                         _ => (
                             ns[(w % 200) as usize].clone(),
                             pods[(w % 300) as usize].clone(),
