@@ -4,7 +4,8 @@
 use crate::telemetry::FormatArg;
 use anyhow::{Context, Result, bail};
 use bulkhead_identity::{
-    Connections, Entity, EntityKind, How, Index, LookupCache, load_hosts, orient, parse_net,
+    Connections, Entity, EntityKind, How, Index, LookupCache, Resolved, load_hosts, orient,
+    parse_net,
 };
 use bulkhead_k8s::Loaded;
 use bulkhead_store::{
@@ -18,7 +19,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Flows per write transaction.
 pub const DEFAULT_BATCH: usize = 50_000;
@@ -180,6 +183,90 @@ impl Resolution {
     }
 }
 
+/// Flows held between [`Aggregator::add`] and their resolution: resolving a run of flows in
+/// one tight loop, then adding them to the edge map in another, lets the processor overlap the
+/// cache misses of several flows (the lookup cache and the edge map are larger than L2; one
+/// flow at a time, each miss is waited for in turn).
+const PENDING: usize = 256;
+
+/// What resolution and aggregation need of one flow (decided in order at `add`).
+#[derive(Clone, Copy)]
+struct Pending {
+    client: IpAddr,
+    server: IpAddr,
+    time: Option<i64>,
+    end: Option<i64>,
+    client_hint: Option<Resolved>,
+    server_hint: Option<Resolved>,
+    bucket: u64,
+    bytes: u64,
+    packets: u64,
+    /// The record's own ports (for raw flows).
+    src_port: u16,
+    dst_port: u16,
+    /// The server's port.
+    port: u16,
+    proto: u8,
+    verdict: VerdictClass,
+    flipped: bool,
+    /// Whether the flow starts a connection (counts on its edge).
+    starts: bool,
+}
+
+/// A small direct-mapped cache in front of [`Index::lookup_pod`] for records that name their
+/// pods (Hubble). Parsers intern namespace and pod names, so the records of one pod share the
+/// same `Arc`s: a slot is found by the pod name's address and matches only the very same
+/// strings (`Arc::ptr_eq`; the slot holds a clone, so the address cannot be reused by another
+/// string while it is cached). No string is hashed or compared on a hit.
+struct PodCache {
+    slots: Vec<Option<PodSlot>>,
+}
+
+struct PodSlot {
+    namespace: Arc<str>,
+    pod: Arc<str>,
+    answer: Option<Resolved>,
+}
+
+impl Default for PodCache {
+    fn default() -> Self {
+        PodCache {
+            slots: (0..PodCache::SLOTS).map(|_| None).collect(),
+        }
+    }
+}
+
+impl PodCache {
+    const SLOTS: usize = 1024;
+
+    #[inline]
+    fn lookup(
+        &mut self,
+        index: &Index,
+        ep: &bulkhead_telemetry::EndpointIdentity,
+    ) -> Option<Resolved> {
+        let (ns, pod) = (ep.namespace.as_ref()?, ep.pod.as_ref()?);
+        let addr = Arc::as_ptr(pod) as *const u8 as usize;
+        let i = (addr >> 4).wrapping_mul(0x9e37_79b9) % Self::SLOTS;
+        let Some(slot) = self.slots.get_mut(i) else {
+            return index.lookup_pod(ns, pod);
+        };
+        if let Some(s) = slot
+            && Arc::ptr_eq(&s.pod, pod)
+            && Arc::ptr_eq(&s.namespace, ns)
+        {
+            return s.answer;
+        }
+        let answer = index.lookup_pod(ns, pod);
+        *slot = Some(PodSlot {
+            namespace: ns.clone(),
+            pod: pod.clone(),
+            answer,
+        });
+        answer
+    }
+}
+
 /// Resolves and aggregates flows into a batch (no I/O): the hot path of ingest.
 pub struct Aggregator<'a> {
     pub index: &'a Index,
@@ -195,6 +282,14 @@ pub struct Aggregator<'a> {
     /// Hubble records folded into a connection already counted.
     pub folded: u64,
     conns: Connections,
+    /// In front of `index.lookup_pod`.
+    pods: PodCache,
+    /// Flows added but not yet resolved into `batch` (see [`PENDING`]).
+    pending: Vec<Pending>,
+    resolved: Vec<(Resolved, Resolved)>,
+    /// The last time bucket computed: times in `[from, until)` fall in `bucket` (records
+    /// mostly come in time order, so this saves a 64-bit division per record).
+    last_bucket: (i64, i64, u64),
 }
 
 fn how_slot(h: How) -> usize {
@@ -235,10 +330,36 @@ impl<'a> Aggregator<'a> {
             cache: LookupCache::default(),
             folded: 0,
             conns: Connections::new(),
+            pods: PodCache::default(),
+            pending: Vec::with_capacity(PENDING),
+            resolved: Vec::with_capacity(PENDING),
+            last_bucket: (0, 0, 0),
         }
     }
 
-    /// Adds one flow.
+    /// The bucket of time `t` (as [`bulkhead_store::bucket_of`]), remembering the last one.
+    #[inline]
+    fn bucket(&mut self, t: Option<i64>) -> u64 {
+        let Some(time) = t else {
+            return bulkhead_store::bucket_of(None, self.bucket_ns);
+        };
+        let (from, until, b) = self.last_bucket;
+        if from <= time && time < until {
+            return b;
+        }
+        let b = bulkhead_store::bucket_of(t, self.bucket_ns);
+        let len = self.bucket_ns.max(1);
+        // Every time in the bucket's span has the same quotient, hence the same bucket;
+        // a span that overflows is not remembered.
+        let from = time.div_euclid(len).checked_mul(len);
+        if let Some((from, until)) = from.and_then(|f| Some((f, f.checked_add(len)?))) {
+            self.last_bucket = (from, until, b);
+        }
+        b
+    }
+
+    /// Adds one flow. It is counted in `batch.flows` at once; its resolution and its edge
+    /// follow with the next run of flows (at the latest at [`Aggregator::take`]).
     #[inline]
     pub fn add(&mut self, f: &Flow) {
         let o = orient(f);
@@ -249,13 +370,11 @@ impl<'a> Aggregator<'a> {
         self.flipped += o.flipped as u64;
         // A record that names its pods (Hubble) is taken at its word when the inventory
         // knows the pod; otherwise the address at the time decides.
-        let named = |ep: Option<&bulkhead_telemetry::EndpointIdentity>| {
-            let ep = ep?;
-            self.index
-                .lookup_pod(ep.namespace.as_deref()?, ep.pod.as_deref()?)
-        };
         let (src_hint, dst_hint) = match f.identity.as_deref() {
-            Some(id) => (named(Some(&id.src)), named(Some(&id.dst))),
+            Some(id) => (
+                self.pods.lookup(self.index, &id.src),
+                self.pods.lookup(self.index, &id.dst),
+            ),
             None => (None, None),
         };
         let (client_hint, server_hint) = if o.flipped {
@@ -263,66 +382,98 @@ impl<'a> Aggregator<'a> {
         } else {
             (src_hint, dst_hint)
         };
-        let c = match client_hint {
-            Some(r) => r,
-            None => self.cache.lookup(self.index, o.client, t),
-        };
-        let s = match server_hint {
-            Some(r) => r,
-            None => self.cache.lookup(self.index, o.server, t),
-        };
-        self.how[how_slot(c.how)] += 1;
-        self.how[how_slot(s.how)] += 1;
-        let bucket = bulkhead_store::bucket_of(t, self.bucket_ns);
-        let v = verdict_class(f.verdict);
         // A connection's later Hubble events (its SYN seen again at the server, replies,
         // FINs) are kept as raw records but do not count it again.
         let starts = self.conns.starts(f, &o);
         self.folded += u64::from(!starts);
-        if starts {
-            self.batch.add(
-                EdgeKey {
-                    bucket,
-                    src: c.entity,
-                    dst: s.entity,
-                    proto: f.protocol,
-                    port: o.port,
-                },
-                &EdgeStats::one(t, f.end_time, f.bytes, f.packets, v),
-            );
-        }
-        if self.keep_raw
-            && let Some(time) = t
-        {
-            let (sn, dn) = if o.flipped {
-                (s.entity, c.entity)
-            } else {
-                (c.entity, s.entity)
-            };
-            self.batch.raw.push(RawFlow {
-                time,
-                src: f.src,
-                dst: f.dst,
-                src_port: f.src_port,
-                dst_port: f.dst_port,
-                proto: f.protocol,
-                bytes: f.bytes,
-                packets: f.packets,
-                verdict: match v {
-                    VerdictClass::Unknown => 0,
-                    VerdictClass::Allowed => 1,
-                    VerdictClass::Denied => 2,
-                },
-                src_node: sn,
-                dst_node: dn,
-            });
-        }
+        let bucket = self.bucket(t);
+        self.pending.push(Pending {
+            client: o.client,
+            server: o.server,
+            time: t,
+            end: f.end_time,
+            client_hint,
+            server_hint,
+            bucket,
+            bytes: f.bytes,
+            packets: f.packets,
+            src_port: f.src_port,
+            dst_port: f.dst_port,
+            port: o.port,
+            proto: f.protocol,
+            verdict: verdict_class(f.verdict),
+            flipped: o.flipped,
+            starts,
+        });
         self.batch.flows += 1;
+        if self.pending.len() >= PENDING {
+            self.flush();
+        }
+    }
+
+    /// Resolves the pending flows and adds them to the batch, in the order they came.
+    fn flush(&mut self) {
+        self.resolved.clear();
+        for p in &self.pending {
+            let c = match p.client_hint {
+                Some(r) => r,
+                None => self.cache.lookup(self.index, p.client, p.time),
+            };
+            let s = match p.server_hint {
+                Some(r) => r,
+                None => self.cache.lookup(self.index, p.server, p.time),
+            };
+            self.resolved.push((c, s));
+        }
+        for (p, &(c, s)) in self.pending.iter().zip(&self.resolved) {
+            self.how[how_slot(c.how)] += 1;
+            self.how[how_slot(s.how)] += 1;
+            if p.starts {
+                self.batch.add(
+                    EdgeKey {
+                        bucket: p.bucket,
+                        src: c.entity,
+                        dst: s.entity,
+                        proto: p.proto,
+                        port: p.port,
+                    },
+                    &EdgeStats::one(p.time, p.end, p.bytes, p.packets, p.verdict),
+                );
+            }
+            if self.keep_raw
+                && let Some(time) = p.time
+            {
+                let (src, dst, sn, dn) = if p.flipped {
+                    (p.server, p.client, s.entity, c.entity)
+                } else {
+                    (p.client, p.server, c.entity, s.entity)
+                };
+                self.batch.raw.push(RawFlow {
+                    time,
+                    src,
+                    dst,
+                    src_port: p.src_port,
+                    dst_port: p.dst_port,
+                    proto: p.proto,
+                    bytes: p.bytes,
+                    packets: p.packets,
+                    verdict: match p.verdict {
+                        VerdictClass::Unknown => 0,
+                        VerdictClass::Allowed => 1,
+                        VerdictClass::Denied => 2,
+                    },
+                    src_node: sn,
+                    dst_node: dn,
+                });
+            }
+        }
+        self.pending.clear();
     }
 
     /// Takes the batch, leaving an empty one (with the capacity of a batch given back by
     /// [`Aggregator::recycle`], if any).
     pub fn take(&mut self) -> Batch {
+        self.flush();
         let spare = self.spare.take().unwrap_or_default();
         std::mem::replace(&mut self.batch, spare)
     }
@@ -336,8 +487,9 @@ impl<'a> Aggregator<'a> {
         self.spare = Some(b);
     }
 
-    /// The resolution counts so far.
-    pub fn resolution(&self) -> Resolution {
+    /// The resolution counts so far (of every flow added: pending ones are resolved first).
+    pub fn resolution(&mut self) -> Resolution {
+        self.flush();
         Resolution {
             ends: HOW_NAMES
                 .iter()
@@ -1150,6 +1302,211 @@ pub fn run_map(args: MapArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The aggregator (flows resolved in runs, the lookup and pod caches, the remembered
+    /// bucket) gives exactly what resolving each flow on its own against the index gives:
+    /// the same edges, raw flows in the same order, and the same resolution counts.
+    #[test]
+    fn aggregator_equals_flow_by_flow_resolution() {
+        use bulkhead_telemetry::{EndpointIdentity, FlowIdentity};
+        use bulkhead_telemetry::{FlowOrigin, SourceFormat};
+        let dir = tempfile::tempdir().unwrap();
+        let inv = dir.path().join("inventory.json");
+        crate::see_bench::write_inventory(&inv, 300).unwrap();
+        let mut index = Index::new();
+        index.add_kubernetes(&Loaded::from_paths(&[&inv]));
+        index.add_external("partners", parse_net("198.51.100.0/24").unwrap());
+        let bucket_ns = 600 * 1_000_000_000;
+        // A small deterministic generator (xorshift), so that a failure can be replayed.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let ns: Vec<Arc<str>> = (0..200).map(|i| Arc::from(format!("ns-{i:03}"))).collect();
+        let pods: Vec<Arc<str>> = (0..300).map(|i| Arc::from(format!("wl-{i}-new"))).collect();
+        let mut flows = Vec::new();
+        let mut t = 1_764_201_600i64 * 1_000_000_000; // 2025-11-27, pods from the 26th
+        for i in 0..20_000u64 {
+            // Mostly forward in time, sometimes back across a bucket boundary.
+            t += (next(3_000) as i64) * 1_000_000;
+            let time = match next(20) {
+                0 => None,
+                1 => Some(t - next(900_000) as i64 * 1_000_000),
+                _ => Some(t),
+            };
+            let addr = |w: u64| -> IpAddr {
+                match w % 50 {
+                    0 => IpAddr::from([198, 51, 100, (w % 200) as u8]),
+                    1 => "2001:db8::7".parse().unwrap(),
+                    2 => IpAddr::from([192, 0, 2, 9]),
+                    _ => crate::see_bench::pod_ip(w % 320).parse().unwrap(),
+                }
+            };
+            let (a, b) = (next(400), next(400));
+            let (sp, dp) = match next(3) {
+                0 => (40_000 + next(1000) as u16, 443),
+                1 => (8443, 50_000 + next(1000) as u16),
+                _ => (5000, 6000),
+            };
+            let hubble = next(2) == 0;
+            let format = if hubble {
+                SourceFormat::Hubble
+            } else {
+                SourceFormat::VpcFlowLogs
+            };
+            let mut f = Flow::new(
+                addr(a),
+                addr(b),
+                if next(10) == 0 { 17 } else { 6 },
+                sp,
+                dp,
+                FlowOrigin {
+                    format,
+                    source: 0,
+                    record: i + 1,
+                },
+            );
+            f.time = time;
+            f.end_time = time.filter(|_| next(2) == 0).map(|t| t + 5_000_000_000);
+            f.bytes = next(10_000);
+            f.packets = next(100);
+            f.verdict = match next(3) {
+                0 => None,
+                1 => Some(Verdict::Forwarded),
+                _ => Some(Verdict::Dropped),
+            };
+            if hubble {
+                f.is_reply = [None, Some(false), Some(true)][next(3) as usize];
+                // Interned names (the same Arcs), fresh copies of them, and unknown pods.
+                let ep = |w: u64, next: &mut dyn FnMut(u64) -> u64| {
+                    let w = w % 320;
+                    let (n, p): (Arc<str>, Arc<str>) = match next(5) {
+                        0 => (
+                            Arc::from(&*ns[(w % 200) as usize]),
+                            Arc::from(format!("wl-{w}-new")),
+                        ),
+                        1 => (ns[(w % 200) as usize].clone(), Arc::from("no-such-pod")),
+                        // The pod's own name in another namespace: not that pod.
+                        2 => (
+                            ns[((w + 1) % 200) as usize].clone(),
+                            pods[(w % 300) as usize].clone(),
+                        ),
+                        _ => (
+                            ns[(w % 200) as usize].clone(),
+                            pods[(w % 300) as usize].clone(),
+                        ),
+                    };
+                    EndpointIdentity {
+                        namespace: Some(n),
+                        pod: Some(p),
+                        ..Default::default()
+                    }
+                };
+                let (src, dst) = (ep(a, &mut next), ep(b, &mut next));
+                f.identity = Some(Box::new(FlowIdentity { src, dst }));
+            }
+            flows.push(f);
+        }
+
+        let mut agg = Aggregator::new(&index, bucket_ns, true);
+        let mut got = Batch::default();
+        for (i, f) in flows.iter().enumerate() {
+            agg.add(f);
+            if i % 7_000 == 6_999 {
+                let b = agg.take();
+                for (k, v) in &b.edges {
+                    got.edges.entry(*k).or_default().merge(v);
+                }
+                got.raw.extend_from_slice(&b.raw);
+                got.flows += b.flows;
+                agg.recycle(b);
+            }
+        }
+        let b = agg.take();
+        for (k, v) in &b.edges {
+            got.edges.entry(*k).or_default().merge(v);
+        }
+        got.raw.extend_from_slice(&b.raw);
+        got.flows += b.flows;
+        let res = agg.resolution();
+
+        // Flow by flow, straight from the index.
+        let mut want = Batch::default();
+        let mut how = BTreeMap::<String, u64>::new();
+        let mut conns = Connections::new();
+        for f in &flows {
+            let o = orient(f);
+            let named = |ep: &EndpointIdentity| {
+                index.lookup_pod(ep.namespace.as_deref()?, ep.pod.as_deref()?)
+            };
+            let (sh, dh) = match f.identity.as_deref() {
+                Some(id) => (named(&id.src), named(&id.dst)),
+                None => (None, None),
+            };
+            let (ch, svh) = if o.flipped { (dh, sh) } else { (sh, dh) };
+            let c = ch.unwrap_or_else(|| index.lookup(o.client, f.time));
+            let s = svh.unwrap_or_else(|| index.lookup(o.server, f.time));
+            for r in [c, s] {
+                *how.entry(HOW_NAMES[how_slot(r.how)].to_string())
+                    .or_default() += 1;
+            }
+            let v = verdict_class(f.verdict);
+            if conns.starts(f, &o) {
+                want.add(
+                    EdgeKey {
+                        bucket: bulkhead_store::bucket_of(f.time, bucket_ns),
+                        src: c.entity,
+                        dst: s.entity,
+                        proto: f.protocol,
+                        port: o.port,
+                    },
+                    &EdgeStats::one(f.time, f.end_time, f.bytes, f.packets, v),
+                );
+            }
+            if let Some(time) = f.time {
+                let (sn, dn) = if o.flipped {
+                    (s.entity, c.entity)
+                } else {
+                    (c.entity, s.entity)
+                };
+                want.raw.push(RawFlow {
+                    time,
+                    src: f.src,
+                    dst: f.dst,
+                    src_port: f.src_port,
+                    dst_port: f.dst_port,
+                    proto: f.protocol,
+                    bytes: f.bytes,
+                    packets: f.packets,
+                    verdict: match v {
+                        VerdictClass::Unknown => 0,
+                        VerdictClass::Allowed => 1,
+                        VerdictClass::Denied => 2,
+                    },
+                    src_node: sn,
+                    dst_node: dn,
+                });
+            }
+        }
+        assert_eq!(got.flows, flows.len() as u64, "flows counted");
+        assert_eq!(res.ends, how, "resolution counts");
+        assert!(
+            how.contains_key("pod-name") && how.contains_key("pod-at-time"),
+            "the case exercises named pods and addresses: {how:?}"
+        );
+        assert!(got.edges.len() > 1000, "many edges: {}", got.edges.len());
+        let sorted = |b: &Batch| {
+            b.edges
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(sorted(&got), sorted(&want), "edges");
+        assert_eq!(got.raw, want.raw, "raw flows, in order");
+    }
 
     #[test]
     fn durations_and_times() {

@@ -81,13 +81,13 @@ fn peak_mib() -> Option<f64> {
 }
 
 /// The telemetry generator's pod addresses (crates/telemetry/src/bench.rs, `pod_ip`).
-fn pod_ip(w: u64) -> String {
+pub(crate) fn pod_ip(w: u64) -> String {
     format!("10.{}.{}.{}", (w >> 8) & 0x0f, w & 0xff, 10 + w % 7)
 }
 
 /// A `kubectl get pods -o json`-shaped inventory: per workload a Deployment's running pod and
 /// a finished predecessor on the same address; and one Service per 100 workloads.
-fn write_inventory(path: &Path, workloads: u64) -> Result<()> {
+pub(crate) fn write_inventory(path: &Path, workloads: u64) -> Result<()> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
     write!(w, r#"{{"apiVersion":"v1","kind":"List","items":["#)?;
     for i in 0..workloads {

@@ -73,12 +73,49 @@ pub fn orient(f: &Flow) -> Oriented {
     }
 }
 
+/// An oriented 5-tuple: client, server, protocol, server port, client port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ConnKey {
+    client: IpAddr,
+    server: IpAddr,
+    proto: u8,
+    port: u16,
+    client_port: u16,
+}
+
+/// The address as a number (IPv4 and IPv6 may share one: equal keys still hash equally).
+fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(a.to_bits()),
+        IpAddr::V6(a) => a.to_bits(),
+    }
+}
+
+impl std::hash::Hash for ConnKey {
+    /// Two or three words instead of the derived field-by-field (and byte-by-byte for
+    /// addresses) hashing: the map is probed once per Hubble record.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        match (self.client, self.server) {
+            (IpAddr::V4(c), IpAddr::V4(s)) => {
+                h.write_u64(u64::from(c.to_bits()) << 32 | u64::from(s.to_bits()))
+            }
+            (c, s) => {
+                h.write_u128(ip_bits(c));
+                h.write_u128(ip_bits(s));
+            }
+        }
+        h.write_u64(
+            u64::from(self.proto) << 32 | u64::from(self.port) << 16 | u64::from(self.client_port),
+        );
+    }
+}
+
 /// Connections open (recently seen) per oriented 5-tuple, for folding the several Hubble
 /// events of one connection into one flow.
 #[derive(Default)]
 pub struct Connections {
     /// (client, server, protocol, server port, client port) → the time of its last record.
-    last: rustc_hash::FxHashMap<(IpAddr, IpAddr, u8, u16, u16), i64>,
+    last: rustc_hash::FxHashMap<ConnKey, i64>,
     newest: i64,
     prune_at: usize,
 }
@@ -104,24 +141,41 @@ impl Connections {
             return true;
         }
         let client_port = if o.flipped { f.dst_port } else { f.src_port };
-        let key = (o.client, o.server, f.protocol, o.port, client_port);
+        let key = ConnKey {
+            client: o.client,
+            server: o.server,
+            proto: f.protocol,
+            port: o.port,
+            client_port,
+        };
         self.newest = self.newest.max(t);
-        let prev = self.last.insert(key, t);
+        // One probe: the time kept is the newer of the two when the record is part of the
+        // connection (records of one connection may come slightly out of order, from
+        // several nodes), else the record's own.
+        let starts = match self.last.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let p = *e.get();
+                if t.abs_diff(p) < Self::IDLE_NS as u64 {
+                    if t > p {
+                        e.insert(t);
+                    }
+                    false
+                } else {
+                    e.insert(t);
+                    true
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(t);
+                true
+            }
+        };
         if self.last.len() > self.prune_at.max(1 << 16) {
-            let keep = self.newest - Self::IDLE_NS;
+            let keep = self.newest.saturating_sub(Self::IDLE_NS);
             self.last.retain(|_, v| *v >= keep);
             self.prune_at = 2 * self.last.len();
         }
-        match prev {
-            // Records of one connection may come slightly out of order (several nodes).
-            Some(p) if (t - p).abs() < Self::IDLE_NS => {
-                if p > t {
-                    self.last.insert(key, p);
-                }
-                false
-            }
-            _ => true,
-        }
+        starts
     }
 
     /// Tuples remembered now.
@@ -316,5 +370,93 @@ mod tests {
         }
         // 100 records a second, two minutes remembered (plus what has not been pruned yet).
         assert!(conns.len() <= (1 << 16) + 1, "{} remembered", conns.len());
+    }
+}
+
+#[cfg(test)]
+mod agreement {
+    //! [`Connections`] (one probe, a hand-written key hash) decides exactly as the plain
+    //! definition: a map from the oriented 5-tuple to the newest time of its connection.
+    use super::*;
+    use bulkhead_core::flow::FlowOrigin;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// The definition, written plainly (the previous implementation, without its pruning,
+    /// which starts past 65,536 tuples: more than a case here holds).
+    #[derive(Default)]
+    struct Reference {
+        last: HashMap<(IpAddr, IpAddr, u8, u16, u16), i64>,
+    }
+
+    impl Reference {
+        fn starts(&mut self, f: &Flow, o: &Oriented) -> bool {
+            let Some(t) = f.time else { return true };
+            if f.origin.format != SourceFormat::Hubble {
+                return true;
+            }
+            let cport = if o.flipped { f.dst_port } else { f.src_port };
+            let key = (o.client, o.server, f.protocol, o.port, cport);
+            let prev = self.last.insert(key, t);
+            match prev {
+                Some(p) if (t - p).abs() < Connections::IDLE_NS => {
+                    if p > t {
+                        self.last.insert(key, p);
+                    }
+                    false
+                }
+                _ => true,
+            }
+        }
+    }
+
+    fn flow() -> impl Strategy<Value = Flow> {
+        let addr = prop_oneof![
+            (0u8..4).prop_map(|i| IpAddr::from([10, 0, 0, i])),
+            (0u16..3).prop_map(|i| IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, i])),
+        ];
+        (
+            addr.clone(),
+            addr,
+            prop_oneof![Just(ip_proto::TCP), Just(ip_proto::UDP)],
+            prop_oneof![Just(443u16), Just(40000u16), Just(40001u16)],
+            prop_oneof![Just(443u16), Just(40000u16), Just(40001u16)],
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(0i64..600),
+            prop_oneof![
+                4 => Just(SourceFormat::Hubble),
+                1 => Just(SourceFormat::VpcFlowLogs)
+            ],
+        )
+            .prop_map(|(src, dst, proto, sp, dp, reply, secs, format)| {
+                let mut f = Flow::new(
+                    src,
+                    dst,
+                    proto,
+                    sp,
+                    dp,
+                    FlowOrigin {
+                        format,
+                        source: 0,
+                        record: 1,
+                    },
+                );
+                f.is_reply = reply;
+                f.time = secs.map(|s| s * 1_000_000_000);
+                f
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn starts_as_the_definition(flows in proptest::collection::vec(flow(), 0..200)) {
+            let (mut got, mut want) = (Connections::new(), Reference::default());
+            for (i, f) in flows.iter().enumerate() {
+                let o = orient(f);
+                prop_assert_eq!(got.starts(f, &o), want.starts(f, &o), "record {}: {:?}", i, f);
+            }
+        }
     }
 }

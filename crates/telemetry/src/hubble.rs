@@ -27,7 +27,6 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 /// A `GetFlowsResponse` line.
@@ -366,7 +365,7 @@ pub fn parse_line_with(
         );
         return;
     };
-    let addr = |a: &Option<Cow<'_, str>>| a.as_deref().and_then(|s| s.parse::<IpAddr>().ok());
+    let addr = |a: &Option<Cow<'_, str>>| a.as_deref().and_then(crate::vpc::parse_ip);
     let (Some(src), Some(dst)) = (addr(&ip.source), addr(&ip.destination)) else {
         rep.skip(
             source,

@@ -128,9 +128,87 @@ fn field(name: &str) -> Field {
 
 const V2: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status";
 
-/// Splits on runs of spaces (and tabs) without allocating.
-fn tokens(line: &str) -> impl Iterator<Item = &str> {
-    line.split([' ', '\t']).filter(|t| !t.is_empty())
+/// Splits on runs of spaces (and tabs) without allocating: the fields of `line.split([' ',
+/// '\t'])` that are not empty, found byte by byte (both separators are ASCII, so every cut is
+/// at a character boundary).
+fn tokens(line: &str) -> Tokens<'_> {
+    Tokens { s: line, i: 0 }
+}
+
+struct Tokens<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.s.as_bytes();
+        let mut i = self.i;
+        while i < b.len() && matches!(b[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if i >= b.len() {
+            self.i = i;
+            return None;
+        }
+        let start = i;
+        while i < b.len() && !matches!(b[i], b' ' | b'\t') {
+            i += 1;
+        }
+        self.i = i;
+        self.s.get(start..i)
+    }
+}
+
+/// `s.parse::<IpAddr>()`, with dotted-quad IPv4 (each part 1–3 digits, no leading zero, at
+/// most 255: the only form std accepts) read directly; anything else goes to std.
+#[inline]
+pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
+    let b = s.as_bytes();
+    if b.len() <= 15 {
+        let mut octets = [0u8; 4];
+        let (mut part, mut i) = (0usize, 0usize);
+        let ok = loop {
+            let start = i;
+            let mut v: u32 = 0;
+            while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
+                v = v * 10 + u32::from(b[i] - b'0');
+                i += 1;
+            }
+            let n = i - start;
+            if n == 0 || v > 255 || (n > 1 && b[start] == b'0') {
+                break false;
+            }
+            octets[part] = v as u8;
+            part += 1;
+            if part == 4 {
+                break i == b.len();
+            }
+            if b.get(i) != Some(&b'.') {
+                break false;
+            }
+            i += 1;
+        };
+        if ok {
+            return Some(IpAddr::from(octets));
+        }
+    }
+    s.parse().ok()
+}
+
+/// `s.parse::<T>()` for an unsigned or non-negative field: plain digits (that fit in a u64)
+/// are read directly, anything else (signs, overlong, not a number) by std.
+#[inline]
+fn parse_num<T: std::str::FromStr + TryFrom<u64>>(s: &str) -> Option<T> {
+    let b = s.as_bytes();
+    if !b.is_empty() && b.len() <= 19 && b.iter().all(u8::is_ascii_digit) {
+        let v = b.iter().fold(0u64, |v, &c| v * 10 + u64::from(c - b'0'));
+        return T::try_from(v).ok();
+    }
+    s.parse().ok()
 }
 
 /// The per-file state: the current field order.
@@ -243,7 +321,7 @@ impl VpcParser {
             }
             _ => {}
         }
-        let addr = |a: Option<&str>| a.and_then(|a| a.parse::<IpAddr>().ok());
+        let addr = |a: Option<&str>| a.and_then(parse_ip);
         let (Some(s), Some(d)) = (addr(src), addr(dst)) else {
             rep.skip(
                 source,
@@ -261,9 +339,9 @@ impl VpcParser {
             ($v:expr, $t:ty, $name:literal) => {
                 match $v {
                     "-" => None,
-                    v => match v.parse::<$t>() {
-                        Ok(x) => Some(x),
-                        Err(_) => {
+                    v => match parse_num::<$t>(v) {
+                        Some(x) => Some(x),
+                        None => {
                             rep.skip(
                                 source,
                                 no,
@@ -310,5 +388,90 @@ impl VpcParser {
         }
         rep.parsed += 1;
         sink(f);
+    }
+}
+
+#[cfg(test)]
+mod fast_paths {
+    //! The direct byte readers agree with std on any input (they only take the forms std
+    //! surely reads the same way, and hand the rest to std).
+    use super::{parse_ip, parse_num, tokens};
+    use proptest::prelude::*;
+    use std::net::IpAddr;
+
+    /// Strings near the interesting cases: dotted quads with leading zeros, parts over 255,
+    /// too few or many parts, signs, spaces, IPv6.
+    fn ipish() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}",
+            "[0-9.]{0,18}",
+            "[0-9a-f:.]{0,40}",
+            "[+ 0-9.]{0,16}",
+            any::<String>(),
+        ]
+    }
+
+    fn numish() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{0,22}",
+            "[+-]?[0-9]{1,21}",
+            "[0-9 a_.]{0,6}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn ip_as_std(s in ipish()) {
+            prop_assert_eq!(parse_ip(&s), s.parse::<IpAddr>().ok(), "{:?}", s);
+        }
+
+        #[test]
+        fn numbers_as_std(s in numish()) {
+            prop_assert_eq!(parse_num::<u8>(&s), s.parse::<u8>().ok(), "u8 {:?}", s);
+            prop_assert_eq!(parse_num::<u16>(&s), s.parse::<u16>().ok(), "u16 {:?}", s);
+            prop_assert_eq!(parse_num::<u64>(&s), s.parse::<u64>().ok(), "u64 {:?}", s);
+            prop_assert_eq!(parse_num::<i64>(&s), s.parse::<i64>().ok(), "i64 {:?}", s);
+        }
+
+        #[test]
+        fn tokens_as_split(s in "[ \ta-z0-9\u{e9}-]{0,40}") {
+            let want: Vec<&str> = s.split([' ', '\t']).filter(|t| !t.is_empty()).collect();
+            prop_assert_eq!(tokens(&s).collect::<Vec<_>>(), want);
+        }
+    }
+
+    #[test]
+    fn ip_edge_cases() {
+        for (s, msg) in [
+            ("10.0.0.1", "plain"),
+            ("0.0.0.0", "zeros"),
+            ("255.255.255.255", "max"),
+            ("256.0.0.1", "part over 255"),
+            ("010.0.0.1", "leading zero"),
+            ("1.2.3", "three parts"),
+            ("1.2.3.4.5", "five parts"),
+            ("1.2.3.4 ", "trailing space"),
+            ("1..2.3", "empty part"),
+            ("::ffff:10.0.0.1", "IPv6 with an IPv4 tail"),
+            ("2001:db8::1", "IPv6"),
+            ("", "empty"),
+        ] {
+            assert_eq!(parse_ip(s), s.parse::<IpAddr>().ok(), "{msg}: {s:?}");
+        }
+        assert_eq!(
+            parse_ip("10.1.2.3"),
+            Some(IpAddr::from([10, 1, 2, 3])),
+            "the value itself"
+        );
+        assert_eq!(parse_num::<u16>("65536"), None, "u16 overflow");
+        assert_eq!(parse_num::<u16>("+80"), Some(80), "std reads a plus sign");
+        assert_eq!(
+            parse_num::<i64>("9223372036854775808"),
+            None,
+            "i64 overflow"
+        );
     }
 }
