@@ -443,42 +443,57 @@ pub fn simulate_edges(
     let mut other = Tally::default();
     let mut groups: Vec<Group> = Vec::new();
     let mut group_of: FxHashMap<(Change, Decision, Decision), usize> = FxHashMap::default();
+    // Per outcome id: its change and group (`usize::MAX`: still allowed), worked out once.
+    let mut per_outcome: Vec<Option<(Change, usize)>> = Vec::new();
+    let severity_of = |twin: &Twin<'_, '_>, id: u32| {
+        let (n, o) = twin.outcome(id);
+        (severity(n.verdict), severity(o.verdict))
+    };
     for (i, r) in rows.iter().enumerate() {
         let Some(proto) = protocol(r.proto) else {
             other.add(r);
             continue;
         };
-        let mut best: Option<(Decision, Decision)> = None;
+        let mut best: Option<u32> = None;
         for &s in &nodes[r.src as usize] {
             for &d in &nodes[r.dst as usize] {
-                let pair = twin.decide(s, d, proto, r.port);
-                let k = |p: &(Decision, Decision)| (severity(p.0.verdict), severity(p.1.verdict));
-                if best.as_ref().is_none_or(|b| k(&pair) > k(b)) {
-                    best = Some(pair);
+                let id = twin.decide_id(s, d, proto, r.port);
+                if best.is_none_or(|b| b != id && severity_of(twin, id) > severity_of(twin, b)) {
+                    best = Some(id);
                 }
             }
         }
-        let Some((n, o)) = best else {
+        let Some(id) = best else {
             other.add(r);
             continue;
         };
-        let change = Change::of(n.verdict, o.verdict);
+        if per_outcome.len() <= id as usize {
+            per_outcome.resize(twin.outcomes(), None);
+        }
+        let (change, g) = *per_outcome[id as usize].get_or_insert_with(|| {
+            let (n, o) = twin.outcome(id);
+            let change = Change::of(n.verdict, o.verdict);
+            if change == Change::StillAllowed {
+                return (change, usize::MAX);
+            }
+            let g = *group_of.entry((change, n, o)).or_insert_with(|| {
+                groups.push(Group {
+                    change,
+                    new: n,
+                    old: o,
+                    tally: Tally::default(),
+                    top: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            (change, g)
+        });
         if let Some(t) = classes.get_mut(&change) {
             t.add(r);
         }
-        if change == Change::StillAllowed {
+        if g == usize::MAX {
             continue;
         }
-        let g = *group_of.entry((change, n, o)).or_insert_with(|| {
-            groups.push(Group {
-                change,
-                new: n,
-                old: o,
-                tally: Tally::default(),
-                top: Vec::new(),
-            });
-            groups.len() - 1
-        });
         groups[g].tally.add(r);
         groups[g].top.push(i);
     }

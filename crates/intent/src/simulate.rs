@@ -102,11 +102,16 @@ impl Classes {
 }
 
 /// Decides edges under both intents, caching per class pair, protocol and port.
+///
+/// The cache holds a small id per key; the distinct outcomes (pairs of decisions) are kept
+/// once, so a million recorded edges touch a compact map and callers can work per outcome.
 pub struct Twin<'a, 'e> {
     pub new: &'a Universe<'e>,
     pub old: &'a Universe<'e>,
     pub classes: Classes,
-    cache: FxHashMap<(u32, u32, Protocol, u16), (Decision, Decision)>,
+    cache: FxHashMap<(u32, u32, Protocol, u16), u32>,
+    outcomes: Vec<(Decision, Decision)>,
+    outcome_ids: FxHashMap<(Decision, Decision), u32>,
     /// Decisions computed (cache misses), for the report.
     pub computed: u64,
 }
@@ -118,6 +123,8 @@ impl<'a, 'e> Twin<'a, 'e> {
             new,
             old,
             cache: FxHashMap::default(),
+            outcomes: Vec::new(),
+            outcome_ids: FxHashMap::default(),
             computed: 0,
         }
     }
@@ -130,22 +137,44 @@ impl<'a, 'e> Twin<'a, 'e> {
         proto: Protocol,
         port: u16,
     ) -> (Decision, Decision) {
+        let id = self.decide_id(src, dst, proto, port);
+        self.outcomes[id as usize]
+    }
+
+    /// The id of the outcome (proposal's and baseline's decisions) on `src` → `dst`; equal
+    /// outcomes have equal ids ([`Twin::outcome`] gives it back).
+    pub fn decide_id(&mut self, src: usize, dst: usize, proto: Protocol, port: u16) -> u32 {
         let key = (
             self.classes.class_of[src],
             self.classes.class_of[dst],
             proto,
             port,
         );
-        if let Some(d) = self.cache.get(&key) {
-            return *d;
+        if let Some(&id) = self.cache.get(&key) {
+            return id;
         }
         let d = (
             self.new.decide_edge(src, dst, proto, port),
             self.old.decide_edge(src, dst, proto, port),
         );
         self.computed += 1;
-        self.cache.insert(key, d);
-        d
+        let next = self.outcomes.len() as u32;
+        let id = *self.outcome_ids.entry(d).or_insert(next);
+        if id == next {
+            self.outcomes.push(d);
+        }
+        self.cache.insert(key, id);
+        id
+    }
+
+    /// The outcome behind an id from [`Twin::decide_id`].
+    pub fn outcome(&self, id: u32) -> (Decision, Decision) {
+        self.outcomes[id as usize]
+    }
+
+    /// Distinct outcomes so far (ids are `0..outcomes()`).
+    pub fn outcomes(&self) -> usize {
+        self.outcomes.len()
     }
 }
 
