@@ -194,6 +194,19 @@ pub struct Evidence {
     pub dst_seen: usize,
 }
 
+impl Evidence {
+    /// "1 edge, 2312 flows, 0 bytes".
+    pub fn volume(&self) -> String {
+        let n = |v: u64, one: &str, many: &str| format!("{v} {}", if v == 1 { one } else { many });
+        format!(
+            "{}, {}, {}",
+            n(self.edges, "edge", "edges"),
+            n(self.flows, "flow", "flows"),
+            n(self.bytes, "byte", "bytes")
+        )
+    }
+}
+
 /// One proposed allow rule: source group → destination group on ports.
 #[derive(Clone, Debug)]
 pub struct Allow {
@@ -849,10 +862,11 @@ impl Recommendation {
                 "{} ({} {} in the inventory, {seen} seen here)",
                 gr.key.describe(),
                 gr.members.len(),
-                if matches!(gr.key, GroupKey::Hosts { .. }) {
-                    "hosts"
-                } else {
-                    "workloads"
+                match (matches!(gr.key, GroupKey::Hosts { .. }), gr.members.len() == 1) {
+                    (true, true) => "host",
+                    (true, false) => "hosts",
+                    (false, true) => "workload",
+                    (false, false) => "workloads",
                 }
             ),
             _ => gr.key.describe(),
@@ -867,10 +881,8 @@ impl Recommendation {
             _ => String::new(),
         };
         format!(
-            "observed {} edges, {} flows, {} bytes{when}; source: {}; destination: {}",
-            e.edges,
-            e.flows,
-            e.bytes,
+            "observed {}{when}; source: {}; destination: {}",
+            e.volume(),
             self.generalisation(a.src, e.src_seen),
             self.generalisation(a.dst, e.dst_seen)
         )
@@ -983,10 +995,8 @@ impl Recommendation {
                 );
                 let _ = writeln!(
                     pol,
-                    "    # evidence: {} edges, {} flows, {} bytes{}",
-                    e.edges,
-                    e.flows,
-                    e.bytes,
+                    "    # evidence: {}{}",
+                    e.volume(),
                     match (e.first, e.last) {
                         (Some(f), Some(l)) =>
                             format!(", first seen {}, last seen {}", rfc3339(f), rfc3339(l)),
@@ -1055,8 +1065,8 @@ impl Recommendation {
                 pol,
                 "      description: {}",
                 q(&format!(
-                    "Required infrastructure: name resolution, always allowed; observed {} edges, {} flows, {} bytes{when}",
-                    e.edges, e.flows, e.bytes
+                    "Required infrastructure: name resolution, always allowed; observed {}{when}",
+                    e.volume()
                 ))
             );
         }
