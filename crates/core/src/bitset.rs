@@ -304,6 +304,54 @@ impl Members {
     pub fn each(&self, f: impl FnMut(usize)) {
         self.each_in(0, usize::MAX, f)
     }
+
+    /// `|self ∩ o|`, without building the intersection.
+    pub fn meet_count(&self, o: &Bitset) -> usize {
+        match self {
+            Members::Dense(b) => b
+                .words
+                .iter()
+                .zip(&o.words)
+                .map(|(a, b)| (a & b).count_ones() as usize)
+                .sum(),
+            Members::Sparse { elems, .. } => {
+                elems.iter().filter(|&&x| o.contains(x as usize)).count()
+            }
+        }
+    }
+
+    /// The elements of `self ∩ o`, ascending, without building the intersection.
+    pub fn meet_ones<'a>(&'a self, o: &'a Bitset) -> Box<dyn Iterator<Item = usize> + 'a> {
+        match self {
+            Members::Dense(b) => Box::new(b.words.iter().zip(&o.words).enumerate().flat_map(
+                |(k, (a, b))| {
+                    let mut w = a & b;
+                    std::iter::from_fn(move || {
+                        if w == 0 {
+                            return None;
+                        }
+                        let t = w.trailing_zeros() as usize;
+                        w &= w - 1;
+                        Some(k * 64 + t)
+                    })
+                },
+            )),
+            Members::Sparse { elems, .. } => Box::new(
+                elems
+                    .iter()
+                    .map(|&x| x as usize)
+                    .filter(move |&x| o.contains(x)),
+            ),
+        }
+    }
+
+    /// The length of the universe the set is over.
+    pub fn universe(&self) -> usize {
+        match self {
+            Members::Dense(b) => b.len(),
+            Members::Sparse { len, .. } => *len,
+        }
+    }
 }
 
 /// The set bits of `words`, the first of which is word number `base`.
@@ -370,5 +418,22 @@ mod tests {
         let mut got = Vec::new();
         ms.each_in(12, 15, |x| got.push(x));
         assert_eq!(got, vec![12, 13, 14]);
+        // Counting and listing an intersection without building it agree with building it.
+        for (m, o) in [
+            (&ms, &dense),
+            (&md, &sparse),
+            (&md, &dense),
+            (&far, &sparse),
+        ] {
+            let built = m.to_bitset().intersect(o);
+            assert_eq!(m.meet_count(o), built.count());
+            assert_eq!(
+                m.meet_ones(o).collect::<Vec<_>>(),
+                built.ones().collect::<Vec<_>>()
+            );
+        }
+        assert_eq!(md.meet_count(&sparse), 5, "15..20 of 10..20");
+        assert_eq!(far.meet_count(&sparse), 0);
+        assert_eq!(ms.universe(), len);
     }
 }

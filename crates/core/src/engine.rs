@@ -178,7 +178,8 @@ impl AdminFn {
 /// allow if the admin layer left everything to them.
 #[derive(Clone, Debug)]
 struct LowerFn {
-    blocks: Vec<(Members, ConnSet)>,
+    /// Shared, so that a change report can name a block without copying it.
+    blocks: Vec<(std::sync::Arc<Members>, ConnSet)>,
 }
 
 /// The subject classes of one direction.
@@ -218,7 +219,7 @@ pub struct DirChange {
     /// the changes of one class.
     pub subjects: std::sync::Arc<Bitset>,
     /// Peers over the direction's universe: workloads, then that direction's external pieces.
-    pub peers: Bitset,
+    pub peers: PeerSet,
     pub before: ConnSet,
     pub after: ConnSet,
 }
@@ -227,7 +228,7 @@ impl DirChange {
     fn new(
         direction: Direction,
         subjects: &std::sync::Arc<Bitset>,
-        peers: Bitset,
+        peers: PeerSet,
         v: (ConnSet, ConnSet),
     ) -> Self {
         DirChange {
@@ -237,6 +238,77 @@ impl DirChange {
             before: v.0,
             after: v.1,
         }
+    }
+}
+
+/// The peers of a [`DirChange`]: a set of its own, or the intersection of two sets it shares
+/// with the engine and with other changes (a block of the layers below admin and a region where
+/// the admin layer changed), so that a report of many changes costs no copy of those sets. The
+/// intersection is not empty, and is worked out only when listed or counted.
+#[derive(Clone)]
+pub struct PeerSet(PeerRepr);
+
+#[derive(Clone)]
+enum PeerRepr {
+    Own(Bitset),
+    Meet(std::sync::Arc<Members>, std::sync::Arc<Bitset>),
+}
+
+impl PeerSet {
+    /// The intersection of `a` and `b` (which must be over the same universe and intersect).
+    fn meet(a: &std::sync::Arc<Members>, b: &std::sync::Arc<Bitset>) -> Self {
+        PeerSet(PeerRepr::Meet(a.clone(), b.clone()))
+    }
+
+    /// The length of the universe the set is over (workloads, then external pieces).
+    pub fn universe(&self) -> usize {
+        match &self.0 {
+            PeerRepr::Own(b) => b.len(),
+            PeerRepr::Meet(_, b) => b.len(),
+        }
+    }
+
+    /// How many peers the set holds.
+    pub fn count(&self) -> usize {
+        match &self.0 {
+            PeerRepr::Own(b) => b.count(),
+            PeerRepr::Meet(a, b) => a.meet_count(b),
+        }
+    }
+
+    pub fn contains(&self, i: usize) -> bool {
+        match &self.0 {
+            PeerRepr::Own(b) => b.contains(i),
+            PeerRepr::Meet(a, b) => a.contains(i) && b.contains(i),
+        }
+    }
+
+    /// The peers, ascending.
+    pub fn ones(&self) -> Box<dyn Iterator<Item = usize> + '_> {
+        match &self.0 {
+            PeerRepr::Own(b) => Box::new(b.ones()),
+            PeerRepr::Meet(a, b) => a.meet_ones(b),
+        }
+    }
+
+    /// The peers as a bit set of their own.
+    pub fn to_bitset(&self) -> Bitset {
+        match &self.0 {
+            PeerRepr::Own(b) => b.clone(),
+            PeerRepr::Meet(a, b) => a.meet(b).unwrap_or_else(|| Bitset::empty(b.len())),
+        }
+    }
+}
+
+impl From<Bitset> for PeerSet {
+    fn from(b: Bitset) -> Self {
+        PeerSet(PeerRepr::Own(b))
+    }
+}
+
+impl fmt::Debug for PeerSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.ones()).finish()
     }
 }
 
@@ -1141,7 +1213,7 @@ impl<'c> Engine<'c> {
             blocks: self
                 .evaluate_blocks(dir, blocks, |peer| self.lower_layer(dir, subject, peer))
                 .into_iter()
-                .map(|(b, c)| (Members::new(b), c))
+                .map(|(b, c)| (std::sync::Arc::new(Members::new(b)), c))
                 .collect(),
         });
         self.lower_cache.borrow_mut().insert(key, f.clone());
@@ -1395,7 +1467,12 @@ impl<'c> Engine<'c> {
             for (k, f) in old_lower.iter_mut() {
                 if let Some(map) = &maps[dir_of(k)] {
                     for (b, _) in &mut std::rc::Rc::make_mut(f).blocks {
-                        *b = Members::new(remap(&b.to_bitset(), w, map, w + map.len()));
+                        *b = std::sync::Arc::new(Members::new(remap(
+                            &b.to_bitset(),
+                            w,
+                            map,
+                            w + map.len(),
+                        )));
                     }
                 }
             }
@@ -1509,7 +1586,8 @@ impl<'c> Engine<'c> {
             keys.sort_by_key(|(k, _)| *k);
             // Where two versions of one layer differ, shared by the classes making the same
             // change of that layer.
-            let mut admin_diffs: HashMap<(u32, u32), Vec<(Bitset, _)>> = HashMap::default();
+            let mut admin_diffs: HashMap<(u32, u32), Vec<(std::sync::Arc<Bitset>, _)>> =
+                HashMap::default();
             let mut lower_diffs: HashMap<(u32, u32), Vec<(Bitset, _)>> = HashMap::default();
             for ((a, b), ws) in keys {
                 let (ka, kb) = (
@@ -1520,7 +1598,7 @@ impl<'c> Engine<'c> {
                 let ws = std::sync::Arc::new(ws);
                 let (before_admin, before_lower) = (&old_admin[&ka.admin], &old_lower[&ka.lower]);
                 let after_lower = self.lower_fn(dir, w, kb.lower);
-                let mut emit = |peers: Bitset, before: ConnSet, after: ConnSet| {
+                let mut emit = |peers: PeerSet, before: ConnSet, after: ConnSet| {
                     changes.push(DirChange::new(dir, &ws, peers, (before, after)));
                 };
                 // A layer is unchanged when its key is and does not name the policy.
@@ -1529,6 +1607,9 @@ impl<'c> Engine<'c> {
                     // Only the admin layer changed: where it did, against the lower blocks.
                     let regions = admin_diffs.entry((ka.admin, kb.admin)).or_insert_with(|| {
                         self.admin_update(dir, w, before_admin, kb.admin, admin_change.as_ref())
+                            .into_iter()
+                            .map(|(r, v)| (std::sync::Arc::new(r), v))
+                            .collect()
                     });
                     for (z, below) in &after_lower.blocks {
                         for (r, ((al, dl), (al2, dl2))) in regions.iter() {
@@ -1537,10 +1618,9 @@ impl<'c> Engine<'c> {
                             }
                             let before = layered(al, dl, below);
                             let after = layered(al2, dl2, below);
-                            if before != after
-                                && let Some(p) = z.meet(r)
-                            {
-                                emit(p, before, after);
+                            if before != after {
+                                // `z` and `r` intersect: the change names both, copying neither.
+                                emit(PeerSet::meet(z, r), before, after);
                             }
                         }
                     }
@@ -1563,7 +1643,7 @@ impl<'c> Engine<'c> {
                             if before != after
                                 && let Some(p) = r.intersection_if_any(x)
                             {
-                                emit(p, before, after);
+                                emit(p.into(), before, after);
                             }
                         }
                     }
@@ -1572,7 +1652,7 @@ impl<'c> Engine<'c> {
                     let before = combine(self.admin_blocks(dir, before_admin), before_lower);
                     let after = combine(self.admin_blocks(dir, &after_admin), &after_lower);
                     for (r, (cb, ca)) in diff_blocks(&before, &after) {
-                        emit(r, cb, ca);
+                        emit(r.into(), cb, ca);
                     }
                 }
             }
@@ -2069,6 +2149,12 @@ impl Intersect for Bitset {
 impl Intersect for Members {
     fn meet_with(&self, o: &Self) -> Option<Bitset> {
         self.meet_members(o)
+    }
+}
+
+impl<T: Intersect> Intersect for std::sync::Arc<T> {
+    fn meet_with(&self, o: &Self) -> Option<Bitset> {
+        (**self).meet_with(o)
     }
 }
 

@@ -16,8 +16,8 @@ pub mod selector;
 pub use bitset::Bitset;
 pub use conn::{ConnSet, PortSet, Protocol};
 pub use engine::{
-    Decision, DirChange, DirDecision, Endpoint, Endpoints, Engine, ReachGroup, Reason, RuleRef,
-    SpansPieces, Update,
+    Decision, DirChange, DirDecision, Endpoint, Endpoints, Engine, PeerSet, ReachGroup, Reason,
+    RuleRef, SpansPieces, Update,
 };
 pub use ip::{IpRange, IpSet};
 pub use model::{
