@@ -111,6 +111,13 @@ struct RawEndpoint<'a> {
     /// decoded into strings the first time a label set is seen.
     #[serde(borrow, default, deserialize_with = "raw_text")]
     labels: Option<&'a str>,
+    /// The scanner's shortcut: the identity of an endpoint object seen before, byte for byte.
+    #[serde(skip)]
+    known: Option<EndpointIdentity>,
+    /// The scanner's record of the object's JSON text and the nesting depth it was read at,
+    /// for [`Interner::endpoint`] to remember.
+    #[serde(skip)]
+    text: Option<(&'a str, u32)>,
 }
 
 /// A value's JSON text as it stands in the line (`null`: none).
@@ -156,11 +163,90 @@ pub struct Interner {
     strings: HashMap<Box<str>, Arc<str>, FxBuild>,
     label_sets: HashMap<Box<str>, Arc<[Arc<str>]>, FxBuild>,
     empty: Option<Arc<[Arc<str>]>>,
+    /// Endpoint objects decoded before, by the first [`ENDPOINT_PREFIX`] bytes of their JSON
+    /// text (see [`Interner::known_endpoint`]).
+    endpoints: HashMap<[u8; ENDPOINT_PREFIX], Vec<KnownEndpoint>, FxBuild>,
+    endpoint_count: usize,
+}
+
+/// Bytes of an endpoint object's text that key [`Interner::endpoints`]; shorter objects are
+/// not remembered (they are cheap to scan).
+const ENDPOINT_PREFIX: usize = 32;
+
+/// An endpoint object the scanner read in full and the interner decoded without error.
+struct KnownEndpoint {
+    /// Its JSON text, exactly as it stood in the line.
+    text: Box<[u8]>,
+    /// The nesting depth it was read at (the scanner's depth limit depends on it).
+    depth: u32,
+    id: EndpointIdentity,
 }
 
 impl Interner {
     /// Entries kept before the cache is cleared.
     pub const MAX: usize = 1 << 16;
+    /// Endpoint objects kept before that cache is cleared (each holds its text, a few
+    /// hundred bytes).
+    pub const MAX_ENDPOINTS: usize = 1 << 14;
+
+    /// The identity of the endpoint object at the start of `rest`, when its text is, byte for
+    /// byte, that of an object read before at the same depth; and the text's length.
+    ///
+    /// Exact: a remembered text is a complete, valid JSON object (the scanner read it to its
+    /// closing brace and the interner decoded it), and JSON is read left to right with no
+    /// look-ahead, so the same bytes at the same depth read the same way and the object ends
+    /// where the remembered text ends, whatever follows it.
+    fn known_endpoint(&self, rest: &[u8], depth: u32) -> Option<(usize, &EndpointIdentity)> {
+        if self.endpoints.is_empty() {
+            return None;
+        }
+        let key: [u8; ENDPOINT_PREFIX] = rest.get(..ENDPOINT_PREFIX)?.try_into().ok()?;
+        self.endpoints
+            .get(&key)?
+            .iter()
+            .find(|k| k.depth == depth && rest.starts_with(&k.text))
+            .map(|k| (k.text.len(), &k.id))
+    }
+
+    /// Endpoint objects remembered (for tests: that the shortcut is exercised).
+    #[doc(hidden)]
+    pub fn remembered_endpoints(&self) -> usize {
+        self.endpoint_count
+    }
+
+    fn remember_endpoint(&mut self, text: &str, depth: u32, id: &EndpointIdentity) {
+        let Some(key) = text
+            .as_bytes()
+            .get(..ENDPOINT_PREFIX)
+            .and_then(|k| <[u8; ENDPOINT_PREFIX]>::try_from(k).ok())
+        else {
+            return;
+        };
+        if self.endpoint_count >= Self::MAX_ENDPOINTS {
+            self.endpoints.clear();
+            self.endpoint_count = 0;
+        }
+        let list = self.endpoints.entry(key).or_default();
+        // Both endpoints of one line may be the same object, read before either was known.
+        if list
+            .iter()
+            .any(|k| k.depth == depth && *k.text == *text.as_bytes())
+        {
+            return;
+        }
+        // A handful per prefix (one pod's label changes); past that, the newest replaces one.
+        let known = KnownEndpoint {
+            text: Box::from(text.as_bytes()),
+            depth,
+            id: id.clone(),
+        };
+        if list.len() < 8 {
+            list.push(known);
+            self.endpoint_count += 1;
+        } else {
+            list[0] = known;
+        }
+    }
 
     fn string(&mut self, s: &str) -> Arc<str> {
         if let Some(a) = self.strings.get(s) {
@@ -195,17 +281,24 @@ impl Interner {
 
     fn endpoint(
         &mut self,
-        e: Option<&RawEndpoint<'_>>,
+        e: Option<RawEndpoint<'_>>,
     ) -> Result<EndpointIdentity, serde_json::Error> {
         let Some(e) = e else {
             return Ok(EndpointIdentity::default());
         };
-        Ok(EndpointIdentity {
+        if let Some(id) = e.known {
+            return Ok(id);
+        }
+        let id = EndpointIdentity {
             namespace: e.namespace.as_deref().map(|s| self.string(s)),
             pod: e.pod_name.as_deref().map(|s| self.string(s)),
             labels: self.labels(e.labels)?,
             identity: e.identity,
-        })
+        };
+        if let Some((text, depth)) = e.text {
+            self.remember_endpoint(text, depth, &id);
+        }
+        Ok(id)
     }
 }
 
@@ -258,19 +351,19 @@ fn decode_serde(line: &str) -> Result<Decoded<'_>, serde_json::Error> {
 
 /// The fast path: the same decisions as [`decode_serde`], by [`scan`]; `None` when the
 /// scanner does not take the line (the serde path then decides, errors included).
-fn decode_fast(line: &str) -> Option<Decoded<'_>> {
+fn decode_fast<'a>(line: &'a str, known: &Interner) -> Option<Decoded<'a>> {
     if line.contains("\"flow\"") {
-        match scan::response(line)? {
+        match scan::response(line, known)? {
             Response {
                 flow: Some(f),
                 time,
                 ..
             } => Some(Decoded::Flow(f, time)),
             r if r.node_status.is_some() || r.lost_events.is_some() => Some(Decoded::NotAFlow),
-            _ => Some(Decoded::Flow(scan::flow(line)?, None)),
+            _ => Some(Decoded::Flow(scan::flow(line, known)?, None)),
         }
     } else {
-        Some(Decoded::Flow(scan::flow(line)?, None))
+        Some(Decoded::Flow(scan::flow(line, known)?, None))
     }
 }
 
@@ -278,7 +371,7 @@ fn decode_fast(line: &str) -> Option<Decoded<'_>> {
 /// serde path is taken otherwise).
 #[doc(hidden)]
 pub fn fast_path_takes(line: &str) -> bool {
-    decode_fast(line).is_some()
+    decode_fast(line, &Interner::default()).is_some()
 }
 
 /// Which decoder [`parse_line_with`] uses.
@@ -316,7 +409,7 @@ pub fn parse_line_with(
 ) {
     rep.read += 1;
     let fast = match decoder {
-        Decoder::Fast => decode_fast(line),
+        Decoder::Fast => decode_fast(line, interner),
         Decoder::Serde => None,
     };
     let decoded = match fast {
@@ -334,7 +427,7 @@ pub fn parse_line_with(
             }
         },
     };
-    let (flow, response_time) = match decoded {
+    let (mut flow, response_time) = match decoded {
         Decoded::Flow(f, t) => (f, t),
         Decoded::NotAFlow => {
             rep.skip(
@@ -355,6 +448,7 @@ pub fn parse_line_with(
         );
         return;
     }
+    let (src_ep, dst_ep) = (flow.source.take(), flow.destination.take());
     let f = &flow;
     let Some(ip) = &f.ip else {
         rep.skip(
@@ -435,10 +529,10 @@ pub fn parse_line_with(
         (None, Some("L7")) => Some(L7Kind::Other),
         _ => None,
     };
-    if f.source.is_some() || f.destination.is_some() {
+    if src_ep.is_some() || dst_ep.is_some() {
         let ids = interner
-            .endpoint(f.source.as_ref())
-            .and_then(|s| Ok((s, interner.endpoint(f.destination.as_ref())?)));
+            .endpoint(src_ep)
+            .and_then(|s| Ok((s, interner.endpoint(dst_ep)?)));
         let (src, dst) = match ids {
             Ok(x) => x,
             Err(e) => {
@@ -465,7 +559,8 @@ pub fn parse_line_with(
 /// anything that is not valid JSON. The serde path then decides (and words the error).
 mod scan {
     use super::{
-        RawEndpoint, RawFlow, RawIcmp, RawIp, RawL4, RawL7, RawPorts, Response, serde_json_ws,
+        Interner, RawEndpoint, RawFlow, RawIcmp, RawIp, RawL4, RawL7, RawPorts, Response,
+        serde_json_ws,
     };
     use serde::de::IgnoredAny;
     use std::borrow::Cow;
@@ -475,20 +570,27 @@ mod scan {
 
     type R<T> = Option<T>;
 
-    struct Scan<'a> {
+    struct Scan<'a, 'k> {
         s: &'a str,
         b: &'a [u8],
         i: usize,
         depth: u32,
+        /// Endpoint objects read before (see [`Interner::known_endpoint`]).
+        known: &'k Interner,
     }
 
     /// Runs `f` over the whole line: JSON whitespace around the value, nothing after it.
-    fn whole<'a, T>(line: &'a str, f: impl FnOnce(&mut Scan<'a>) -> R<T>) -> R<T> {
+    fn whole<'a, T>(
+        line: &'a str,
+        known: &Interner,
+        f: impl FnOnce(&mut Scan<'a, '_>) -> R<T>,
+    ) -> R<T> {
         let mut sc = Scan {
             s: line,
             b: line.as_bytes(),
             i: 0,
             depth: 0,
+            known,
         };
         sc.ws();
         let v = f(&mut sc)?;
@@ -497,8 +599,8 @@ mod scan {
     }
 
     /// A `GetFlowsResponse` line.
-    pub(super) fn response(line: &str) -> R<Response<'_>> {
-        whole(line, |sc| {
+    pub(super) fn response<'a>(line: &'a str, known: &Interner) -> R<Response<'a>> {
+        whole(line, known, |sc| {
             let mut r = Response::default();
             let mut seen = 0u32;
             sc.object(|sc, key| {
@@ -523,8 +625,8 @@ mod scan {
     }
 
     /// A bare `Flow` line.
-    pub(super) fn flow(line: &str) -> R<RawFlow<'_>> {
-        whole(line, flow_object)
+    pub(super) fn flow<'a>(line: &'a str, known: &Interner) -> R<RawFlow<'a>> {
+        whole(line, known, flow_object)
     }
 
     fn once(seen: &mut u32, bit: u32) -> R<()> {
@@ -535,11 +637,11 @@ mod scan {
         Some(())
     }
 
-    fn ignored(sc: &mut Scan<'_>) -> R<IgnoredAny> {
+    fn ignored(sc: &mut Scan<'_, '_>) -> R<IgnoredAny> {
         sc.skip().map(|()| IgnoredAny)
     }
 
-    fn flow_object<'a>(sc: &mut Scan<'a>) -> R<RawFlow<'a>> {
+    fn flow_object<'a>(sc: &mut Scan<'a, '_>) -> R<RawFlow<'a>> {
         let mut f = RawFlow::default();
         let mut seen = 0u32;
         sc.object(|sc, key| {
@@ -580,7 +682,7 @@ mod scan {
         Some(f)
     }
 
-    fn ip<'a>(sc: &mut Scan<'a>) -> R<RawIp<'a>> {
+    fn ip<'a>(sc: &mut Scan<'a, '_>) -> R<RawIp<'a>> {
         let mut r = RawIp::default();
         let mut seen = 0u32;
         sc.object(|sc, key| {
@@ -600,7 +702,7 @@ mod scan {
         Some(r)
     }
 
-    fn ports(sc: &mut Scan<'_>) -> R<RawPorts> {
+    fn ports(sc: &mut Scan<'_, '_>) -> R<RawPorts> {
         let mut r = RawPorts::default();
         let mut seen = 0u32;
         sc.object(|sc, key| {
@@ -620,7 +722,7 @@ mod scan {
         Some(r)
     }
 
-    fn icmp(sc: &mut Scan<'_>) -> R<RawIcmp> {
+    fn icmp(sc: &mut Scan<'_, '_>) -> R<RawIcmp> {
         let mut r = RawIcmp::default();
         let mut seen = 0u32;
         sc.object(|sc, key| {
@@ -640,7 +742,7 @@ mod scan {
         Some(r)
     }
 
-    fn l4(sc: &mut Scan<'_>) -> R<RawL4> {
+    fn l4(sc: &mut Scan<'_, '_>) -> R<RawL4> {
         let mut r = RawL4::default();
         let mut seen = 0u32;
         sc.object(|sc, key| {
@@ -665,7 +767,16 @@ mod scan {
         Some(r)
     }
 
-    fn endpoint<'a>(sc: &mut Scan<'a>) -> R<RawEndpoint<'a>> {
+    fn endpoint<'a>(sc: &mut Scan<'a, '_>) -> R<RawEndpoint<'a>> {
+        sc.ws();
+        let (start, depth) = (sc.i, sc.depth);
+        if let Some((len, id)) = sc.known.known_endpoint(sc.b.get(start..)?, depth) {
+            sc.i += len;
+            return Some(RawEndpoint {
+                known: Some(id.clone()),
+                ..RawEndpoint::default()
+            });
+        }
         let mut r = RawEndpoint::default();
         let mut seen = 0u32;
         sc.object(|sc, key| {
@@ -685,10 +796,11 @@ mod scan {
             }
             Some(())
         })?;
+        r.text = Some((sc.s.get(start..sc.i)?, depth));
         Some(r)
     }
 
-    fn l7(sc: &mut Scan<'_>) -> R<RawL7> {
+    fn l7(sc: &mut Scan<'_, '_>) -> R<RawL7> {
         let mut r = RawL7::default();
         let mut seen = 0u32;
         sc.object(|sc, key| {
@@ -710,7 +822,7 @@ mod scan {
         Some(r)
     }
 
-    impl<'a> Scan<'a> {
+    impl<'a, 'k> Scan<'a, 'k> {
         #[inline]
         fn ws(&mut self) {
             while let Some(&c) = self.b.get(self.i) {

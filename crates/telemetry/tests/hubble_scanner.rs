@@ -458,3 +458,109 @@ fn the_scanner_takes_most_generated_records() {
         "the scanner took {taken} of {total} generated records"
     );
 }
+
+/// Endpoint objects of a few pods, some sharing long prefixes or differing only near the end,
+/// some the scanner declines (duplicate key) or the interner rejects (labels not strings).
+fn endpoint_text() -> impl Strategy<Value = String> {
+    let labels = prop_oneof![
+        Just(r#"["k8s:app=svc-87","k8s:io.kubernetes.pod.namespace=shared-infra"]"#),
+        Just(r#"["k8s:app=svc-87","k8s:io.kubernetes.pod.namespace=shared-infrb"]"#),
+        Just(r#"["k8s:app=svc-87"]"#),
+        Just(r#"[]"#),
+        Just(r#"null"#),
+        Just(r#"["k8s:app=svc-\u0038\u0037"]"#),
+        Just(r#"[1]"#),
+        Just(r#"{"app":"svc-87"}"#),
+    ];
+    let pod = prop_oneof![
+        Just(r#""svc-87-7d9f8b6c5d-a8339""#),
+        Just(r#""svc-87-7d9f8b6c5d-a833A""#),
+        Just(r#""svc-87-\u0037d9f8b6c5d""#),
+        Just("null"),
+    ];
+    let tail = prop_oneof![
+        Just(""),
+        Just(r#","workloads":[{"name":"svc-87","kind":"Deployment"}]"#),
+        Just(r#","identity":7"#),
+        Just(r#","x":[[[{}]]]"#),
+    ];
+    (labels, pod, tail, 0u32..3, any::<bool>()).prop_map(|(labels, pod, tail, id, sp)| {
+        let sp = if sp { " " } else { "" };
+        format!(
+            r#"{{"ID":1087,"identity":{id},"namespace":"shared-infra","labels":{sp}{labels},"pod_name":{pod}{tail}}}"#
+        )
+    })
+}
+
+/// A line around two endpoint objects: a GetFlowsResponse or a bare Flow (other depths), and
+/// sometimes something after the object that the remembered text must not swallow.
+fn line_with(src: &str, dst: &str, bare: bool, after: u8) -> String {
+    let after = match after {
+        0 => "",
+        1 => " ",
+        2 => r#","Type":"L7""#,
+        _ => "}",
+    };
+    let flow = format!(
+        r#"{{"time":"2025-11-27T00:00:00.000153681Z","verdict":"FORWARDED","IP":{{"source":"10.0.0.1","destination":"10.0.0.2"}},"l4":{{"TCP":{{"source_port":5,"destination_port":80}}}},"source":{src}{after},"destination":{dst},"is_reply":false}}"#
+    );
+    if bare {
+        flow
+    } else {
+        format!(r#"{{"flow":{flow},"node_name":"node-3"}}"#)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// Endpoint objects the scanner has seen before are decoded from memory: over lines that
+    /// repeat, nearly repeat and nest them at other depths, the flows and the report are still
+    /// serde's.
+    #[test]
+    fn remembered_endpoints_agree_with_serde(
+        pool in prop::collection::vec(endpoint_text(), 1..5),
+        picks in prop::collection::vec((0usize..5, 0usize..5, any::<bool>(), 0u8..6), 1..12),
+    ) {
+        let lines: Vec<String> = picks
+            .iter()
+            .map(|&(s, d, bare, after)| {
+                line_with(&pool[s % pool.len()], &pool[d % pool.len()], bare, after)
+            })
+            .collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        agree(&lines);
+    }
+}
+
+/// The shortcut above is exercised: a repeated endpoint object is remembered after its first
+/// line, and the repeat decodes to the same flow.
+#[test]
+fn a_repeated_endpoint_object_is_remembered() {
+    let ep = r#"{"ID":1087,"identity":20087,"namespace":"shared-infra","labels":["k8s:app=svc-87"],"pod_name":"svc-87-7d9f8b6c5d-a8339"}"#;
+    let line = line_with(ep, ep, false, 0);
+    let mut interner = Interner::default();
+    let mut rep = Report::default();
+    let mut flows = Vec::new();
+    for no in 1..=3 {
+        parse_line_with(
+            Decoder::Fast,
+            &line,
+            0,
+            no,
+            &mut interner,
+            &mut rep,
+            &mut |f| flows.push(f),
+        );
+    }
+    assert_eq!(interner.remembered_endpoints(), 1, "one distinct object");
+    assert_eq!(flows.len(), 3);
+    let id = flows[2].identity.as_ref().expect("identity");
+    assert_eq!(id.src.pod.as_deref(), Some("svc-87-7d9f8b6c5d-a8339"));
+    assert_eq!(id.dst.identity, Some(20087));
+    assert_eq!(
+        &*id.src.labels,
+        &[std::sync::Arc::<str>::from("k8s:app=svc-87")]
+    );
+    assert_eq!(flows[0].identity, flows[2].identity);
+}
