@@ -59,9 +59,17 @@ pub struct ServiceRecord {
 }
 
 impl Loaded {
-    /// Reads paths and builds the cluster.
+    /// Reads paths and builds the cluster. Each object is converted as soon as it is read and
+    /// then dropped (a large JSON list is read item by item), so memory holds what the model
+    /// needs, not the input.
     pub fn from_paths<P: AsRef<std::path::Path>>(paths: &[P]) -> Self {
-        build(Manifests::load_paths(paths))
+        let builder = std::rc::Rc::new(std::cell::RefCell::new(Builder::default()));
+        let sink = builder.clone();
+        let m = Manifests::load_paths_into(paths, move |o| sink.borrow_mut().add(&o));
+        let b = std::rc::Rc::try_unwrap(builder)
+            .map(std::cell::RefCell::into_inner)
+            .unwrap_or_else(|rc| std::mem::take(&mut *rc.borrow_mut()));
+        b.finish(m)
     }
 }
 
@@ -71,37 +79,49 @@ const DEFAULT_NAMESPACE: &str = "default";
 struct PodLabels {
     workload: usize,
     pod: String,
-    labels: Labels,
+    /// Index into the workload's `label_variants`.
+    variant: usize,
+}
+
+/// Builds [`Loaded`] one object at a time.
+#[derive(Default)]
+struct Builder {
+    /// Without the loader's warnings and errors (they come first, added by `finish`).
+    out: Loaded,
+    index: BTreeMap<(String, String, String), usize>,
+    pods: Vec<PodLabels>,
+    banps: usize,
 }
 
 /// Builds the cluster from loaded manifests. Problems in single objects become errors with
 /// their location; everything else still loads.
-pub fn build(m: Manifests) -> Loaded {
-    let mut out = Loaded {
-        warnings: m.warnings,
-        errors: m.errors,
-        ..Default::default()
-    };
-    let mut index: BTreeMap<(String, String, String), usize> = BTreeMap::new();
-    let mut pods: Vec<PodLabels> = Vec::new();
-    let mut banps = 0usize;
-    for obj in &m.objects {
+pub fn build(mut m: Manifests) -> Loaded {
+    let mut b = Builder::default();
+    for obj in std::mem::take(&mut m.objects) {
+        b.add(&obj);
+    }
+    b.finish(m)
+}
+
+impl Builder {
+    fn add(&mut self, obj: &Located) {
+        let out = &mut self.out;
         let r = match obj.kind.as_str() {
-            "Namespace" => namespace(&mut out, obj),
-            "Pod" => pod(&mut out, obj, &mut index, &mut pods),
+            "Namespace" => namespace(out, obj),
+            "Pod" => pod(out, obj, &mut self.index, &mut self.pods),
             "Deployment"
             | "ReplicaSet"
             | "ReplicationController"
             | "StatefulSet"
             | "DaemonSet"
             | "Job"
-            | "CronJob" => workload_manifest(&mut out, obj, &mut index),
+            | "CronJob" => workload_manifest(out, obj, &mut self.index),
             "NetworkPolicy" => network_policy(obj).map(|p| out.cluster.policies.push(p)),
             "AdminNetworkPolicy" => admin_policy(obj, Layer::Admin, &mut out.warnings)
                 .map(|p| out.cluster.policies.push(p)),
             "BaselineAdminNetworkPolicy" => {
-                banps += 1;
-                if banps > 1 {
+                self.banps += 1;
+                if self.banps > 1 {
                     Err(
                         "only one BaselineAdminNetworkPolicy may exist (named \"default\")"
                             .to_string(),
@@ -111,7 +131,7 @@ pub fn build(m: Manifests) -> Loaded {
                         .map(|p| out.cluster.policies.push(p))
                 }
             }
-            "Service" => service(&mut out, obj),
+            "Service" => service(out, obj),
             _ => Ok(()), // Other supported kinds carry nothing for connectivity yet.
         };
         if let Err(reason) = r {
@@ -130,25 +150,35 @@ pub fn build(m: Manifests) -> Loaded {
             });
         }
     }
-    // Every namespace referenced exists and carries kubernetes.io/metadata.name.
-    let referenced: Vec<String> = out
-        .cluster
-        .workloads
-        .iter()
-        .map(|w| w.namespace.clone())
-        .chain(
-            out.cluster
-                .policies
-                .iter()
-                .filter_map(|p| p.namespace.clone()),
-        )
-        .collect();
-    for ns in referenced {
-        out.cluster.ensure_namespace(&ns);
+
+    fn finish(self, m: Manifests) -> Loaded {
+        let Builder { mut out, pods, .. } = self;
+        let mut warnings = m.warnings;
+        warnings.append(&mut out.warnings);
+        out.warnings = warnings;
+        let mut errors = m.errors;
+        errors.append(&mut out.errors);
+        out.errors = errors;
+        // Every namespace referenced exists and carries kubernetes.io/metadata.name.
+        let referenced: Vec<String> = out
+            .cluster
+            .workloads
+            .iter()
+            .map(|w| w.namespace.clone())
+            .chain(
+                out.cluster
+                    .policies
+                    .iter()
+                    .filter_map(|p| p.namespace.clone()),
+            )
+            .collect();
+        for ns in referenced {
+            out.cluster.ensure_namespace(&ns);
+        }
+        warn_equal_priorities(&mut out);
+        check_label_gaps(&mut out, &pods);
+        out
     }
-    warn_equal_priorities(&mut out);
-    check_label_gaps(&mut out, &pods);
-    out
 }
 
 fn object_name(o: &Object) -> String {
@@ -237,7 +267,8 @@ fn named_ports(
     Ok(out)
 }
 
-/// Adds a member to the workload `(ns, name, kind)`, creating it if needed.
+/// Adds a member to the workload `(ns, name, kind)`, creating it if needed; returns the
+/// workload's index and that of `labels` among its `label_variants`.
 fn upsert_workload(
     out: &mut Loaded,
     index: &mut BTreeMap<(String, String, String), usize>,
@@ -246,19 +277,23 @@ fn upsert_workload(
     labels: Labels,
     ports: Vec<NamedPort>,
     origin: Origin,
-) -> usize {
+) -> (usize, usize) {
     if let Some(&i) = index.get(&key) {
         let w = &mut out.cluster.workloads[i];
         w.members.push(member);
-        if !w.label_variants.contains(&labels) {
-            w.label_variants.push(labels);
-        }
+        let variant = match w.label_variants.iter().position(|l| *l == labels) {
+            Some(v) => v,
+            None => {
+                w.label_variants.push(labels);
+                w.label_variants.len() - 1
+            }
+        };
         for p in ports {
             if w.resolve_named_port(&p.name, Some(p.protocol)).is_none() {
                 w.named_ports.push(p);
             }
         }
-        return i;
+        return (i, variant);
     }
     let (namespace, name, kind) = key.clone();
     out.cluster.workloads.push(Workload {
@@ -273,7 +308,7 @@ fn upsert_workload(
         origin,
     });
     index.insert(key, out.cluster.workloads.len() - 1);
-    out.cluster.workloads.len() - 1
+    (out.cluster.workloads.len() - 1, 0)
 }
 
 fn pod(
@@ -314,12 +349,12 @@ fn pod(
         obj,
         &mut out.warnings,
     )?;
-    let i = upsert_workload(
+    let (i, variant) = upsert_workload(
         out,
         index,
         (ns, wname, wkind),
         name.clone(),
-        labels.clone(),
+        labels,
         ports,
         origin(obj),
     );
@@ -367,7 +402,7 @@ fn pod(
     pods.push(PodLabels {
         workload: i,
         pod: name,
-        labels,
+        variant,
     });
     Ok(())
 }
@@ -865,10 +900,12 @@ fn check_label_gaps(out: &mut Loaded, pods: &[PodLabels]) {
             first.insert(p.workload, p);
             continue;
         };
-        if f.labels == p.labels {
+        // Variants are distinct label sets: the same index is the same labels.
+        if f.variant == p.variant {
             continue;
         }
         let w = &out.cluster.workloads[p.workload];
+        let (fl, pl) = (&w.label_variants[f.variant], &w.label_variants[p.variant]);
         let nsl = out.cluster.ns_labels(&w.namespace);
         let mut found = None;
         'policies: for pol in &out.cluster.policies {
@@ -884,8 +921,8 @@ fn check_label_gaps(out: &mut Loaded, pods: &[PodLabels]) {
                     }),
             );
             for m in matches {
-                if m.matches_labels(&w.namespace, nsl, &f.labels)
-                    != m.matches_labels(&w.namespace, nsl, &p.labels)
+                if m.matches_labels(&w.namespace, nsl, fl)
+                    != m.matches_labels(&w.namespace, nsl, pl)
                 {
                     found = Some((pol, m.clone()));
                     break 'policies;
@@ -893,12 +930,11 @@ fn check_label_gaps(out: &mut Loaded, pods: &[PodLabels]) {
             }
         }
         if let Some((pol, m)) = found {
-            let keys: std::collections::BTreeSet<&String> =
-                f.labels.keys().chain(p.labels.keys()).collect();
+            let keys: std::collections::BTreeSet<&String> = fl.keys().chain(pl.keys()).collect();
             let diff: Vec<String> = keys
                 .into_iter()
-                .filter(|k| f.labels.get(*k) != p.labels.get(*k))
-                .map(|k| format!("{k}: {:?} vs {:?}", f.labels.get(k), p.labels.get(k)))
+                .filter(|k| fl.get(*k) != pl.get(*k))
+                .map(|k| format!("{k}: {:?} vs {:?}", fl.get(k), pl.get(k)))
                 .collect();
             out.errors.push(LoadError {
                 file: pol.origin.file.clone(),

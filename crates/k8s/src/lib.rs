@@ -5,6 +5,7 @@
 mod fast;
 pub mod load;
 pub mod objects;
+mod stream;
 pub mod yaml;
 
 pub use load::{LoadError, Located, Manifests};

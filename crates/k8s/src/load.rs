@@ -82,7 +82,23 @@ pub struct Manifests {
     pub errors: Vec<LoadError>,
     /// Files read (for reporting).
     pub files: usize,
+    /// When set, objects go here as they are read instead of into `objects`.
+    sink: Option<Sink>,
+    /// Objects read so far (kept or handed to the sink).
+    read: usize,
 }
+
+/// Where [`Manifests::load_paths_into`] hands objects.
+struct Sink(Box<dyn FnMut(Located)>);
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sink")
+    }
+}
+
+/// JSON files at least this large are read as a stream (item by item) rather than whole.
+const STREAM_JSON_BYTES: u64 = 1 << 20;
 
 impl Manifests {
     /// Reads every path (files or directories, recursively).
@@ -92,6 +108,49 @@ impl Manifests {
             m.load_path(p.as_ref());
         }
         m
+    }
+
+    /// Reads every path like [`Manifests::load_paths`], but hands each object to `sink` as
+    /// soon as it is read rather than keeping it in `objects`: a large JSON list
+    /// (`kubectl get pods -A -o json`) is then read item by item, never held whole in memory.
+    pub fn load_paths_into<P: AsRef<Path>>(
+        paths: &[P],
+        sink: impl FnMut(Located) + 'static,
+    ) -> Self {
+        let mut m = Manifests {
+            sink: Some(Sink(Box::new(sink))),
+            ..Default::default()
+        };
+        for p in paths {
+            m.load_path(p.as_ref());
+        }
+        m.sink = None;
+        m
+    }
+
+    /// Objects read so far.
+    pub(crate) fn read(&self) -> usize {
+        self.read
+    }
+
+    /// [`Manifests::accept`], for the JSON stream reader.
+    pub(crate) fn accept_top(
+        &mut self,
+        file: &str,
+        line: usize,
+        kind: String,
+        object: Object,
+        skipped: &mut Vec<String>,
+    ) {
+        self.accept(file, line, kind, object, skipped);
+    }
+
+    fn push(&mut self, o: Located) {
+        self.read += 1;
+        match &mut self.sink {
+            Some(Sink(f)) => f(o),
+            None => self.objects.push(o),
+        }
     }
 
     /// Reads one file or directory.
@@ -117,6 +176,13 @@ impl Manifests {
 
     fn load_file(&mut self, path: &Path) {
         let name = path.display().to_string();
+        if self.sink.is_some()
+            && std::fs::metadata(path).is_ok_and(|m| m.len() >= STREAM_JSON_BYTES)
+            && crate::stream::looks_like_json(path)
+            && self.load_json_stream(&name, path)
+        {
+            return;
+        }
         match std::fs::read(path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => self.load_str(&name, &text),
@@ -165,14 +231,14 @@ impl Manifests {
         let is_json = json.is_some();
         if let Some(objects) = json {
             for (line, o) in objects {
-                let before = self.objects.len();
+                let before = self.read;
                 match o.kind.clone() {
                     Some(k) => {
                         self.accept(file, line, k, o, &mut skipped_kinds);
                     }
                     None => non_objects += 1,
                 }
-                found += self.objects.len() - before;
+                found += self.read - before;
             }
         }
         let docs = if is_json {
@@ -181,13 +247,24 @@ impl Manifests {
             split_documents(text)
         };
         for doc in docs {
-            let before = self.objects.len();
+            let before = self.read;
             match self.load_document(file, &doc, &mut skipped_kinds) {
                 DocOutcome::NotAnObject => non_objects += 1,
                 DocOutcome::Read | DocOutcome::Failed => {}
             }
-            found += self.objects.len() - before;
+            found += self.read - before;
         }
+        self.file_warnings(file, skipped_kinds, non_objects, found);
+    }
+
+    /// The warnings a file earns once read: kinds skipped, or nothing Kubernetes in it.
+    pub(crate) fn file_warnings(
+        &mut self,
+        file: &str,
+        mut skipped_kinds: Vec<String>,
+        non_objects: usize,
+        found: usize,
+    ) {
         if !skipped_kinds.is_empty() {
             skipped_kinds.sort();
             skipped_kinds.dedup();
@@ -281,35 +358,11 @@ impl Manifests {
         }
         if is_list {
             let item_kind = kind.strip_suffix("List").unwrap_or_default().to_string();
-            for (i, mut item) in object.items.unwrap_or_default().into_iter().enumerate() {
-                let k = match (&item.kind, item_kind.as_str()) {
-                    (Some(k), _) => k.clone(),
-                    (None, "") => {
-                        self.errors.push(LoadError {
-                            file: file.to_string(),
-                            line,
-                            column: 0,
-                            reason: format!("List item {i} has no kind"),
-                        });
-                        continue;
-                    }
-                    (None, k) => k.to_string(),
-                };
-                if !SUPPORTED_KINDS.contains(&k.as_str()) {
-                    skipped.push(k);
-                    continue;
-                }
-                item.kind = Some(k.clone());
-                self.objects.push(Located {
-                    kind: k,
-                    object: item,
-                    file: file.to_string(),
-                    line,
-                    item: Some(i),
-                });
+            for (i, item) in object.items.unwrap_or_default().into_iter().enumerate() {
+                self.accept_item(file, line, &item_kind, i, item, skipped);
             }
         } else {
-            self.objects.push(Located {
+            self.push(Located {
                 kind,
                 object,
                 file: file.to_string(),
@@ -318,6 +371,43 @@ impl Manifests {
             });
         }
         DocOutcome::Read
+    }
+
+    /// Takes item `i` of a list of `item_kind`s (the list's kind less `List`).
+    pub(crate) fn accept_item(
+        &mut self,
+        file: &str,
+        line: usize,
+        item_kind: &str,
+        i: usize,
+        mut item: Object,
+        skipped: &mut Vec<String>,
+    ) {
+        let k = match (&item.kind, item_kind) {
+            (Some(k), _) => k.clone(),
+            (None, "") => {
+                self.errors.push(LoadError {
+                    file: file.to_string(),
+                    line,
+                    column: 0,
+                    reason: format!("List item {i} has no kind"),
+                });
+                return;
+            }
+            (None, k) => k.to_string(),
+        };
+        if !SUPPORTED_KINDS.contains(&k.as_str()) {
+            skipped.push(k);
+            return;
+        }
+        item.kind = Some(k.clone());
+        self.push(Located {
+            kind: k,
+            object: item,
+            file: file.to_string(),
+            line,
+            item: Some(i),
+        });
     }
 }
 
