@@ -862,7 +862,10 @@ impl Recommendation {
                 "{} ({} {} in the inventory, {seen} seen here)",
                 gr.key.describe(),
                 gr.members.len(),
-                match (matches!(gr.key, GroupKey::Hosts { .. }), gr.members.len() == 1) {
+                match (
+                    matches!(gr.key, GroupKey::Hosts { .. }),
+                    gr.members.len() == 1
+                ) {
                     (true, true) => "host",
                     (true, false) => "hosts",
                     (false, true) => "workload",
