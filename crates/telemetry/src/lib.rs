@@ -177,29 +177,35 @@ impl Parser {
         };
         let source = self.report.add_source(path.display().to_string());
         if format == Format::Netflow {
-            let bytes = reader::read_all(path).map_err(|e| match e {
-                reader::ReadAllError::Io(e) => io(e),
-                reader::ReadAllError::Gzip(detail) => Error::Gzip {
-                    path: path.to_path_buf(),
-                    last_good_line: 0,
-                    detail,
-                },
-            })?;
-            self.netflow.decode_file(
-                &bytes,
-                source,
-                self.opts.netflow_stream,
-                &mut self.report,
-                sink,
-            );
-            return Ok(());
+            let input = reader::open(path).map_err(io)?;
+            let gzip = input.gzip;
+            return self
+                .netflow
+                .decode_read(
+                    input.reader,
+                    source,
+                    self.opts.netflow_stream,
+                    &mut self.report,
+                    sink,
+                )
+                .map_err(|e| {
+                    if gzip {
+                        Error::Gzip {
+                            path: path.to_path_buf(),
+                            last_good_line: 0,
+                            detail: e.to_string(),
+                        }
+                    } else {
+                        io(e)
+                    }
+                });
         }
         let input = reader::open(path).map_err(io)?;
         self.parse_lines(input.reader, input.gzip, path, source, format, sink)
     }
 
     /// Parses text lines from any reader (`name` is used in messages). NetFlow input is read
-    /// whole and decoded as payloads.
+    /// message by message (see [`netflow::Decoder::decode_read`]).
     pub fn parse_reader(
         &mut self,
         mut r: impl BufRead,
@@ -223,19 +229,13 @@ impl Parser {
         };
         let source = self.report.add_source(name.to_string());
         if format == Format::Netflow {
-            let mut bytes = Vec::new();
-            r.read_to_end(&mut bytes).map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
-            self.netflow.decode_file(
-                &bytes,
-                source,
-                self.opts.netflow_stream,
-                &mut self.report,
-                sink,
-            );
-            return Ok(());
+            return self
+                .netflow
+                .decode_read(r, source, self.opts.netflow_stream, &mut self.report, sink)
+                .map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                });
         }
         self.parse_lines(r, false, &path, source, format, sink)
     }

@@ -27,6 +27,7 @@
 use crate::report::Report;
 use bulkhead_core::flow::{Flow, FlowDirection, FlowOrigin, SourceFormat, Timestamp};
 use std::collections::HashMap;
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -130,6 +131,56 @@ pub struct Decoder {
     init_ms: HashMap<(SocketAddr, u32), i64>,
 }
 
+/// Size of the reused read buffer of [`Decoder::decode_read`]: larger than any message it
+/// needs whole (an IPFIX message or a v9 flowset is at most 65,535 bytes, a v5 packet 1,464).
+pub const WINDOW: usize = 256 * 1024;
+
+/// A bounded, reused read buffer over a reader: `peek(n)` makes at least `n` bytes available
+/// (fewer only at the end of the input), moving the unread rest to the front when needed.
+struct Window<R> {
+    r: R,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl<R: Read> Window<R> {
+    fn new(r: R) -> Self {
+        Window {
+            r,
+            buf: vec![0; WINDOW].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+        }
+    }
+
+    /// The unread bytes: at least `n` (at most [`WINDOW`]) unless the input ends first.
+    fn peek(&mut self, n: usize) -> io::Result<&[u8]> {
+        let n = n.min(WINDOW);
+        while self.end - self.start < n && !self.eof {
+            if self.buf.len() - self.start < n {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            match self.r.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(&self.buf[self.start..self.end])
+    }
+
+    /// Marks `n` peeked bytes as read.
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+}
+
 fn be16(b: &[u8], i: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(i..i + 2)?.try_into().ok()?))
 }
@@ -194,6 +245,135 @@ impl Decoder {
             self.decode_stream(exporter, bytes, source, rep, &mut emit);
         } else {
             self.decode_payload(exporter, bytes, source, rep, &mut emit);
+        }
+    }
+
+    /// [`Decoder::decode_file`] from a reader, message by message through a bounded, reused
+    /// buffer ([`WINDOW`] bytes): the whole input is never held. Same flows, counts, problems
+    /// and notes as `decode_file` on the whole input: v5 packets are cut by their record
+    /// count, IPFIX messages by their length, and a v9 packet (which runs to the end of the
+    /// input) is read flowset by flowset. A read error ends the input with the flows before
+    /// it already handed out.
+    pub fn decode_read(
+        &mut self,
+        r: impl Read,
+        source: u32,
+        stream: bool,
+        rep: &mut Report,
+        sink: &mut dyn FnMut(Flow),
+    ) -> io::Result<()> {
+        let exporter = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut emit = |r: Record| {
+            if let Some(f) = r.flow {
+                sink(f)
+            }
+        };
+        let mut w = Window::new(r);
+        let mut record_no = 0u64;
+        if !stream {
+            match self.read_packet(exporter, &mut w, source, &mut record_no, rep, &mut emit)? {
+                Ok(()) if !w.peek(1)?.is_empty() => rep.note(
+                    "NetFlow: bytes after the export packet of a payload ignored (--netflow-stream reads back-to-back packets)",
+                ),
+                Ok(()) => {}
+                Err(e) => rep.skip(source, 1, "NetFlow: malformed packet", e),
+            }
+            return Ok(());
+        }
+        let mut packet_no = 0u64;
+        while !w.peek(1)?.is_empty() {
+            packet_no += 1;
+            if let Err(e) =
+                self.read_packet(exporter, &mut w, source, &mut record_no, rep, &mut emit)?
+            {
+                rep.skip(
+                    source,
+                    packet_no,
+                    "NetFlow: malformed packet",
+                    format_args!("packet {packet_no}: {e}"),
+                );
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and decodes the next packet of `w` (as [`Decoder::decode_packet`] would on the
+    /// rest of the input), consuming the bytes it used.
+    fn read_packet<R: Read>(
+        &mut self,
+        exporter: SocketAddr,
+        w: &mut Window<R>,
+        source: u32,
+        record_no: &mut u64,
+        rep: &mut Report,
+        emit: &mut dyn FnMut(Record),
+    ) -> io::Result<Result<(), PacketError>> {
+        let head = w.peek(4)?;
+        let want = match be16(head, 0) {
+            Some(9) => return self.read_v9(exporter, w, source, record_no, rep, emit),
+            Some(5) => match be16(head, 2) {
+                Some(c @ 1..=30) => 24 + c as usize * 48,
+                _ => 24,
+            },
+            Some(10) => be16(head, 2).map_or(16, |l| (l as usize).max(16)),
+            _ => 2,
+        };
+        let pkt = w.peek(want)?;
+        match self.decode_packet(exporter, pkt, source, record_no, rep, emit) {
+            Ok(used) => {
+                w.consume(used.max(1));
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// A v9 packet from `w`: it runs to the end of the input, read one flowset at a time.
+    fn read_v9<R: Read>(
+        &mut self,
+        exporter: SocketAddr,
+        w: &mut Window<R>,
+        source: u32,
+        record_no: &mut u64,
+        rep: &mut Report,
+        emit: &mut dyn FnMut(Record),
+    ) -> io::Result<Result<(), PacketError>> {
+        let head = w.peek(20)?;
+        if head.len() < 20 {
+            return Ok(Err(PacketError::Truncated("v9 header")));
+        }
+        let (ctx, domain) = Self::v9_header(head);
+        w.consume(20);
+        rep.netflow.packets += 1;
+        loop {
+            let h = w.peek(4)?;
+            if h.len() < 4 {
+                let n = h.len();
+                w.consume(n);
+                return Ok(Ok(()));
+            }
+            let id = be16(h, 0).unwrap_or(0);
+            let len = be16(h, 2).unwrap_or(0) as usize;
+            if len < 4 {
+                return Ok(Err(PacketError::Malformed("v9 flowset length")));
+            }
+            let set = w.peek(len)?;
+            if set.len() < len {
+                return Ok(Err(PacketError::Malformed("v9 flowset length")));
+            }
+            self.v9_flowset(
+                exporter,
+                domain,
+                ctx,
+                id,
+                &set[4..len],
+                source,
+                record_no,
+                rep,
+                emit,
+            );
+            w.consume(len);
         }
     }
 
@@ -277,15 +457,7 @@ impl Decoder {
         if pkt.len() < 20 {
             return Err(PacketError::Truncated("v9 header"));
         }
-        let uptime = be32(pkt, 4).unwrap_or(0) as i64;
-        let secs = be32(pkt, 8).unwrap_or(0) as i64;
-        let domain = be32(pkt, 16).unwrap_or(0);
-        let ctx = Ctx {
-            version: 9,
-            export_ms: secs * 1000,
-            uptime_ms: Some(uptime),
-            init_ms: None,
-        };
+        let (ctx, domain) = Self::v9_header(pkt);
         rep.netflow.packets += 1;
         let mut i = 20;
         while i + 4 <= pkt.len() {
@@ -295,6 +467,43 @@ impl Decoder {
                 return Err(PacketError::Malformed("v9 flowset length"));
             }
             let body = &pkt[i + 4..i + len];
+            self.v9_flowset(
+                exporter, domain, ctx, id, body, source, record_no, rep, emit,
+            );
+            i += len;
+        }
+        Ok(pkt.len())
+    }
+
+    /// The context and observation domain of a v9 header (at least 20 bytes).
+    fn v9_header(pkt: &[u8]) -> (Ctx, u32) {
+        let uptime = be32(pkt, 4).unwrap_or(0) as i64;
+        let secs = be32(pkt, 8).unwrap_or(0) as i64;
+        let domain = be32(pkt, 16).unwrap_or(0);
+        let ctx = Ctx {
+            version: 9,
+            export_ms: secs * 1000,
+            uptime_ms: Some(uptime),
+            init_ms: None,
+        };
+        (ctx, domain)
+    }
+
+    /// One v9 flowset (its id and the body after its 4-byte header).
+    #[allow(clippy::too_many_arguments)]
+    fn v9_flowset(
+        &mut self,
+        exporter: SocketAddr,
+        domain: u32,
+        ctx: Ctx,
+        id: u16,
+        body: &[u8],
+        source: u32,
+        record_no: &mut u64,
+        rep: &mut Report,
+        emit: &mut dyn FnMut(Record),
+    ) {
+        {
             let key = |id| Key {
                 exporter,
                 version: 9,
@@ -359,9 +568,7 @@ impl Decoder {
                     self.data_set(key(tid), body, ctx, source, record_no, rep, emit);
                 }
             }
-            i += len;
         }
-        Ok(pkt.len())
     }
 
     fn decode_ipfix(

@@ -4,7 +4,7 @@
 use crate::Error;
 use flate2::bufread::MultiGzDecoder;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 const BUF: usize = 256 * 1024;
@@ -32,23 +32,6 @@ pub fn open(path: &Path) -> io::Result<Input> {
         Box::new(f)
     };
     Ok(Input { reader, gzip })
-}
-
-/// Why a whole-file read failed.
-pub(crate) enum ReadAllError {
-    Io(io::Error),
-    Gzip(String),
-}
-
-/// Reads a whole file, decompressing gzip.
-pub(crate) fn read_all(path: &Path) -> Result<Vec<u8>, ReadAllError> {
-    let mut input = open(path).map_err(ReadAllError::Io)?;
-    let mut bytes = Vec::new();
-    match input.reader.read_to_end(&mut bytes) {
-        Ok(_) => Ok(bytes),
-        Err(e) if input.gzip => Err(ReadAllError::Gzip(e.to_string())),
-        Err(e) => Err(ReadAllError::Io(e)),
-    }
 }
 
 /// Lines of a reader with 1-based numbers. A line that lies whole in the reader's buffer is
