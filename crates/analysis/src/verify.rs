@@ -22,12 +22,11 @@
 
 use crate::explain::{DecidedBy, DirectionReport, Explanation, explain};
 use bulkhead_core::{
-    Bitset, ConnSet, Direction, Endpoint, Endpoints, Engine, IpRange, IpSet, PortMatch, Protocol,
-    SpansPieces,
+    Bitset, ConnSet, Direction, Endpoint, Endpoints, Engine, IpRange, IpSet, PortMatch, SpansPieces,
 };
 use bulkhead_intent::{
-    ChainStep, Evaluator, Identity, Intent, InvariantKind, InvariantResult, Peer, PeerAt, Status,
-    Universe, Verdict, VerifyOptions, Violation,
+    ChainStep, Evaluator, Identity, Intent, InvariantKind, InvariantResult, Peer, Status, Universe,
+    Verdict, VerifyOptions, Violation,
 };
 
 /// The outcome of [`verify_k8s`].
@@ -69,23 +68,6 @@ fn external_identity(r: IpRange) -> Identity {
     let mut id = Identity::external(r.first());
     id.name = format!("{r}[External]");
     id
-}
-
-fn select_all(u: &Universe<'_>, intent: &Intent, peers: &[PeerAt]) -> Bitset {
-    let mut b = Bitset::empty(u.identities.len());
-    for pa in peers {
-        if let Some(s) = u.select(intent, &pa.peer) {
-            b.union_with(&s);
-        }
-    }
-    b
-}
-
-/// The first connection of a set (lowest protocol, lowest port).
-fn first_conn(c: &ConnSet) -> Option<(Protocol, u16)> {
-    Protocol::ALL
-        .into_iter()
-        .find_map(|p| c.ports_of(p).ranges().first().map(|&(a, _)| (p, a)))
 }
 
 /// Checks every invariant of `intent` against what `engine` (over a cluster's manifests)
@@ -154,8 +136,8 @@ pub fn verify_k8s(
     };
     let mut results = Vec::new();
     for inv in &intent.invariants {
-        let from = select_all(&u, intent, &inv.from);
-        let to = select_all(&u, intent, &inv.to);
+        let from = u.select_all(intent, &inv.from);
+        let to = u.select_all(intent, &inv.to);
         let from = match inv.kind {
             InvariantKind::Only => from.complement(),
             _ => from,
@@ -164,17 +146,7 @@ pub fn verify_k8s(
         let dsts = split(&to, &dst_cuts, n + ns);
         let (inv_conns, inv_named) = match &inv.ports {
             None => (ConnSet::all(), Vec::new()),
-            Some(ps) => {
-                let mut c = ConnSet::none();
-                let mut named = Vec::new();
-                for pm in ps {
-                    match pm {
-                        PortMatch::Conns(x) => c = c.union(x),
-                        PortMatch::Named { protocol, name } => named.push((*protocol, name)),
-                    }
-                }
-                (c, named)
-            }
+            Some(ps) => PortMatch::split(ps),
         };
         // The invariant's connections towards a destination (named ports resolved against it).
         let start = |d: Endpoint| -> ConnSet {
@@ -182,7 +154,7 @@ pub fn verify_k8s(
             if let Endpoint::Workload(i) = d {
                 for (proto, name) in &inv_named {
                     for np in &cluster.workloads[i].named_ports {
-                        if np.name == **name && proto.is_none_or(|p| p == np.protocol) {
+                        if np.name == *name && proto.is_none_or(|p| p == np.protocol) {
                             c = c.union(&ConnSet::single(np.protocol, np.port));
                         }
                     }
@@ -222,7 +194,7 @@ pub fn verify_k8s(
                 InvariantKind::Never | InvariantKind::Only => g.conns.intersect(&wanted),
                 InvariantKind::MustAllow => wanted.subtract(g.conns),
             };
-            let Some((proto, port)) = first_conn(&bad) else {
+            let Some((proto, port)) = bad.first() else {
                 return;
             };
             res.status = Status::Violated;

@@ -232,8 +232,9 @@ fn num(v: &Value, path: &[&str]) -> u64 {
     v.as_u64().unwrap_or(0)
 }
 
-fn rfc3339(t: i64) -> String {
-    crate::see::fmt_time(t * 1_000_000_000)
+/// RFC 3339 of seconds since the epoch.
+fn rfc3339_secs(t: i64) -> String {
+    bulkhead_core::time::rfc3339(t * 1_000_000_000)
 }
 
 fn thousands(n: u64) -> String {
@@ -325,7 +326,7 @@ pub fn run_demo(a: &DemoArgs) -> Result<String> {
     // 2. Propose: least-privilege intent from the first day, scored on the rest (the month end).
     let recommended = dir.join("recommended");
     let recommend_json = reports.join("recommend.json");
-    let split = rfc3339(start + DAY);
+    let split = rfc3339_secs(start + DAY);
     let mut recommend = os(&["recommend", "--format", "json", "--data-dir"]);
     recommend.push(p(&store));
     with_inventory(&mut recommend);
@@ -398,7 +399,7 @@ pub fn run_demo(a: &DemoArgs) -> Result<String> {
         "Bulkhead demo: the reference bank, {} workload instances, {} days from {} (the last one a month end), seed {}",
         a.workloads,
         a.days,
-        &rfc3339(start)[..10],
+        &rfc3339_secs(start)[..10],
         a.seed
     );
     let _ = writeln!(s);

@@ -5,10 +5,11 @@
 //! Exit codes: 0 written (or accepted), 3 an input could not be read or the proposal would not
 //! load and lint clean (never written as if it did).
 
-use crate::see::{fmt_time, parse_duration};
+use crate::see::parse_duration;
 use crate::simulate::{Edges, open_store, read_edges};
 use anyhow::{Context, Result, bail};
 use bulkhead_audit::{Digest, LogReader, actions};
+use bulkhead_core::time::rfc3339;
 use bulkhead_identity::{Entity, EntityKind};
 use bulkhead_intent::recommend::{
     self as rec, Figures, Input, Observed, Options, Provenance, Quality,
@@ -261,9 +262,9 @@ fn windows(
         // bucket it overlaps, so a split inside a bucket would put that bucket in both windows.
         let start = newest.saturating_sub(d);
         let start = start - start.rem_euclid(store.bucket_ns().max(1));
-        holdout = Some(format!("{}..", fmt_time(start)));
+        holdout = Some(format!("{}..", rfc3339(start)));
         if window.is_none() && last.is_none() {
-            window = Some(format!("..{}", fmt_time(start)));
+            window = Some(format!("..{}", rfc3339(start)));
         }
     }
     if let (Some(_), Some(_)) = (&window, &last) {

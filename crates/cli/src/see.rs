@@ -3,6 +3,7 @@
 
 use crate::telemetry::FormatArg;
 use anyhow::{Context, Result, bail};
+use bulkhead_core::time::rfc3339;
 use bulkhead_identity::{
     Connections, Entity, EntityKind, How, Index, LookupCache, Resolved, load_hosts, orient,
     parse_net,
@@ -961,8 +962,8 @@ impl Map {
             allowed: v.allowed,
             denied: v.denied,
             unknown_verdict: v.unknown,
-            first_seen: seen.map(|(a, _)| fmt_time(a)),
-            last_seen: seen.map(|(_, b)| fmt_time(b)),
+            first_seen: seen.map(|(a, _)| rfc3339(a)),
+            last_seen: seen.map(|(_, b)| rfc3339(b)),
         }
     }
 }
@@ -985,30 +986,6 @@ fn proto_name(p: u8) -> String {
         0 => "unknown".into(),
         n => format!("proto-{n}"),
     }
-}
-
-/// RFC 3339 (UTC, seconds) of ns since the epoch.
-pub fn fmt_time(t: i64) -> String {
-    let secs = t.div_euclid(1_000_000_000);
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
 }
 
 fn parse_time(s: &str) -> Result<i64> {
@@ -1178,12 +1155,12 @@ pub fn build_map(store: &Store, args: &MapArgs) -> Result<Map> {
                 if a == i64::MIN {
                     String::new()
                 } else {
-                    fmt_time(a)
+                    rfc3339(a)
                 },
                 if b == i64::MAX {
                     String::new()
                 } else {
-                    fmt_time(b)
+                    rfc3339(b)
                 },
             )),
         },
@@ -1528,7 +1505,7 @@ mod tests {
             "1969-12-31T23:59:59Z",
         ] {
             let t = bulkhead_telemetry::time::parse_rfc3339(s).unwrap();
-            assert_eq!(fmt_time(t), s);
+            assert_eq!(rfc3339(t), s);
         }
     }
 }

@@ -7,8 +7,9 @@
 //! codes), 3 an input could not be read or a policy has errors (an invalid policy is never
 //! simulated as "allow all").
 
-use crate::see::{MapArgs, MapFormat, build_map, fmt_time};
+use crate::see::{MapArgs, MapFormat, build_map};
 use anyhow::{Context, Result, bail};
+use bulkhead_core::time::rfc3339;
 use bulkhead_core::{Labels, Protocol};
 use bulkhead_identity::{Entity, EntityKind};
 use bulkhead_intent::{
@@ -558,8 +559,8 @@ impl Report {
             "port": r.port,
             "flows": r.flows,
             "bytes": r.bytes,
-            "first_seen": fmt_time(r.first),
-            "last_seen": fmt_time(r.last),
+            "first_seen": rfc3339(r.first),
+            "last_seen": rfc3339(r.last),
         })
     }
 
@@ -662,7 +663,7 @@ impl Report {
                     r.port,
                     r.flows,
                     human_bytes(r.bytes),
-                    fmt_time(r.last)
+                    rfc3339(r.last)
                 ));
             }
         }

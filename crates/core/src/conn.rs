@@ -119,6 +119,13 @@ impl ConnSet {
         self.ports.iter().all(|p| p.is_empty())
     }
 
+    /// The first connection of the set (lowest protocol, lowest port).
+    pub fn first(&self) -> Option<(Protocol, u16)> {
+        Protocol::ALL
+            .into_iter()
+            .find_map(|p| self.ports_of(p).ranges().first().map(|&(a, _)| (p, a)))
+    }
+
     pub fn is_all(&self) -> bool {
         *self == ConnSet::all()
     }

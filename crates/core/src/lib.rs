@@ -12,6 +12,7 @@ pub mod ip;
 pub mod model;
 pub mod rangeset;
 pub mod selector;
+pub mod time;
 
 pub use bitset::Bitset;
 pub use conn::{ConnSet, PortSet, Protocol};

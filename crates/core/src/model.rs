@@ -128,6 +128,21 @@ pub enum PortMatch {
     },
 }
 
+impl PortMatch {
+    /// A list of port conditions as the union of its numbered connections and its names.
+    pub fn split(ms: &[PortMatch]) -> (ConnSet, Vec<(Option<Protocol>, &str)>) {
+        let mut c = ConnSet::none();
+        let mut named = Vec::new();
+        for m in ms {
+            match m {
+                PortMatch::Conns(x) => c = c.union(x),
+                PortMatch::Named { protocol, name } => named.push((*protocol, name.as_str())),
+            }
+        }
+        (c, named)
+    }
+}
+
 /// What a rule does to the connections it matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {

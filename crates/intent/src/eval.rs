@@ -327,17 +327,9 @@ impl Evaluator {
                 let (conns, named) = match &r.ports {
                     None => (None, Vec::new()),
                     Some(ps) => {
-                        let mut c = ConnSet::none();
-                        let mut named = Vec::new();
-                        for pm in ps {
-                            match pm {
-                                PortMatch::Conns(x) => c = c.union(x),
-                                PortMatch::Named { protocol, name } => {
-                                    named.push((*protocol, name.clone()))
-                                }
-                            }
-                        }
-                        (Some(c), named)
+                        let (c, named) = PortMatch::split(ps);
+                        let named = named.into_iter().map(|(p, n)| (p, n.to_owned()));
+                        (Some(c), named.collect())
                     }
                 };
                 rules.push(CompiledRule {
@@ -634,6 +626,17 @@ impl<'e> Universe<'e> {
     pub fn select(&self, intent: &Intent, peer: &Peer) -> Option<Bitset> {
         let r = resolve(intent, peer, &Loc::default()).ok()?;
         Some(self.index.select(&r, &self.identities))
+    }
+
+    /// The identities any of `peers` picks (peers naming an unknown segment pick none).
+    pub fn select_all(&self, intent: &Intent, peers: &[crate::model::PeerAt]) -> Bitset {
+        let mut b = Bitset::empty(self.identities.len());
+        for pa in peers {
+            if let Some(s) = self.select(intent, &pa.peer) {
+                b.union_with(&s);
+            }
+        }
+        b
     }
 
     /// The identities an entity selector picks.

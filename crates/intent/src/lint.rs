@@ -170,16 +170,7 @@ fn peers_cover(a: &[Resolved<'_>], b: &[Resolved<'_>]) -> bool {
 type Ports<'a> = Option<(ConnSet, Vec<(Option<bulkhead_core::Protocol>, &'a str)>)>;
 
 fn prepare(p: &Option<Vec<PortMatch>>) -> Ports<'_> {
-    let p = p.as_ref()?;
-    let mut c = ConnSet::none();
-    let mut named = Vec::new();
-    for m in p {
-        match m {
-            PortMatch::Conns(x) => c = c.union(x),
-            PortMatch::Named { protocol, name } => named.push((*protocol, name.as_str())),
-        }
-    }
-    Some((c, named))
+    p.as_deref().map(PortMatch::split)
 }
 
 fn ports_cover(a: &Ports<'_>, b: &Ports<'_>) -> bool {

@@ -360,34 +360,13 @@ fn invariant_conns(ports: &Option<Vec<PortMatch>>) -> (ConnSet, Vec<(Option<Prot
     match ports {
         None => (ConnSet::all(), Vec::new()),
         Some(ps) => {
-            let mut c = ConnSet::none();
-            let mut named = Vec::new();
-            for pm in ps {
-                match pm {
-                    PortMatch::Conns(x) => c = c.union(x),
-                    PortMatch::Named { protocol, name } => named.push((*protocol, name.clone())),
-                }
-            }
-            (c, named)
+            let (c, named) = PortMatch::split(ps);
+            (
+                c,
+                named.into_iter().map(|(p, n)| (p, n.to_owned())).collect(),
+            )
         }
     }
-}
-
-fn select_all(u: &Universe<'_>, intent: &Intent, peers: &[crate::PeerAt]) -> Bitset {
-    let mut b = Bitset::empty(u.identities.len());
-    for pa in peers {
-        if let Some(s) = u.select(intent, &pa.peer) {
-            b.union_with(&s);
-        }
-    }
-    b
-}
-
-/// The first connection of a set (lowest protocol, lowest port).
-fn first_conn(c: &ConnSet) -> Option<(Protocol, u16)> {
-    Protocol::ALL
-        .into_iter()
-        .find_map(|p| c.ports_of(p).ranges().first().map(|&(a, _)| (p, a)))
 }
 
 /// Checks every invariant of `intent` over the identities of `u` (built from an evaluator of
@@ -409,8 +388,8 @@ fn verify_one(
 ) -> InvariantResult {
     let ev = u.ev;
     let n = u.identities.len();
-    let from = select_all(u, intent, &inv.from);
-    let to = select_all(u, intent, &inv.to);
+    let from = u.select_all(intent, &inv.from);
+    let to = u.select_all(intent, &inv.to);
     let sources = match inv.kind {
         InvariantKind::Only => from.complement(),
         _ => from,
@@ -548,7 +527,7 @@ fn verify_one(
                     .iter()
                     .flat_map(|&s| dm.iter().map(move |&d| (s, d)))
                     .find(|(s, d)| s != d)
-                && let Some((proto, port)) = first_conn(&bad)
+                && let Some((proto, port)) = bad.first()
             {
                 let decision: Decision = u.decide_edge(si, di, proto, port);
                 let chain = u
