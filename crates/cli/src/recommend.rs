@@ -10,11 +10,10 @@ use crate::simulate::{Edges, open_store, read_edges};
 use anyhow::{Context, Result, bail};
 use bulkhead_audit::{Digest, LogReader, actions};
 use bulkhead_core::time::rfc3339;
-use bulkhead_identity::{Entity, EntityKind};
 use bulkhead_intent::recommend::{
     self as rec, Figures, Input, Observed, Options, Provenance, Quality,
 };
-use bulkhead_intent::{IdentityKind, LintOptions, Mode, Universe, lint, load_paths};
+use bulkhead_intent::{LintOptions, Mode, Universe, lint, load_paths};
 use bulkhead_store::Store;
 use clap::{Args, Subcommand, ValueEnum};
 use rustc_hash::FxHashMap;
@@ -170,22 +169,11 @@ pub(crate) fn load_window(
         last.as_deref(),
         inventory,
     )?;
-    let infos: FxHashMap<String, Entity> = store
-        .nodes()?
-        .into_iter()
-        .filter_map(|n| Some((n.key, serde_json::from_str(&n.info).ok()?)))
-        .collect();
     let mut cidrs: FxHashMap<usize, Vec<String>> = FxHashMap::default();
-    for (name, ids) in &edges.nodes {
-        if let Some(e) = infos.get(name)
-            && e.kind == EntityKind::External
-            && let [i] = ids.as_slice()
-            && edges.identities[*i].kind == IdentityKind::External
-        {
-            let c: Vec<String> = e.cidrs.iter().filter(|c| is_cidr(c)).cloned().collect();
-            if !c.is_empty() {
-                cidrs.insert(*i, c);
-            }
+    for (i, c) in &edges.external_cidrs {
+        let c: Vec<String> = c.iter().filter(|c| is_cidr(c)).cloned().collect();
+        if !c.is_empty() {
+            cidrs.insert(*i, c);
         }
     }
     let observed = edges

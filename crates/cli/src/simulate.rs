@@ -197,6 +197,8 @@ pub struct Edges {
     /// Store node name → identities it stands for (a Service: its workloads).
     pub nodes: Vec<(String, Vec<usize>)>,
     pub rows: Vec<EdgeRow>,
+    /// External groups' identities → the CIDRs the store recorded for the group.
+    pub external_cidrs: FxHashMap<usize, Vec<String>>,
     /// Store nodes by how they were mapped to identities.
     pub mapped: BTreeMap<&'static str, usize>,
 }
@@ -293,6 +295,7 @@ pub fn read_edges(
         identities.len() - 1
     };
     let mut nodes = Vec::with_capacity(map.nodes.len());
+    let mut external_cidrs = FxHashMap::default();
     for n in &map.nodes {
         let e = infos.get(&n.name);
         let ids: Vec<usize> = match n.kind {
@@ -339,10 +342,9 @@ pub fn read_edges(
             }
             EntityKind::External => {
                 *mapped.entry("external group").or_default() += 1;
-                identities.push(external(
-                    &n.name,
-                    e.map(|e| e.cidrs.as_slice()).unwrap_or_default(),
-                ));
+                let cidrs = e.map(|e| e.cidrs.as_slice()).unwrap_or_default();
+                identities.push(external(&n.name, cidrs));
+                external_cidrs.insert(identities.len() - 1, cidrs.to_vec());
                 vec![identities.len() - 1]
             }
             _ => {
@@ -376,6 +378,7 @@ pub fn read_edges(
         nodes,
         rows,
         mapped,
+        external_cidrs,
     })
 }
 
