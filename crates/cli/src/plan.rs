@@ -12,8 +12,9 @@
 //! `--max-blocked`; 3 input error (lint errors included). Several at once: 3 wins over 1, 1 over 2.
 
 use crate::policy::{Linted, inventory_identities, lint_paths};
-use crate::simulate::{Ctx, Edges, human_bytes, open_store, proto_name, read_edges, simulate};
-use crate::verify::verify_intent;
+use crate::see::human_bytes;
+use crate::simulate::{Ctx, Edges, open_store, proto_name, read_edges, simulate};
+use crate::verify::{plural, verify_intent};
 use bulkhead_intent::{Change, Evaluator, Identity, IdentityKind, Intent, Loc, Severity, Status};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -887,10 +888,6 @@ fn simulate_step(plan: &mut Plan, a: &PlanArgs, new: &Intent, old: &Intent, edge
             },
         }),
     );
-}
-
-fn plural(n: impl Into<u64>) -> &'static str {
-    if n.into() == 1 { "" } else { "s" }
 }
 
 /// Findings in report order: by kind (input, lint, invariant, blocked), then severity, then place.

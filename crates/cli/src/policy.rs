@@ -6,6 +6,7 @@
 //! missing policy path, an unreadable or malformed `--inventory` or `--hosts`). `bulkhead plan`
 //! reports lint errors as its own exit 3, an input error of the plan.
 
+use crate::verify::plural;
 use anyhow::{Context, Result};
 use bulkhead_core::{Labels, Protocol};
 use bulkhead_intent::{
@@ -239,10 +240,6 @@ fn run_lint(a: &LintArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 #[derive(Args)]

@@ -1169,7 +1169,7 @@ pub fn build_map(store: &Store, args: &MapArgs) -> Result<Map> {
     })
 }
 
-fn human_bytes(b: u64) -> String {
+pub(crate) fn human_bytes(b: u64) -> String {
     const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut i = 0;

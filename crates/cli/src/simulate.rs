@@ -7,7 +7,7 @@
 //! codes), 3 an input could not be read or a policy has errors (an invalid policy is never
 //! simulated as "allow all").
 
-use crate::see::{MapArgs, MapFormat, build_map};
+use crate::see::{MapArgs, MapFormat, build_map, human_bytes};
 use anyhow::{Context, Result, bail};
 use bulkhead_core::time::rfc3339;
 use bulkhead_core::{Labels, Protocol};
@@ -535,21 +535,6 @@ pub(crate) fn proto_name(p: u8) -> String {
         58 => "ICMPv6".into(),
         132 => "SCTP".into(),
         n => format!("proto-{n}"),
-    }
-}
-
-pub(crate) fn human_bytes(b: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < U.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", U[u])
     }
 }
 

@@ -143,8 +143,13 @@ fn load(s: &Sources) -> Result<(Intent, Vec<Identity>)> {
     Ok((intent, ids))
 }
 
-pub(crate) fn plural(n: impl Into<u64>) -> &'static str {
-    if n.into() == 1 { "" } else { "s" }
+/// "s" unless `n` is one.
+pub(crate) fn plural(n: impl TryInto<u64>) -> &'static str {
+    if n.try_into().ok() == Some(1) {
+        ""
+    } else {
+        "s"
+    }
 }
 
 /// What `verify` finds: every invariant's result over the identities (plus a representative of
