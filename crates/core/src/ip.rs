@@ -168,6 +168,55 @@ impl IpSet {
     }
 }
 
+impl IpSet {
+    /// The set as the fewest CIDR blocks that cover exactly it (`10.0.0.0/8`, `fd00::/8`), IPv4
+    /// first, each in address order: what the enforcement targets' address lists take.
+    pub fn cidrs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for &(a, b) in self.v4.ranges() {
+            cover(u128::from(a), u128::from(b), 32, &mut |lo, len| {
+                out.push(format!("{}/{len}", Ipv4Addr::from(lo as u32)))
+            });
+        }
+        for &(a, b) in self.v6.ranges() {
+            cover(a, b, 128, &mut |lo, len| {
+                out.push(format!("{}/{len}", Ipv6Addr::from(lo)))
+            });
+        }
+        out
+    }
+}
+
+/// Calls `emit(start, prefix_len)` for the largest aligned blocks covering `lo..=hi` of a
+/// `bits`-wide address space.
+fn cover(mut lo: u128, hi: u128, bits: u32, emit: &mut dyn FnMut(u128, u32)) {
+    // The last address of the block of 2^size_log addresses starting at `lo`.
+    let last_of = |lo: u128, size_log: u32| -> Option<u128> {
+        if size_log >= 128 {
+            (lo == 0).then_some(u128::MAX)
+        } else {
+            lo.checked_add((1u128 << size_log) - 1)
+        }
+    };
+    loop {
+        // The largest block aligned at `lo` that stays within `hi`.
+        let mut size_log = if lo == 0 {
+            bits
+        } else {
+            lo.trailing_zeros().min(bits)
+        };
+        while size_log > 0 && last_of(lo, size_log).is_none_or(|l| l > hi) {
+            size_log -= 1;
+        }
+        emit(lo, bits - size_log);
+        let last = last_of(lo, size_log).unwrap_or(u128::MAX);
+        if last >= hi {
+            return;
+        }
+        lo = last + 1;
+    }
+}
+
 /// Cuts the whole address space into the maximal runs of addresses that each of `sets` holds
 /// entirely or not at all: np-guard's disjoint external pieces. With no sets, each family is one
 /// piece.
@@ -248,5 +297,61 @@ mod tests {
             ]
         );
         assert_eq!(pieces([]).len(), 2, "no sets: one piece per family");
+    }
+}
+
+#[cfg(test)]
+mod cidr_cover {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse_all(cidrs: &[String]) -> IpSet {
+        cidrs
+            .iter()
+            .map(|c| IpSet::cidr(c).unwrap())
+            .fold(IpSet::empty(), |a, b| a.union(&b))
+    }
+
+    #[test]
+    fn known_covers() {
+        let set = IpSet::cidr("10.0.0.0/8")
+            .unwrap()
+            .subtract(&IpSet::cidr("10.1.0.0/16").unwrap());
+        let c = set.cidrs();
+        assert_eq!(c.len(), 8, "{c:?}");
+        assert_eq!(c[0], "10.0.0.0/16");
+        assert_eq!(c[7], "10.128.0.0/9");
+        assert_eq!(IpSet::all().cidrs(), vec!["0.0.0.0/0", "::/0"]);
+        assert_eq!(
+            IpSet::addr("192.0.2.7".parse().unwrap()).cidrs(),
+            vec!["192.0.2.7/32"]
+        );
+        assert!(IpSet::empty().cidrs().is_empty());
+    }
+
+    proptest! {
+        /// The blocks cover exactly the set, and no two of them are halves of one larger block.
+        #[test]
+        fn cover_is_exact_and_minimal(ranges in prop::collection::vec((any::<u32>(), 0u32..1 << 20), 0..6),
+                                      v6 in prop::collection::vec((any::<u128>(), 0u128..1 << 70), 0..3)) {
+            let mut set = IpSet::empty();
+            for (a, n) in ranges {
+                set.v4 = set.v4.union(&RangeSet::range(a, a.saturating_add(n)));
+            }
+            for (a, n) in v6 {
+                set.v6 = set.v6.union(&RangeSet::range(a, a.saturating_add(n)));
+            }
+            let c = set.cidrs();
+            prop_assert_eq!(parse_all(&c), set);
+            for w in c.windows(2) {
+                let (a, b) = (IpSet::cidr(&w[0]).unwrap(), IpSet::cidr(&w[1]).unwrap());
+                let (la, lb) = (w[0].split('/').nth(1).unwrap(), w[1].split('/').nth(1).unwrap());
+                if la == lb && la != "0" && a.v4.is_empty() == b.v4.is_empty() {
+                    let len: u32 = la.parse().unwrap();
+                    let parent = format!("{}/{}", w[0].split('/').next().unwrap(), len - 1);
+                    prop_assert!(IpSet::cidr(&parent).unwrap() != a.union(&b), "{} and {} merge", w[0], w[1]);
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,2 @@
+//! Test support shared by the compiler tests.
+pub mod schema;
