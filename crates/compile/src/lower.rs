@@ -265,3 +265,118 @@ pub fn resolve(intent: &Intent, peer: &Peer, opts: &Options) -> Result<Vec<LPeer
         Peer::Cidr(set) => vec![LPeer::Addresses(set.clone())],
     })
 }
+
+/// A manifest document as block-style YAML. Strings are written as JSON strings (a YAML 1.2
+/// double-quoted scalar) unless they are plain-safe, so the output is exact and stable.
+pub fn yaml_doc(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    yaml_value(v, 0, &mut out, false);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+fn yaml_scalar(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => {
+            let plain = !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+                && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && !matches!(
+                    s.to_ascii_lowercase().as_str(),
+                    "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n"
+                );
+            if plain {
+                s.clone()
+            } else {
+                serde_json::to_string(s).unwrap_or_default()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+fn yaml_value(v: &serde_json::Value, indent: usize, out: &mut String, in_list: bool) {
+    use serde_json::Value;
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(m) if m.is_empty() => out.push_str(" {}\n"),
+        Value::Array(a) if a.is_empty() => out.push_str(" []\n"),
+        Value::Object(m) => {
+            let mut first = true;
+            if !in_list && indent > 0 {
+                out.push('\n');
+            }
+            for (k, val) in m {
+                if !(first && in_list) {
+                    out.push_str(&pad);
+                }
+                first = false;
+                out.push_str(&yaml_scalar(&Value::String(k.clone())));
+                out.push(':');
+                match val {
+                    Value::Object(c) if !c.is_empty() => yaml_value(val, indent + 2, out, false),
+                    Value::Array(c) if !c.is_empty() => yaml_value(val, indent, out, false),
+                    _ => yaml_value(val, indent + 2, out, false),
+                }
+            }
+        }
+        Value::Array(a) => {
+            out.push('\n');
+            for item in a {
+                out.push_str(&pad);
+                out.push_str("- ");
+                match item {
+                    Value::Object(c) if !c.is_empty() => yaml_value(item, indent + 2, out, true),
+                    Value::Array(c) if !c.is_empty() => {
+                        // A list in a list: a flow sequence keeps it on one line.
+                        out.push_str(&serde_json::to_string(item).unwrap_or_default());
+                        out.push('\n');
+                    }
+                    _ => {
+                        out.push_str(yaml_scalar_or_empty(item).trim_start());
+                    }
+                }
+            }
+        }
+        other => {
+            out.push(' ');
+            out.push_str(&yaml_scalar(other));
+            out.push('\n');
+        }
+    }
+}
+
+fn yaml_scalar_or_empty(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(_) => "{}\n".to_string(),
+        Value::Array(_) => "[]\n".to_string(),
+        other => format!("{}\n", yaml_scalar(other)),
+    }
+}
+
+/// Checks a Kubernetes object name (a DNS subdomain: at most 253 characters of lowercase
+/// letters, digits, `-` and `.`, starting and ending alphanumeric).
+pub fn check_name(target: Target, name: &str) -> Result<(), CompileError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(CompileError::Limit {
+            target,
+            what: format!(
+                "object name {name:?} is not a DNS subdomain of at most 253 characters (shorten the policy or segment name)"
+            ),
+        })
+    }
+}
