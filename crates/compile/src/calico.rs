@@ -76,8 +76,8 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
             .filter_map(|s| workload_part(&s.selector).map(|w| (s.name().to_string(), w)))
             .collect()
     };
-    let enforced = subjects(&low.enforced);
-    let observed = subjects(&low.observed);
+    let enforced = subject_groups(subjects(&low.enforced))?;
+    let observed = subject_groups(subjects(&low.observed))?;
     for s in low.enforced.iter().chain(&low.observed) {
         if s.selector.hosts.is_some() {
             notes.push(format!(
@@ -153,16 +153,21 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                     &observed,
                 ),
             ] {
-                for (seg, sel) in segs.iter() {
+                for Subject {
+                    key,
+                    segments: seg,
+                    spec: sel,
+                } in segs.iter()
+                {
                     let name = format!(
                         "{}.{:04}-{}.{}",
                         tier_name(*tier),
                         pos,
                         policy.name(),
-                        seg
+                        key
                     );
                     check_name(Target::Calico, &name)?;
-                    let mut spec = subject(sel)?;
+                    let mut spec = sel.clone();
                     spec.insert("tier".into(), json!(tier_name(*tier)));
                     spec.insert("order".into(), json!(order));
                     spec.insert("types".into(), json!(["Ingress", "Egress"]));
@@ -186,10 +191,15 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         }
     }
     // The default deny of enforced segments, in a tier of its own after the intent's three.
-    for (seg, sel) in &enforced {
-        let name = format!("{ENFORCE_TIER}.default-deny.{seg}");
+    for Subject {
+        key,
+        segments: seg,
+        spec: sel,
+    } in &enforced
+    {
+        let name = format!("{ENFORCE_TIER}.default-deny.{key}");
         check_name(Target::Calico, &name)?;
-        let mut spec = subject(sel)?;
+        let mut spec = sel.clone();
         spec.insert("tier".into(), json!(ENFORCE_TIER));
         spec.insert("order".into(), json!(10));
         spec.insert("types".into(), json!(["Ingress", "Egress"]));
@@ -198,9 +208,10 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         let seg_loc = low
             .enforced
             .iter()
-            .find(|s| s.name() == seg)
+            .filter(|s| seg.split(',').any(|n| n == s.name()))
             .map(|s| s.loc.to_string())
-            .unwrap_or_default();
+            .collect::<Vec<_>>()
+            .join(", ");
         docs.entry("globalnetworkpolicies").or_default().push((
             name.clone(),
             json!({"apiVersion": API, "kind": "GlobalNetworkPolicy",
@@ -228,6 +239,77 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         files.insert(format!("calico/{file}.yaml"), text);
     }
     Ok(Compiled { files, notes })
+}
+
+/// A subject of policies: `key` names objects, `segments` lists the segments (annotation).
+struct Subject {
+    key: String,
+    segments: String,
+    spec: Map<String, Value>,
+}
+
+/// The subjects of the policies: segments without a namespace selector share one object (their
+/// pod selectors joined by `||`, while it fits Calico's selector length); the others get one
+/// each. `(name, spec with namespaceSelector and selector)`; the name is the segment's, or
+/// `segments` for the shared one (the annotation lists them).
+fn subject_groups(
+    segs: Vec<(String, WorkloadSel)>,
+) -> Result<Vec<Subject>, CompileError> {
+    let mut out = Vec::new();
+    let mut shared: Vec<(String, String)> = Vec::new();
+    for (name, w) in segs {
+        if w.namespaces.is_none() {
+            shared.push((name, selector_expr(w.pods.as_ref())?));
+        } else {
+            out.push(Subject {
+                key: name.clone(),
+                segments: name,
+                spec: subject(&w)?,
+            });
+        }
+    }
+    // Joined in groups that fit the selector length.
+    let mut group: Vec<(String, String)> = Vec::new();
+    let mut shared_n = 0;
+    let mut flush = |group: &mut Vec<(String, String)>, out: &mut Vec<Subject>| {
+        if group.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = group.iter().map(|g| g.0.as_str()).collect();
+        let expr = if group.len() == 1 {
+            group[0].1.clone()
+        } else {
+            group
+                .iter()
+                .map(|g| format!("({})", g.1))
+                .collect::<Vec<_>>()
+                .join(" || ")
+        };
+        let mut m = Map::new();
+        m.insert("namespaceSelector".into(), json!("all()"));
+        m.insert("selector".into(), json!(expr));
+        let key = if group.len() == 1 {
+            group[0].0.clone()
+        } else {
+            shared_n += 1;
+            format!("segments-{shared_n}")
+        };
+        out.push(Subject {
+            key,
+            segments: names.join(","),
+            spec: m,
+        });
+        group.clear();
+    };
+    for g in shared {
+        let len: usize = group.iter().map(|g| g.1.len() + 6).sum::<usize>() + g.1.len() + 6;
+        if len > MAX_SELECTOR {
+            flush(&mut group, &mut out);
+        }
+        group.push(g);
+    }
+    flush(&mut group, &mut out);
+    Ok(out)
 }
 
 /// `spec.namespaceSelector` and `spec.selector` for the workloads of `w` (never host endpoints).
