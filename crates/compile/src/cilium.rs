@@ -1,13 +1,688 @@
-//! The `cilium` target.
+//! The `cilium` target: `CiliumClusterwideNetworkPolicy` (`cilium.io/v2`).
+//!
+//! Cilium has no rule order, priority or pass (Cilium 1.17's CRD has no policy priority): per
+//! endpoint and direction, an endpoint selected by a policy with rules for that direction (or
+//! `enableDefaultDeny`) is default-deny, and a connection is allowed iff some allow rule matches
+//! it and no deny rule does — deny wins regardless of order. The evaluator's first match with
+//! `pass` is therefore rewritten into sets, exactly. Over connections `x = (source,
+//! destination, port)`, with `M_r` the connections rule `r` matches:
+//!
+//! - `A_j = M_j − ⋃ { M_p : p a pass before j in j's tier }` for every `allow` rule `j`;
+//! - `D_k = M_k − ⋃ { A_i : i an allow before k } − ⋃ { M_p : p a pass before k in k's tier }`
+//!   for every `deny` rule `k`;
+//! - the compiled policy allows `⋃ A − ⋃ D`, and enforced workloads are default-deny.
+//!
+//! Proof sketch, by the rule `f` that decides `x` in the evaluator: if `f` is an allow, no rule
+//! of its tier before it matches `x`, so `x ∈ A_f`; a deny `k` before `f` either did not match
+//! or was skipped by a pass of its own tier that matched (so `x ∉ D_k`), and a deny after `f`
+//! subtracts `A_f`. If `f` is a deny, `x ∈ D_f` (an earlier allow either did not match or was
+//! skipped by a matching pass of its tier, so `x ∉ A_i`). If no rule decides, an allow that
+//! matches `x` was skipped by a matching pass of its tier, so `x ∉ A`. Hence allowed iff the
+//! evaluator's chain ends in `allow`; `docs/compile.md` has the long form.
+//!
+//! The sets are unions of boxes (source × destination × ports). Each side is one term: `any`,
+//! workloads matching a conjunction of label requirements on pod and namespace labels, or an
+//! address set. Differences of terms are exact: a requirement's negation is a requirement
+//! (`In`↔`NotIn`, `Exists`↔`DoesNotExist`, Kubernetes semantics: `NotIn` holds when the key
+//! is absent), address sets subtract, port sets subtract. Two things cannot be subtracted
+//! exactly: named ports (what they resolve to depends on the destination) and boxes past
+//! [`MAX_BOXES`] per rule; both fail with [`CompileError::Unsupported`] naming both rules.
+//!
+//! Output: for each box, its egress side (subject: the source workloads, peer: the destination)
+//! and its ingress side (subject: the destination workloads, peer: the source), subjects always
+//! conjoined with an enforced segment's selector, so workloads that are unmanaged or only
+//! observed are never selected; `egress`/`ingress` for `A`, `egressDeny`/`ingressDeny` for `D`.
+//! One `CiliumClusterwideNetworkPolicy` per intent policy and subject, plus one per enforced
+//! segment (`bulkhead-enforce-<segment>`) that makes its workloads default-deny both ways.
+//! Observe-mode segments get nothing: Cilium has no per-policy audit mode (policy audit mode is
+//! per endpoint or agent-wide), so nothing that could drop is emitted for them.
+//!
+//! Peers: workloads → `toEndpoints`/`fromEndpoints` (pod labels as `k8s:<key>`, namespace
+//! labels as `k8s:io.cilium.k8s.namespace.labels.<key>`, the namespace name as
+//! `k8s:io.kubernetes.pod.namespace`); addresses and hosts (their inventory addresses) →
+//! `toCIDRSet`/`fromCIDRSet` (Cilium's CIDR rules never match cluster endpoints, as the
+//! evaluator's CIDR peers never match pods); `any` → `toEntities`/`fromEntities: [all]`.
 
+use crate::lower::{LPeer, LRule, Lowered, NAMESPACE_NAME_LABEL, check_name, workload_part, yaml_doc};
 use crate::{CompileError, Compiled, Options, Target};
-use bulkhead_intent::Intent;
+use bulkhead_core::{ConnSet, IpSet, Operator, Protocol, Requirement};
+use bulkhead_intent::{Action, IdentityKind, Intent, Loc};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// Boxes one rule may grow into by the rewrite before compilation gives up.
+pub const MAX_BOXES: usize = 2048;
+/// Cilium's `toPorts[].ports` holds at most this many entries (the CRD's `maxItems`).
+const MAX_PORTS: usize = 40;
+const API: &str = "cilium.io/v2";
+const KIND: &str = "CiliumClusterwideNetworkPolicy";
+
+/// One label requirement on a workload: on its own labels or on its namespace's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Lit {
+    ns: bool,
+    req: Requirement,
+}
+
+impl Lit {
+    fn negate(&self) -> Lit {
+        let op = match self.req.op {
+            Operator::In => Operator::NotIn,
+            Operator::NotIn => Operator::In,
+            Operator::Exists => Operator::DoesNotExist,
+            Operator::DoesNotExist => Operator::Exists,
+        };
+        Lit {
+            ns: self.ns,
+            req: Requirement {
+                key: self.req.key.clone(),
+                op,
+                values: self.req.values.clone(),
+            },
+        }
+    }
+
+    /// True when no label set satisfies both.
+    fn contradicts(&self, o: &Lit) -> bool {
+        if self.ns != o.ns || self.req.key != o.req.key {
+            return false;
+        }
+        use Operator::*;
+        let (a, b) = (&self.req, &o.req);
+        let disjoint = |x: &[String], y: &[String]| !x.iter().any(|v| y.contains(v));
+        let subset = |x: &[String], y: &[String]| x.iter().all(|v| y.contains(v));
+        match (a.op, b.op) {
+            (In, In) => disjoint(&a.values, &b.values),
+            (In, NotIn) => subset(&a.values, &b.values),
+            (NotIn, In) => subset(&b.values, &a.values),
+            (In | Exists, DoesNotExist) | (DoesNotExist, In | Exists) => true,
+            _ => false,
+        }
+    }
+}
+
+/// A conjunction of requirements (sorted, no duplicates); empty: every workload.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+struct Conj(Vec<Lit>);
+
+impl Conj {
+    /// The conjunction of both, or `None` when it is visibly empty.
+    fn and(&self, o: &Conj) -> Option<Conj> {
+        let mut v = self.0.clone();
+        for l in &o.0 {
+            if v.iter().any(|x| x.contradicts(l)) {
+                return None;
+            }
+            if !v.contains(l) {
+                v.push(l.clone());
+            }
+        }
+        v.sort();
+        Some(Conj(v))
+    }
+
+    fn of(w: &crate::lower::WorkloadSel) -> Option<Conj> {
+        let mut c = Conj::default();
+        for (ns, s) in [(true, &w.namespaces), (false, &w.pods)] {
+            for r in s.iter().flat_map(|s| s.requirements()) {
+                c = c.and(&Conj(vec![Lit { ns, req: r.clone() }]))?;
+            }
+        }
+        Some(c)
+    }
+}
+
+/// One side of a box.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Term {
+    /// Every workload, host and address.
+    Any,
+    Workloads(Conj),
+    /// Addresses (hosts' and external), never pods.
+    Addrs(IpSet),
+}
+
+impl Term {
+    fn and(&self, o: &Term) -> Option<Term> {
+        match (self, o) {
+            (Term::Any, x) | (x, Term::Any) => Some(x.clone()),
+            (Term::Workloads(a), Term::Workloads(b)) => a.and(b).map(Term::Workloads),
+            (Term::Addrs(a), Term::Addrs(b)) => {
+                let i = a.intersect(b);
+                (!i.is_empty()).then_some(Term::Addrs(i))
+            }
+            _ => None,
+        }
+    }
+
+    fn minus(&self, o: &Term) -> Vec<Term> {
+        match (self, o) {
+            (_, Term::Any) => vec![],
+            (Term::Any, Term::Workloads(_)) => {
+                let mut v = vec![Term::Addrs(IpSet::all())];
+                v.extend(Term::Workloads(Conj::default()).minus(o));
+                v
+            }
+            (Term::Any, Term::Addrs(s)) => {
+                let mut v = vec![Term::Workloads(Conj::default())];
+                let rest = IpSet::all().subtract(s);
+                if !rest.is_empty() {
+                    v.push(Term::Addrs(rest));
+                }
+                v
+            }
+            (Term::Workloads(a), Term::Workloads(b)) => {
+                if a.and(b).is_none() {
+                    return vec![self.clone()];
+                }
+                // a − (b1 ∧ … ∧ bn) = ⋃_i a ∧ b1 ∧ … ∧ b(i−1) ∧ ¬bi, disjoint pieces.
+                let mut out = Vec::new();
+                let mut prefix = a.clone();
+                for l in &b.0 {
+                    if !a.0.contains(l)
+                        && let Some(c) = prefix.and(&Conj(vec![l.negate()]))
+                    {
+                        out.push(Term::Workloads(c));
+                    }
+                    match prefix.and(&Conj(vec![l.clone()])) {
+                        Some(p) => prefix = p,
+                        None => break,
+                    }
+                }
+                out
+            }
+            (Term::Addrs(a), Term::Addrs(b)) => {
+                let d = a.subtract(b);
+                if d.is_empty() { vec![] } else { vec![Term::Addrs(d)] }
+            }
+            _ => vec![self.clone()],
+        }
+    }
+}
+
+/// A box's ports: `None` every port of every protocol; else numbered ports and named ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Ports {
+    conns: ConnSet,
+    named: Vec<(Option<Protocol>, String)>,
+}
+
+impl Ports {
+    fn all() -> Ports {
+        Ports {
+            conns: ConnSet::all(),
+            named: vec![],
+        }
+    }
+
+    fn is_all(&self) -> bool {
+        self.conns.is_all()
+    }
+
+    /// `Err(())`: named ports make the answer depend on the destination.
+    fn and(&self, o: &Ports) -> Result<Option<Ports>, ()> {
+        if o.is_all() {
+            return Ok(Some(self.clone()));
+        }
+        if self.is_all() {
+            return Ok(Some(o.clone()));
+        }
+        if !self.named.is_empty() || !o.named.is_empty() {
+            return Err(());
+        }
+        let c = self.conns.intersect(&o.conns);
+        Ok((!c.is_empty()).then_some(Ports {
+            conns: c,
+            named: vec![],
+        }))
+    }
+
+    fn minus(&self, o: &Ports) -> Result<Option<Ports>, ()> {
+        if o.is_all() {
+            return Ok(None);
+        }
+        if !self.named.is_empty() || !o.named.is_empty() {
+            return Err(());
+        }
+        let c = self.conns.subtract(&o.conns);
+        Ok((!c.is_empty()).then_some(Ports {
+            conns: c,
+            named: vec![],
+        }))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Cube {
+    src: Term,
+    dst: Term,
+    ports: Ports,
+}
+
+impl Cube {
+    /// `self − o` as disjoint cubes. `Err(())`: named ports in the way.
+    fn minus(&self, o: &Cube) -> Result<Vec<Cube>, ()> {
+        let (Some(si), Some(di)) = (self.src.and(&o.src), self.dst.and(&o.dst)) else {
+            return Ok(vec![self.clone()]);
+        };
+        if self.ports.and(&o.ports)?.is_none() {
+            return Ok(vec![self.clone()]);
+        }
+        let mut out = Vec::new();
+        for s in self.src.minus(&o.src) {
+            out.push(Cube {
+                src: s,
+                dst: self.dst.clone(),
+                ports: self.ports.clone(),
+            });
+        }
+        for d in self.dst.minus(&o.dst) {
+            out.push(Cube {
+                src: si.clone(),
+                dst: d,
+                ports: self.ports.clone(),
+            });
+        }
+        if let Some(p) = self.ports.minus(&o.ports)? {
+            out.push(Cube {
+                src: si,
+                dst: di,
+                ports: p,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A rule's matches as cubes (`from` × `to` × ports).
+fn cubes(r: &LRule, has_hosts: bool) -> Result<Vec<Cube>, CompileError> {
+    let side = |peers: &[LPeer]| -> Result<Vec<Term>, CompileError> {
+        let mut out = Vec::new();
+        for p in peers {
+            match p {
+                LPeer::Any => out.push(Term::Any),
+                LPeer::Workloads(w) => out.extend(Conj::of(w).map(Term::Workloads)),
+                LPeer::Hosts {
+                    selector,
+                    addresses,
+                } => {
+                    if !has_hosts {
+                        return Err(CompileError::Unsupported {
+                            target: Target::Cilium,
+                            loc: r.loc().clone(),
+                            what: format!(
+                                "{}: hosts ({selector}) without an inventory that gives their addresses",
+                                r.label()
+                            ),
+                            hint: Some("pass the host inventory (--hosts/--inventory)".into()),
+                        });
+                    }
+                    if !addresses.is_empty() {
+                        out.push(Term::Addrs(addresses.clone()));
+                    }
+                }
+                LPeer::Addresses(s) => {
+                    if !s.is_empty() {
+                        out.push(Term::Addrs(s.clone()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    };
+    let ports = match &r.ports {
+        None => Ports::all(),
+        Some(p) => {
+            let mut conns = ConnSet::none();
+            for &(pr, a, b) in &p.ranges {
+                conns = conns.union(&ConnSet::ports(
+                    pr,
+                    bulkhead_core::PortSet::range(a, b),
+                ));
+            }
+            Ports {
+                conns,
+                named: p.named.clone(),
+            }
+        }
+    };
+    let (from, to) = (side(&r.from)?, side(&r.to)?);
+    let mut out = Vec::new();
+    for s in &from {
+        for d in &to {
+            out.push(Cube {
+                src: s.clone(),
+                dst: d.clone(),
+                ports: ports.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `region − sub`, failing with both rules named.
+fn subtract(
+    region: Vec<Cube>,
+    sub: &[Cube],
+    r: &LRule,
+    by: &LRule,
+) -> Result<Vec<Cube>, CompileError> {
+    let mut region = region;
+    for s in sub {
+        let mut next = Vec::new();
+        for c in &region {
+            let pieces = c.minus(s).map_err(|()| CompileError::Unsupported {
+                target: Target::Cilium,
+                loc: r.loc().clone(),
+                what: format!(
+                    "{} after {} ({}) exactly: named ports overlap ports of the other rule, and Cilium has no rule order to keep the first match",
+                    r.label(),
+                    by.label(),
+                    by.loc()
+                ),
+                hint: Some("use numbered ports in one of the two rules".into()),
+            })?;
+            next.extend(pieces);
+        }
+        if next.len() > MAX_BOXES {
+            return Err(CompileError::Unsupported {
+                target: Target::Cilium,
+                loc: r.loc().clone(),
+                what: format!(
+                    "{} after {} ({}): rewriting the first match into Cilium's deny-wins sets needs more than {MAX_BOXES} selectors",
+                    r.label(),
+                    by.label(),
+                    by.loc()
+                ),
+                hint: Some("narrow the rules' peers or ports, or use the calico target".into()),
+            });
+        }
+        region = next;
+    }
+    Ok(region)
+}
+
+/// The Cilium label key of a requirement.
+fn key(l: &Lit) -> String {
+    if l.ns && l.req.key == NAMESPACE_NAME_LABEL {
+        "k8s:io.kubernetes.pod.namespace".to_string()
+    } else if l.ns {
+        format!("k8s:io.cilium.k8s.namespace.labels.{}", l.req.key)
+    } else {
+        format!("k8s:{}", l.req.key)
+    }
+}
+
+/// A conjunction as a Cilium `EndpointSelector`.
+fn selector(c: &Conj) -> Value {
+    let mut labels = Map::new();
+    let mut exprs = Vec::new();
+    for l in &c.0 {
+        if l.req.op == Operator::In && l.req.values.len() == 1 && !labels.contains_key(&key(l)) {
+            labels.insert(key(l), json!(l.req.values[0]));
+        } else {
+            let op = match l.req.op {
+                Operator::In => "In",
+                Operator::NotIn => "NotIn",
+                Operator::Exists => "Exists",
+                Operator::DoesNotExist => "DoesNotExist",
+            };
+            let mut e = json!({"key": key(l), "operator": op});
+            if !l.req.values.is_empty() {
+                e["values"] = json!(l.req.values);
+            }
+            exprs.push(e);
+        }
+    }
+    let mut m = Map::new();
+    if !labels.is_empty() {
+        m.insert("matchLabels".into(), Value::Object(labels));
+    }
+    if !exprs.is_empty() {
+        m.insert("matchExpressions".into(), Value::Array(exprs));
+    }
+    Value::Object(m)
+}
+
+/// `toPorts` of a box (`None`: every port of every protocol, no `toPorts`).
+fn to_ports(p: &Ports) -> Option<Value> {
+    if p.is_all() {
+        return None;
+    }
+    let mut entries = Vec::new();
+    for (pr, a, b) in crate::lower::ranges_of(&p.conns) {
+        let mut e = json!({"port": a.to_string(), "protocol": pr.as_str()});
+        if b != a {
+            e["endPort"] = json!(b);
+        }
+        entries.push(e);
+    }
+    for (pr, name) in &p.named {
+        let protos: Vec<&str> = match pr {
+            Some(pr) => vec![pr.as_str()],
+            None => Protocol::ALL.iter().map(|p| p.as_str()).collect(),
+        };
+        for pr in protos {
+            entries.push(json!({"port": name, "protocol": pr}));
+        }
+    }
+    Some(Value::Array(
+        entries
+            .chunks(MAX_PORTS)
+            .map(|c| json!({"ports": c}))
+            .collect(),
+    ))
+}
+
+/// The peer part of a Cilium rule, `to*` or `from*`.
+fn peer(t: &Term, dir: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    match t {
+        Term::Any => {
+            m.insert(format!("{dir}Entities"), json!(["all"]));
+        }
+        Term::Workloads(c) => {
+            m.insert(format!("{dir}Endpoints"), json!([selector(c)]));
+        }
+        Term::Addrs(s) => {
+            let set: Vec<Value> = s.cidrs().into_iter().map(|c| json!({"cidr": c})).collect();
+            m.insert(format!("{dir}CIDRSet"), Value::Array(set));
+        }
+    }
+    m
+}
+
+/// The workloads of a term (subjects are workloads only).
+fn workloads(t: &Term) -> Option<Conj> {
+    match t {
+        Term::Any => Some(Conj::default()),
+        Term::Workloads(c) => Some(c.clone()),
+        Term::Addrs(_) => None,
+    }
+}
+
+/// One policy object being built: its subject and rule lists.
+#[derive(Default)]
+struct Obj {
+    lists: BTreeMap<&'static str, Vec<Value>>,
+    rules: Vec<String>,
+}
 
 /// Compiles `intent` for `cilium`.
 pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError> {
-    let _ = (intent, opts);
-    Err(CompileError::Limit {
-        target: Target::Cilium,
-        what: "not built yet".to_string(),
-    })
+    let low = Lowered::new(intent, Target::Cilium, opts)?;
+    let has_hosts = opts.inventory.iter().any(|i| i.kind == IdentityKind::Host);
+    let mut notes = Vec::new();
+    let enforced: Vec<(String, Conj, Loc)> = low
+        .enforced
+        .iter()
+        .filter_map(|s| {
+            let w = workload_part(&s.selector)?;
+            Some((s.name().to_string(), Conj::of(&w)?, s.loc.clone()))
+        })
+        .collect();
+    for s in &low.enforced {
+        if s.selector.hosts.is_some() {
+            notes.push(format!(
+                "cilium: segment {} selects hosts: Cilium policies here select its Kubernetes workloads only; its hosts are enforced by the nftables target",
+                s.name()
+            ));
+        }
+    }
+    if !low.observed.is_empty() {
+        notes.push(format!(
+            "cilium: observe-mode segments ({}) get no Cilium objects: Cilium has no per-policy audit mode, and nothing that could drop may select them (watch them with policy audit mode per endpoint, or bulkhead's own observe reports)",
+            low.observed
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+
+    // The rewrite: A for allows, D for denies.
+    let mut matched: Vec<Vec<Cube>> = Vec::with_capacity(low.rules.len());
+    for r in &low.rules {
+        matched.push(cubes(r, has_hosts)?);
+    }
+    let mut allow_sets: Vec<(usize, Vec<Cube>)> = Vec::new();
+    let mut region: Vec<(usize, bool, Vec<Cube>)> = Vec::new();
+    for (j, r) in low.rules.iter().enumerate() {
+        if r.action == Action::Pass {
+            continue;
+        }
+        let mut set = matched[j].clone();
+        // Passes before it in its tier.
+        for (p, pr) in low.rules[..j].iter().enumerate() {
+            if pr.action == Action::Pass && pr.tier == r.tier {
+                set = subtract(set, &matched[p], r, pr)?;
+            }
+        }
+        if r.action == Action::Deny {
+            for (i, a) in &allow_sets {
+                set = subtract(set, a, r, &low.rules[*i])?;
+            }
+            region.push((j, true, set));
+        } else {
+            allow_sets.push((j, set.clone()));
+            region.push((j, false, set));
+        }
+        if matched[j].is_empty() {
+            notes.push(format!(
+                "cilium: {} ({}) matches nothing here (a peer picks no host of the inventory)",
+                r.label(),
+                r.loc()
+            ));
+        }
+    }
+
+    // Objects per intent policy and subject.
+    let mut objs: BTreeMap<String, (Obj, String, Value, String)> = BTreeMap::new();
+    let mut subject_index: BTreeMap<(String, Conj), usize> = BTreeMap::new();
+    for (j, deny, set) in &region {
+        let r = &low.rules[*j];
+        for c in set {
+            for (dir, subj, other, list) in [
+                ("to", &c.src, &c.dst, if *deny { "egressDeny" } else { "egress" }),
+                (
+                    "from",
+                    &c.dst,
+                    &c.src,
+                    if *deny { "ingressDeny" } else { "ingress" },
+                ),
+            ] {
+                let Some(sw) = workloads(subj) else { continue };
+                for (_, e, _) in &enforced {
+                    let Some(s) = sw.and(e) else { continue };
+                    let pname = r.policy.name().to_string();
+                    let n = subject_index.len();
+                    let idx = *subject_index
+                        .entry((pname.clone(), s.clone()))
+                        .or_insert(n);
+                    let name = format!("bulkhead-{}-{}-{idx}", r.tier, pname);
+                    let entry = objs.entry(name).or_insert_with(|| {
+                        (
+                            Obj::default(),
+                            r.policy.loc.to_string(),
+                            selector(&s),
+                            pname.clone(),
+                        )
+                    });
+                    let mut rule = peer(other, dir);
+                    if let Some(tp) = to_ports(&c.ports) {
+                        rule.insert("toPorts".into(), tp);
+                    }
+                    let v = Value::Object(rule);
+                    let l = entry.0.lists.entry(list).or_default();
+                    if !l.contains(&v) {
+                        l.push(v);
+                    }
+                    let tag = format!("{} {}", r.policy.rule_label(r.index), r.loc());
+                    if !entry.0.rules.contains(&tag) {
+                        entry.0.rules.push(tag);
+                    }
+                }
+            }
+        }
+    }
+
+    let mut docs: Vec<(String, Value)> = Vec::new();
+    for (seg, e, loc) in &enforced {
+        let name = format!("bulkhead-enforce-{seg}");
+        check_name(Target::Cilium, &name)?;
+        docs.push((
+            name.clone(),
+            json!({"apiVersion": API, "kind": KIND,
+                "metadata": {"name": name,
+                    "labels": {"app.kubernetes.io/managed-by": "bulkhead"},
+                    "annotations": {"bulkhead.dev/source": loc.to_string(), "bulkhead.dev/segment": seg}},
+                "spec": {
+                    "description": format!("Bulkhead: segment {seg} is enforced: default deny both ways."),
+                    "endpointSelector": selector(e),
+                    "enableDefaultDeny": {"ingress": true, "egress": true},
+                    "ingress": [{}],
+                    "egress": [{}]}}),
+        ));
+    }
+    for (name, (obj, loc, subject, pname)) in objs {
+        check_name(Target::Cilium, &name)?;
+        let mut spec = Map::new();
+        spec.insert(
+            "description".into(),
+            json!(format!("Bulkhead policy {pname}")),
+        );
+        spec.insert("endpointSelector".into(), subject);
+        // Only the enforce objects switch default deny on; these never widen it.
+        spec.insert(
+            "enableDefaultDeny".into(),
+            json!({"ingress": false, "egress": false}),
+        );
+        for (k, v) in obj.lists {
+            spec.insert(k.into(), Value::Array(v));
+        }
+        docs.push((
+            name.clone(),
+            json!({"apiVersion": API, "kind": KIND,
+                "metadata": {"name": name,
+                    "labels": {"app.kubernetes.io/managed-by": "bulkhead"},
+                    "annotations": {"bulkhead.dev/source": loc, "bulkhead.dev/policy": pname,
+                                    "bulkhead.dev/rules": obj.rules.join("; ")}},
+                "spec": spec}),
+        ));
+    }
+    docs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut text = format!(
+        "# Generated by `bulkhead compile --target cilium` from the intent; do not edit.\n# {} CiliumClusterwideNetworkPolicy object(s). See docs/compile.md, \"Cilium\".\n",
+        docs.len()
+    );
+    for (_, d) in &docs {
+        text.push_str("---\n");
+        text.push_str(&yaml_doc(d));
+    }
+    let mut files = BTreeMap::new();
+    files.insert(
+        "cilium/ciliumclusterwidenetworkpolicies.yaml".to_string(),
+        text,
+    );
+    Ok(Compiled { files, notes })
 }

@@ -1,0 +1,518 @@
+//! The `cilium` target: reasoning tests on small intents, schema validation of every object,
+//! a reference interpreter of the emitted policies (Cilium's documented semantics: an endpoint
+//! selected by a policy with rules for a direction, or `enableDefaultDeny`, is default-deny; a
+//! connection is allowed iff an allow rule matches and no deny rule does) checked against the
+//! evaluator on random intents and clusters, and the golden file of the bank example.
+
+mod common;
+mod support;
+
+use bulkhead_compile::{CompileError, Compiled, Options, Target, compile};
+use bulkhead_core::{Labels, Protocol};
+use bulkhead_intent::{Evaluator, IdentityKind, Intent};
+use common::schema::{documents, validate_files};
+use proptest::prelude::*;
+use serde_json::Value;
+use std::net::IpAddr;
+use support::*;
+
+// ---------------------------------------------------------------- the reference interpreter
+
+/// Cilium's labels of a pod's endpoint (source `k8s`).
+fn endpoint_labels(n: &Node) -> Option<Labels> {
+    match &n.id.kind {
+        IdentityKind::Workload {
+            namespace,
+            namespace_labels,
+        } => {
+            let mut l: Labels = n
+                .id
+                .labels
+                .iter()
+                .map(|(k, v)| (format!("k8s:{k}"), v.clone()))
+                .collect();
+            for (k, v) in namespace_labels {
+                l.insert(format!("k8s:io.cilium.k8s.namespace.labels.{k}"), v.clone());
+            }
+            l.insert("k8s:io.kubernetes.pod.namespace".into(), namespace.clone());
+            Some(l)
+        }
+        _ => None,
+    }
+}
+
+/// A Kubernetes label selector (`matchLabels`, `matchExpressions`) over a label set.
+fn sel_matches(sel: &Value, l: &Labels) -> bool {
+    let labels_ok = sel["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| l.get(k).map(String::as_str) == v.as_str());
+    let exprs_ok = sel["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            let v = l.get(e["key"].as_str().unwrap());
+            let vals: Vec<&str> = e["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| x.as_str().unwrap())
+                .collect();
+            match e["operator"].as_str().unwrap() {
+                "In" => v.is_some_and(|v| vals.contains(&v.as_str())),
+                "NotIn" => v.is_none_or(|v| !vals.contains(&v.as_str())),
+                "Exists" => v.is_some(),
+                "DoesNotExist" => v.is_none(),
+                o => panic!("operator {o}"),
+            }
+        });
+    labels_ok && exprs_ok
+}
+
+/// Does the rule's peer (`to*` on egress, `from*` on ingress) hold node `n` at `ip`? A rule
+/// without peers matches nothing.
+fn peer_matches(rule: &Value, dir: &str, n: &Node, ip: IpAddr) -> bool {
+    let ents = rule[format!("{dir}Entities")]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|e| e == "all"));
+    let eps = endpoint_labels(n).is_some_and(|l| {
+        rule[format!("{dir}Endpoints")]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| sel_matches(s, &l)))
+    });
+    // CIDR rules never select cluster endpoints.
+    let cidrs = !n.is_pod()
+        && rule[format!("{dir}CIDRSet")].as_array().is_some_and(|a| {
+            a.iter().any(|c| {
+                let inside = bulkhead_core::IpSet::cidr(c["cidr"].as_str().unwrap())
+                    .unwrap()
+                    .contains(ip);
+                let except = c["except"].as_array().into_iter().flatten().any(|x| {
+                    bulkhead_core::IpSet::cidr(x.as_str().unwrap())
+                        .unwrap()
+                        .contains(ip)
+                });
+                inside && !except
+            })
+        });
+    ents || eps || cidrs
+}
+
+fn ports_match(rule: &Value, dst: &Node, p: Protocol, port: u16) -> bool {
+    let Some(tp) = rule["toPorts"].as_array() else {
+        return true;
+    };
+    tp.iter()
+        .flat_map(|e| e["ports"].as_array().into_iter().flatten())
+        .any(|pp| {
+            let proto = pp["protocol"].as_str().unwrap_or("ANY");
+            if proto != "ANY" && proto != p.as_str() {
+                return false;
+            }
+            let ps = pp["port"].as_str().unwrap();
+            match ps.parse::<u16>() {
+                Ok(a) => {
+                    let b = pp["endPort"].as_u64().map(|b| b as u16).unwrap_or(a);
+                    a == 0 || (a..=b).contains(&port)
+                }
+                Err(_) => dst
+                    .id
+                    .named_ports
+                    .iter()
+                    .any(|np| np.name == ps && np.protocol == p && np.port == port),
+            }
+        })
+}
+
+#[derive(Debug, PartialEq)]
+enum Out {
+    Allow,
+    Deny,
+}
+
+struct Conn<'a> {
+    src: &'a Node,
+    dst: &'a Node,
+    proto: Protocol,
+    port: u16,
+    v6: bool,
+}
+
+/// One side of a connection: `egress` of the source or `ingress` of the destination.
+fn side(docs: &[Value], ep: &Node, dir: &str, c: &Conn) -> Out {
+    let Some(l) = endpoint_labels(ep) else {
+        return Out::Allow;
+    };
+    let (pdir, peer) = if dir == "egress" {
+        ("to", c.dst)
+    } else {
+        ("from", c.src)
+    };
+    let ip = peer.ips(c.v6)[0];
+    let selecting: Vec<&Value> = docs
+        .iter()
+        .filter(|d| sel_matches(&d["spec"]["endpointSelector"], &l))
+        .collect();
+    let deny_list = format!("{dir}Deny");
+    let default_deny = selecting.iter().any(|d| {
+        let s = &d["spec"];
+        match s["enableDefaultDeny"][dir].as_bool() {
+            Some(b) => b,
+            None => s.get(dir).is_some() || s.get(&deny_list).is_some(),
+        }
+    });
+    let matches = |list: &str| {
+        selecting.iter().any(|d| {
+            d["spec"][list].as_array().into_iter().flatten().any(|r| {
+                peer_matches(r, pdir, peer, ip) && ports_match(r, c.dst, c.proto, c.port)
+            })
+        })
+    };
+    if matches(&deny_list) {
+        return Out::Deny;
+    }
+    if !default_deny || matches(dir) {
+        Out::Allow
+    } else {
+        Out::Deny
+    }
+}
+
+fn all_docs(c: &Compiled) -> Vec<Value> {
+    c.files.values().flat_map(|t| documents(t)).collect()
+}
+
+/// Would Cilium drop the connection?
+fn drops(docs: &[Value], src: &Node, dst: &Node, p: Protocol, port: u16) -> bool {
+    let v6 = [src, dst]
+        .iter()
+        .any(|n| !n.is_pod() && n.ips(true).len() == 1 && n.ips(false).is_empty());
+    let c = Conn {
+        src,
+        dst,
+        proto: p,
+        port,
+        v6,
+    };
+    side(docs, src, "egress", &c) == Out::Deny || side(docs, dst, "ingress", &c) == Out::Deny
+}
+
+/// Compares the interpreter with the evaluator on every pair and connection of `nodes`.
+/// `Ok(false)`: the target refused the intent (an explicit error naming the place).
+fn agree(intent: &Intent, nodes: &[Node]) -> Result<bool, String> {
+    let opts = Options {
+        inventory: inventory(nodes),
+        ..Default::default()
+    };
+    let compiled = match compile(intent, Target::Cilium, &opts) {
+        Ok(c) => c,
+        Err(CompileError::Unsupported { loc, .. }) if loc.line > 0 => return Ok(false),
+        Err(e) => return Err(format!("compile: {e}")),
+    };
+    let errs = validate_files(&compiled.files);
+    if !errs.is_empty() {
+        return Err(format!("schema: {errs:#?}"));
+    }
+    let docs = all_docs(&compiled);
+    let ev = Evaluator::new(intent).unwrap();
+    for s in nodes {
+        for d in nodes {
+            if std::ptr::eq(s, d) || (!s.is_pod() && !d.is_pod()) {
+                continue;
+            }
+            for (p, port) in support::CONNS {
+                let want = expected_drop(&ev, s, d, p, port);
+                let got = drops(&docs, s, d, p, port);
+                if want != got {
+                    return Err(format!(
+                        "{} -> {} {p}/{port}: evaluator drop={want}, cilium drop={got}",
+                        s.id.name, d.id.name
+                    ));
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+// ---------------------------------------------------------------- reasoning tests
+
+const SEGS: &str = r#"
+apiVersion: bulkhead.dev/v1alpha1
+kind: Segment
+metadata: {name: web}
+spec: {podSelector: {matchLabels: {app: a}}, mode: enforce}
+---
+apiVersion: bulkhead.dev/v1alpha1
+kind: Segment
+metadata: {name: db}
+spec: {podSelector: {matchLabels: {app: b}}, mode: enforce}
+---
+apiVersion: bulkhead.dev/v1alpha1
+kind: Segment
+metadata: {name: watch}
+spec: {podSelector: {matchLabels: {app: c}}, mode: observe}
+"#;
+
+fn small(policies: &str) -> Intent {
+    load(&format!("{SEGS}---\n{policies}"))
+}
+
+fn nodes() -> Vec<Node> {
+    // p0: app a (web, n1), p1: app b (db, n2), p2: app c (watch, n3), p3: unlabelled (n1).
+    cluster(&[(0, 0, 0), (1, 1, 1), (2, 2, 2), (0, 3, 2)])
+}
+
+fn node<'a>(ns: &'a [Node], name: &str) -> &'a Node {
+    ns.iter().find(|n| n.id.name.ends_with(name)).unwrap()
+}
+
+fn cilium_drops(intent: &Intent, src: &str, dst: &str, p: Protocol, port: u16) -> bool {
+    let ns = nodes();
+    let c = compile(
+        intent,
+        Target::Cilium,
+        &Options {
+            inventory: inventory(&ns),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(validate_files(&c.files).is_empty());
+    drops(&all_docs(&c), node(&ns, src), node(&ns, dst), p, port)
+}
+
+#[test]
+fn guardrail_deny_beats_application_allow_and_pass_reaches_it() {
+    let i = small(
+        r#"
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: g}
+spec:
+  tier: guardrail
+  rules:
+    - {action: pass, from: [{segment: web}], to: [{segment: db}], ports: [{port: 5432}]}
+    - {action: deny, from: [{any: true}], to: [{segment: db}]}
+---
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: app}
+spec:
+  tier: application
+  rules:
+    - {action: allow, from: [{segment: web}], to: [{segment: db}]}
+"#,
+    );
+    // web → db:5432 passes the guardrail and the application tier allows it.
+    assert!(!cilium_drops(&i, "/p0", "/p1", Protocol::Tcp, 5432));
+    // web → db:80: the guardrail denies before the application allow.
+    assert!(cilium_drops(&i, "/p0", "/p1", Protocol::Tcp, 80));
+    // db → web: nothing allows it; both are enforced: default deny.
+    assert!(cilium_drops(&i, "/p1", "/p0", Protocol::Tcp, 80));
+    assert!(agree(&i, &nodes()).unwrap());
+}
+
+#[test]
+fn observe_and_unmanaged_are_never_subjects() {
+    let i = small(
+        r#"
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: g}
+spec:
+  tier: guardrail
+  rules:
+    - {action: deny, from: [{any: true}], to: [{any: true}]}
+"#,
+    );
+    // watch (observe) → unlabelled pod (unmanaged): deny rule, but nobody enforced: allowed.
+    assert!(!cilium_drops(&i, "/p2", "/p3", Protocol::Tcp, 80));
+    assert!(!cilium_drops(&i, "/p3", "/p2", Protocol::Udp, 53));
+    // web (enforced) → unmanaged: dropped on web's egress.
+    assert!(cilium_drops(&i, "/p0", "/p3", Protocol::Tcp, 80));
+    let c = compile(&i, Target::Cilium, &Options::default()).unwrap();
+    let docs = all_docs(&c);
+    // Every subject is inside an enforced segment (app a or app b), never the observed app c
+    // or unlabelled pods.
+    for d in &docs {
+        let sel = &d["spec"]["endpointSelector"];
+        let app = sel["matchLabels"]["k8s:app"].as_str();
+        assert!(app == Some("a") || app == Some("b"), "{sel}");
+    }
+    assert!(c.notes.iter().any(|n| n.contains("observe-mode segments (watch)")));
+}
+
+#[test]
+fn baseline_pass_still_ends_in_the_default_deny() {
+    let i = small(
+        r#"
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: b}
+spec:
+  tier: baseline
+  rules:
+    - {action: pass, from: [{any: true}], to: [{segment: db}], ports: [{protocol: UDP, port: 53}]}
+    - {action: allow, from: [{any: true}], to: [{any: true}], ports: [{protocol: UDP, port: 53}]}
+"#,
+    );
+    // web → db UDP/53: the baseline passes, nothing after it: the default deny of enforced.
+    assert!(cilium_drops(&i, "/p0", "/p1", Protocol::Udp, 53));
+    // web → unmanaged UDP/53: allowed by the baseline.
+    assert!(!cilium_drops(&i, "/p0", "/p3", Protocol::Udp, 53));
+    assert!(agree(&i, &nodes()).unwrap());
+}
+
+#[test]
+fn cidr_peers_never_match_pods() {
+    let i = small(
+        r#"
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: app}
+spec:
+  tier: application
+  rules:
+    - {action: allow, from: [{segment: web}], to: [{cidr: 0.0.0.0/0}]}
+"#,
+    );
+    // The pods' own addresses are inside 0.0.0.0/0, yet the rule does not pick pods.
+    assert!(cilium_drops(&i, "/p0", "/p3", Protocol::Tcp, 80));
+    let ns = nodes();
+    let ext = ns.iter().find(|n| n.id.name == "203.0.113.7").unwrap();
+    let c = compile(&i, Target::Cilium, &Options::default()).unwrap();
+    assert!(!drops(&all_docs(&c), node(&ns, "/p0"), ext, Protocol::Tcp, 80));
+    assert!(agree(&i, &ns).unwrap());
+}
+
+#[test]
+fn hosts_without_an_inventory_are_refused_with_the_place() {
+    let i = small(
+        r#"
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: app}
+spec:
+  tier: application
+  rules:
+    - name: to-vms
+      action: allow
+      from: [{segment: web}]
+      to: [{selector: {hostSelector: {matchLabels: {app: a}}}}]
+"#,
+    );
+    let e = compile(&i, Target::Cilium, &Options::default()).unwrap_err();
+    assert!(matches!(e, CompileError::Unsupported { .. }));
+    let msg = e.to_string();
+    assert!(msg.starts_with("intent.yaml:"), "{msg}");
+    assert!(msg.contains("to-vms") && msg.contains("without an inventory"), "{msg}");
+}
+
+#[test]
+fn long_names_are_refused() {
+    let long = "x".repeat(250);
+    let i = load(&format!(
+        "apiVersion: bulkhead.dev/v1alpha1\nkind: Segment\nmetadata: {{name: {long}}}\nspec: {{podSelector: {{}}, mode: enforce}}\n---\napiVersion: bulkhead.dev/v1alpha1\nkind: Policy\nmetadata: {{name: p}}\nspec:\n  tier: application\n  rules:\n    - {{action: allow, from: [{{any: true}}], to: [{{any: true}}]}}\n"
+    ));
+    let e = compile(&i, Target::Cilium, &Options::default()).unwrap_err();
+    assert!(matches!(e, CompileError::Limit { .. }), "{e}");
+}
+
+// ---------------------------------------------------------------- the bank, goldens
+
+fn bank() -> Compiled {
+    let intent = bank_intent();
+    let opts = Options {
+        inventory: bank_hosts(&intent),
+        ..Default::default()
+    };
+    compile(&intent, Target::Cilium, &opts).unwrap()
+}
+
+#[test]
+fn bank_validates_against_the_published_schemas() {
+    let c = bank();
+    let errs = validate_files(&c.files);
+    assert!(errs.is_empty(), "{errs:#?}");
+    let docs = all_docs(&c);
+    assert!(docs.iter().any(|d| d["spec"].get("ingressDeny").is_some()));
+    // Every object says where it came from.
+    for d in &docs {
+        {
+            let src = d["metadata"]["annotations"]["bulkhead.dev/source"]
+                .as_str()
+                .unwrap();
+            assert!(src.contains(".yaml:"), "{src}");
+        }
+    }
+}
+
+#[test]
+fn bank_golden() {
+    let c = bank();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/cilium");
+    let mut text = String::new();
+    for (p, t) in &c.files {
+        let path = dir.join(p.trim_start_matches("cilium/"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, t).unwrap();
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+        assert!(
+            want == *t,
+            "{p} drifted from {} (UPDATE_GOLDEN=1 regenerates)",
+            path.display()
+        );
+        text.push_str(t);
+    }
+    assert!(!text.is_empty());
+}
+
+// ---------------------------------------------------------------- properties
+
+static REFUSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static COMPILED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// On random intents and clusters Cilium drops exactly what the evaluator denies (on the
+    /// workloads' sides), every object validates, and compile never panics.
+    #[test]
+    fn interpreter_equals_evaluator(y in intent_yaml(), pods in pods()) {
+        let l = bulkhead_intent::load_str("intent.yaml", &y);
+        prop_assume!(!l.has_errors());
+        let nodes = cluster(&pods);
+        match agree(&l.intent, &nodes) {
+            Err(e) => prop_assert!(false, "{e}\n{y}"),
+            // Refused with the place named: allowed, but not the common case (counted below).
+            Ok(false) => {
+                REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(true) => {
+                COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Compile never panics, with or without an inventory, and what it emits validates.
+    #[test]
+    fn never_panics_and_validates(y in intent_yaml()) {
+        let l = bulkhead_intent::load_str("intent.yaml", &y);
+        prop_assume!(!l.has_errors());
+        match compile(&l.intent, Target::Cilium, &Options::default()) {
+            Ok(c) => {
+                let errs = validate_files(&c.files);
+                prop_assert!(errs.is_empty(), "{errs:#?}");
+            }
+            // Every refusal names the rule's place.
+            Err(CompileError::Unsupported { loc, .. }) => prop_assert!(loc.line > 0),
+            Err(e) => prop_assert!(false, "{e}"),
+        }
+    }
+}
