@@ -485,11 +485,41 @@ fn peer(t: &Term, dir: &str) -> Map<String, Value> {
             m.insert(format!("{dir}Endpoints"), json!([selector(c)]));
         }
         Term::Addrs(s) => {
-            let set: Vec<Value> = s.cidrs().into_iter().map(|c| json!({"cidr": c})).collect();
-            m.insert(format!("{dir}CIDRSet"), Value::Array(set));
+            m.insert(format!("{dir}CIDRSet"), Value::Array(cidr_set(s)));
         }
     }
     m
+}
+
+/// An address set as `CIDRSet` entries: per family, the set's own blocks, or the whole family
+/// with `except` blocks when that is shorter (a guardrail's "everyone but …").
+fn cidr_set(s: &IpSet) -> Vec<Value> {
+    let mut out = Vec::new();
+    let all = IpSet::all();
+    let v4 = |r: &IpSet| IpSet {
+        v4: r.v4.clone(),
+        v6: Default::default(),
+    };
+    let v6 = |r: &IpSet| IpSet {
+        v4: Default::default(),
+        v6: r.v6.clone(),
+    };
+    for (part, whole, root) in [
+        (v4(s), v4(&all), "0.0.0.0/0"),
+        (v6(s), v6(&all), "::/0"),
+    ] {
+        if part.is_empty() {
+            continue;
+        }
+        let own = part.cidrs();
+        let holes = whole.subtract(&part).cidrs();
+        if holes.len() + 1 < own.len() {
+            out.push(json!({"cidr": root, "except": holes}));
+        } else {
+            out.extend(own.into_iter().map(|c| json!({"cidr": c})));
+        }
+    }
+    out
 }
 
 /// The workloads of a term (subjects are workloads only).

@@ -410,6 +410,45 @@ spec:
 }
 
 #[test]
+fn a_deny_after_an_allow_skipped_by_a_pass_still_denies() {
+    // web → db TCP/80: the guardrail passes it (so its allow is skipped), the application
+    // tier denies it; the baseline's allow of everything must not let it through. Other ports:
+    // the guardrail's allow.
+    let i = small(
+        r#"
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: g}
+spec:
+  tier: guardrail
+  rules:
+    - {action: pass, from: [{segment: web}], to: [{segment: db}], ports: [{port: 80}]}
+    - {action: allow, from: [{segment: web}], to: [{segment: db}]}
+---
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: a}
+spec:
+  tier: application
+  rules:
+    - {action: deny, from: [{segment: web}], to: [{segment: db}]}
+---
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: b}
+spec:
+  tier: baseline
+  rules:
+    - {action: allow, from: [{any: true}], to: [{any: true}]}
+"#,
+    );
+    assert!(calico_drops(&i, "/p0", "/p1", Protocol::Tcp, 80));
+    assert!(!calico_drops(&i, "/p0", "/p1", Protocol::Tcp, 443));
+    assert!(!calico_drops(&i, "/p1", "/p0", Protocol::Tcp, 80));
+    assert!(agree(&i, &nodes()).is_ok());
+}
+
+#[test]
 fn baseline_pass_still_ends_in_the_default_deny() {
     let i = small(
         r#"

@@ -346,6 +346,45 @@ spec:
 }
 
 #[test]
+fn a_deny_after_an_allow_skipped_by_a_pass_still_denies() {
+    // web → db TCP/80: the guardrail passes it (so its allow is skipped), the application
+    // tier denies it; the baseline's allow of everything must not let it through. Other ports:
+    // the guardrail's allow.
+    let i = small(
+        r#"
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: g}
+spec:
+  tier: guardrail
+  rules:
+    - {action: pass, from: [{segment: web}], to: [{segment: db}], ports: [{port: 80}]}
+    - {action: allow, from: [{segment: web}], to: [{segment: db}]}
+---
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: a}
+spec:
+  tier: application
+  rules:
+    - {action: deny, from: [{segment: web}], to: [{segment: db}]}
+---
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: b}
+spec:
+  tier: baseline
+  rules:
+    - {action: allow, from: [{any: true}], to: [{any: true}]}
+"#,
+    );
+    assert!(cilium_drops(&i, "/p0", "/p1", Protocol::Tcp, 80));
+    assert!(!cilium_drops(&i, "/p0", "/p1", Protocol::Tcp, 443));
+    assert!(!cilium_drops(&i, "/p1", "/p0", Protocol::Tcp, 80));
+    assert!(agree(&i, &nodes()).unwrap());
+}
+
+#[test]
 fn baseline_pass_still_ends_in_the_default_deny() {
     let i = small(
         r#"
@@ -475,8 +514,30 @@ fn bank_golden() {
 
 // ---------------------------------------------------------------- properties
 
-static REFUSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-static COMPILED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Refusals are explicit and rare: most random intents compile (the rewrite is exact for them).
+#[test]
+fn most_random_intents_compile() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..150 {
+        let y = intent_yaml().new_tree(&mut runner).unwrap().current();
+        let pods = pods().new_tree(&mut runner).unwrap().current();
+        let l = bulkhead_intent::load_str("intent.yaml", &y);
+        if l.has_errors() {
+            continue;
+        }
+        match agree(&l.intent, &cluster(&pods)) {
+            Ok(true) => ok += 1,
+            Ok(false) => refused += 1,
+            Err(e) => panic!("{e}\n{y}"),
+        }
+    }
+    eprintln!("compiled {ok}, refused {refused}");
+    assert!(ok >= 4 * refused && ok > 50, "compiled {ok}, refused {refused}");
+}
+
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
@@ -490,13 +551,8 @@ proptest! {
         let nodes = cluster(&pods);
         match agree(&l.intent, &nodes) {
             Err(e) => prop_assert!(false, "{e}\n{y}"),
-            // Refused with the place named: allowed, but not the common case (counted below).
-            Ok(false) => {
-                REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            Ok(true) => {
-                COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+            // Refused with the place named (see most_random_intents_compile for how often).
+            Ok(_) => {}
         }
     }
 
