@@ -26,7 +26,9 @@
 //!   what they would do and enforces nothing. Workloads in no enforced segment are never a
 //!   subject of an enforcing policy, so they never hit a `Deny`;
 //! - peers: workloads → `namespaceSelector` (`all()` when none) + `selector` (pods only, never
-//!   host endpoints or global network sets); hosts → `nets` of their inventory addresses;
+//!   host endpoints or global network sets); hosts → a `GlobalNetworkSet` per host selector
+//!   (`bulkhead-hosts-<n>`, labelled `bulkhead.dev/hosts: hosts-<n>`) holding their inventory
+//!   addresses, selected by that label (no `namespaceSelector`: global network sets match);
 //!   CIDRs → `nets` with `notSelector: projectcalico.org/orchestrator == 'k8s'` (CIDR peers never
 //!   match pods); `any` → no criteria. A peer list is a union, so a rule becomes one Calico rule
 //!   per (source peer, destination peer, protocol, IP version) in a row with the same action —
@@ -122,11 +124,12 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         ));
     }
     let mut position: BTreeMap<Tier, usize> = BTreeMap::new();
+    let mut sets = HostSets::default();
     for (tier, rules) in &groups {
         let policy = rules[0].policy;
         let mut crules = Vec::new();
         for r in rules {
-            let expanded = rule(r, has_hosts)?;
+            let expanded = rule(r, has_hosts, &mut sets)?;
             if expanded.is_empty() {
                 notes.push(format!(
                     "calico: {} ({}) matches nothing here (a peer picks no host of the inventory): no Calico rule",
@@ -222,6 +225,19 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         ));
     }
 
+    for (i, (sel, addrs, loc)) in sets.0.iter().enumerate() {
+        let label = format!("hosts-{}", i + 1);
+        let name = format!("bulkhead-{label}");
+        docs.entry("globalnetworksets").or_default().push((
+            name.clone(),
+            json!({"apiVersion": API, "kind": "GlobalNetworkSet",
+                "metadata": {"name": name,
+                    "labels": {"app.kubernetes.io/managed-by": "bulkhead", HOSTS_LABEL: label},
+                    "annotations": {"bulkhead.dev/source": loc,
+                                    "bulkhead.dev/host-selector": sel.to_string()}},
+                "spec": {"nets": addrs.cidrs()}}),
+        ));
+    }
     let mut files = BTreeMap::new();
     for (file, mut objs) in docs {
         if file != "tiers" {
@@ -383,7 +399,34 @@ struct Entity {
     ip_version: Option<u8>,
 }
 
-fn entities(peers: &[LPeer], r: &LRule, has_hosts: bool) -> Result<Vec<Entity>, CompileError> {
+/// The `GlobalNetworkSet`s holding hosts' inventory addresses, one per host selector, in order of
+/// first use: `(selector, addresses, first rule's place)`.
+#[derive(Default)]
+struct HostSets(Vec<(Selector, IpSet, String)>);
+
+impl HostSets {
+    /// The label value naming the set of `sel`.
+    fn name(&mut self, sel: &Selector, addrs: &IpSet, loc: &str) -> String {
+        let i = match self.0.iter().position(|(s, _, _)| s == sel) {
+            Some(i) => i,
+            None => {
+                self.0.push((sel.clone(), addrs.clone(), loc.to_string()));
+                self.0.len() - 1
+            }
+        };
+        format!("hosts-{}", i + 1)
+    }
+}
+
+/// The label that names Bulkhead's host network sets.
+pub const HOSTS_LABEL: &str = "bulkhead.dev/hosts";
+
+fn entities(
+    peers: &[LPeer],
+    r: &LRule,
+    has_hosts: bool,
+    sets: &mut HostSets,
+) -> Result<Vec<Entity>, CompileError> {
     let mut out = Vec::new();
     let nets = |set: &IpSet, out: &mut Vec<Entity>, not_pods: bool| {
         let v4 = IpSet {
@@ -445,8 +488,17 @@ fn entities(peers: &[LPeer], r: &LRule, has_hosts: bool) -> Result<Vec<Entity>, 
                         hint: Some("pass the host inventory (--hosts/--inventory)".into()),
                     });
                 }
-                // Host addresses are never pods' addresses: no pod exclusion needed.
-                nets(addresses, &mut out, false);
+                // A selector without namespaceSelector in a GlobalNetworkPolicy rule matches
+                // global network sets: the hosts' addresses, by our own label.
+                if !addresses.is_empty() {
+                    let name = sets.name(selector, addresses, &r.loc().to_string());
+                    let mut crit = Map::new();
+                    crit.insert("selector".into(), json!(format!("{HOSTS_LABEL} == '{name}'")));
+                    out.push(Entity {
+                        crit,
+                        ip_version: None,
+                    });
+                }
             }
             LPeer::Addresses(set) => nets(set, &mut out, true),
         }
@@ -489,14 +541,14 @@ fn port_groups(r: &LRule) -> Vec<(Option<Protocol>, Vec<Value>)> {
 }
 
 /// The Calico rules of one intent rule, in a row.
-fn rule(r: &LRule, has_hosts: bool) -> Result<Vec<Value>, CompileError> {
+fn rule(r: &LRule, has_hosts: bool, sets: &mut HostSets) -> Result<Vec<Value>, CompileError> {
     let action = match r.action {
         Action::Allow => "Allow",
         Action::Deny => "Deny",
         Action::Pass => "Pass",
     };
-    let srcs = entities(&r.from, r, has_hosts)?;
-    let dsts = entities(&r.to, r, has_hosts)?;
+    let srcs = entities(&r.from, r, has_hosts, sets)?;
+    let dsts = entities(&r.to, r, has_hosts, sets)?;
     let groups = port_groups(r);
     let mut out = Vec::new();
     for s in &srcs {

@@ -113,12 +113,51 @@ impl Conj {
             if v.iter().any(|x| x.contradicts(l)) {
                 return None;
             }
+            // `k in A` and `k in B`: `k in A ∩ B` (not empty, or they would contradict).
+            if l.req.op == Operator::In
+                && let Some(x) = v.iter_mut().find(|x| {
+                    x.ns == l.ns && x.req.key == l.req.key && x.req.op == Operator::In
+                })
+            {
+                x.req.values.retain(|a| l.req.values.contains(a));
+                continue;
+            }
             if !v.contains(l) {
                 v.push(l.clone());
             }
         }
         v.sort();
+        v.dedup();
         Some(Conj(v))
+    }
+
+    /// `self ∨ o` as one conjunction, when they differ only in one `In` on the same key.
+    fn merge(&self, o: &Conj) -> Option<Conj> {
+        if self.0.len() != o.0.len() {
+            return None;
+        }
+        let diff: Vec<usize> = (0..self.0.len()).filter(|&i| self.0[i] != o.0[i]).collect();
+        match diff[..] {
+            [] => Some(self.clone()),
+            [i] => {
+                let (a, b) = (&self.0[i], &o.0[i]);
+                if a.ns != b.ns
+                    || a.req.key != b.req.key
+                    || a.req.op != Operator::In
+                    || b.req.op != Operator::In
+                {
+                    return None;
+                }
+                let mut c = self.clone();
+                let vals = &mut c.0[i].req.values;
+                vals.extend(b.req.values.iter().cloned());
+                vals.sort();
+                vals.dedup();
+                c.0.sort();
+                Some(c)
+            }
+            _ => None,
+        }
     }
 
     fn of(w: &crate::lower::WorkloadSel) -> Option<Conj> {
@@ -413,8 +452,35 @@ fn key(l: &Lit) -> String {
     }
 }
 
+/// A Kubernetes label value: at most 63 characters, alphanumeric at both ends, `-`, `_`, `.`
+/// inside (what Cilium's CRD and the API server accept).
+fn check_value(v: &str) -> Result<(), CompileError> {
+    let ok = v.len() <= 63
+        && (v.is_empty()
+            || (v.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && v.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))));
+    if ok {
+        Ok(())
+    } else {
+        Err(CompileError::Limit {
+            target: Target::Cilium,
+            what: format!(
+                "label value {v:?} is not a Kubernetes label value (at most 63 characters of letters, digits, '-', '_', '.')"
+            ),
+        })
+    }
+}
+
 /// A conjunction as a Cilium `EndpointSelector`.
-fn selector(c: &Conj) -> Value {
+fn selector(c: &Conj) -> Result<Value, CompileError> {
+    for l in &c.0 {
+        for v in &l.req.values {
+            check_value(v)?;
+        }
+    }
     let mut labels = Map::new();
     let mut exprs = Vec::new();
     for l in &c.0 {
@@ -441,7 +507,7 @@ fn selector(c: &Conj) -> Value {
     if !exprs.is_empty() {
         m.insert("matchExpressions".into(), Value::Array(exprs));
     }
-    Value::Object(m)
+    Ok(Value::Object(m))
 }
 
 /// `toPorts` of a box (`None`: every port of every protocol, no `toPorts`).
@@ -475,20 +541,20 @@ fn to_ports(p: &Ports) -> Option<Value> {
 }
 
 /// The peer part of a Cilium rule, `to*` or `from*`.
-fn peer(t: &Term, dir: &str) -> Map<String, Value> {
+fn peer(t: &Term, dir: &str) -> Result<Map<String, Value>, CompileError> {
     let mut m = Map::new();
     match t {
         Term::Any => {
             m.insert(format!("{dir}Entities"), json!(["all"]));
         }
         Term::Workloads(c) => {
-            m.insert(format!("{dir}Endpoints"), json!([selector(c)]));
+            m.insert(format!("{dir}Endpoints"), json!([selector(c)?]));
         }
         Term::Addrs(s) => {
             m.insert(format!("{dir}CIDRSet"), Value::Array(cidr_set(s)));
         }
     }
-    m
+    Ok(m)
 }
 
 /// An address set as `CIDRSet` entries: per family, the set's own blocks, or the whole family
@@ -512,12 +578,18 @@ fn cidr_set(s: &IpSet) -> Vec<Value> {
             continue;
         }
         let own = part.cidrs();
-        let holes = whole.subtract(&part).cidrs();
-        if holes.len() + 1 < own.len() {
-            out.push(json!({"cidr": root, "except": holes}));
-        } else {
-            out.extend(own.into_iter().map(|c| json!({"cidr": c})));
+        // The complement has about as many ranges as the set, one fewer when the set touches
+        // both ends of the family: only then can `except` be shorter.
+        let rest = whole.subtract(&part);
+        let ranges = |r: &IpSet| r.v4.ranges().len() + r.v6.ranges().len();
+        if ranges(&rest) < ranges(&part) || own.len() > 2 * ranges(&part) {
+            let holes = rest.cidrs();
+            if holes.len() + 1 < own.len() {
+                out.push(json!({"cidr": root, "except": holes}));
+                continue;
+            }
         }
+        out.extend(own.into_iter().map(|c| json!({"cidr": c})));
     }
     out
 }
@@ -535,6 +607,7 @@ fn workloads(t: &Term) -> Option<Conj> {
 #[derive(Default)]
 struct Obj {
     lists: BTreeMap<&'static str, Vec<Value>>,
+    seen: std::collections::HashSet<(&'static str, String)>,
     rules: Vec<String>,
 }
 
@@ -551,6 +624,15 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
             Some((s.name().to_string(), Conj::of(&w)?, s.loc.clone()))
         })
         .collect();
+    // Enforced segments that differ in one `In` on the same key share subjects
+    // (`segment in (cards, payments)`): fewer, equivalent objects.
+    let mut subjects: Vec<Conj> = Vec::new();
+    for (_, c, _) in &enforced {
+        match subjects.iter_mut().find_map(|s| s.merge(c).map(|m| (s, m))) {
+            Some((s, m)) => *s = m,
+            None => subjects.push(c.clone()),
+        }
+    }
     for s in &low.enforced {
         if s.selector.hosts.is_some() {
             notes.push(format!(
@@ -622,7 +704,7 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                 ),
             ] {
                 let Some(sw) = workloads(subj) else { continue };
-                for (_, e, _) in &enforced {
+                for e in &subjects {
                     let Some(s) = sw.and(e) else { continue };
                     let pname = r.policy.name().to_string();
                     let n = subject_index.len();
@@ -630,25 +712,25 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                         .entry((pname.clone(), s.clone()))
                         .or_insert(n);
                     let name = format!("bulkhead-{}-{}-{idx}", r.tier, pname);
-                    let entry = objs.entry(name).or_insert_with(|| {
-                        (
+                    let entry = match objs.entry(name) {
+                        std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(v) => v.insert((
                             Obj::default(),
                             r.policy.loc.to_string(),
-                            selector(&s),
+                            selector(&s)?,
                             pname.clone(),
-                        )
-                    });
-                    let mut rule = peer(other, dir);
+                        )),
+                    };
+                    let mut rule = peer(other, dir)?;
                     if let Some(tp) = to_ports(&c.ports) {
                         rule.insert("toPorts".into(), tp);
                     }
                     let v = Value::Object(rule);
-                    let l = entry.0.lists.entry(list).or_default();
-                    if !l.contains(&v) {
-                        l.push(v);
+                    if entry.0.seen.insert((list, v.to_string())) {
+                        entry.0.lists.entry(list).or_default().push(v);
                     }
                     let tag = format!("{} {}", r.policy.rule_label(r.index), r.loc());
-                    if !entry.0.rules.contains(&tag) {
+                    if entry.0.rules.last() != Some(&tag) && !entry.0.rules.contains(&tag) {
                         entry.0.rules.push(tag);
                     }
                 }
@@ -668,7 +750,7 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                     "annotations": {"bulkhead.dev/source": loc.to_string(), "bulkhead.dev/segment": seg}},
                 "spec": {
                     "description": format!("Bulkhead: segment {seg} is enforced: default deny both ways."),
-                    "endpointSelector": selector(e),
+                    "endpointSelector": selector(e)?,
                     "enableDefaultDeny": {"ingress": true, "egress": true},
                     "ingress": [{}],
                     "egress": [{}]}}),

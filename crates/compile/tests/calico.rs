@@ -96,8 +96,10 @@ fn endpoint_labels(n: &Node) -> Option<(Labels, Labels)> {
     }
 }
 
-/// Does a rule's `source`/`destination` match node `n` seen at address `ip`?
-fn entity_matches(e: Option<&Value>, n: &Node, ip: IpAddr) -> bool {
+/// Does a rule's `source`/`destination` match node `n` seen at address `ip`? A selector
+/// without `namespaceSelector` (in a global policy) also matches global network sets: the
+/// addresses in the `nets` of those whose labels it matches.
+fn entity_matches(e: Option<&Value>, n: &Node, ip: IpAddr, docs: &[Value]) -> bool {
     let Some(e) = e else { return true };
     let ep = endpoint_labels(n);
     if let Some(nets) = e.get("nets")
@@ -107,18 +109,20 @@ fn entity_matches(e: Option<&Value>, n: &Node, ip: IpAddr) -> bool {
     }
     if let Some(s) = e.get("selector").and_then(Value::as_str) {
         let ns = e.get("namespaceSelector").and_then(Value::as_str);
-        match (&ep, ns) {
-            (Some((l, nsl)), Some(ns)) => {
-                if !(sel_matches(ns, nsl) && sel_matches(s, l)) {
-                    return false;
-                }
-            }
-            (Some((l, _)), None) => {
-                if !sel_matches(s, l) {
-                    return false;
-                }
-            }
-            (None, _) => return false,
+        let endpoint = match (&ep, ns) {
+            (Some((l, nsl)), Some(ns)) => sel_matches(ns, nsl) && sel_matches(s, l),
+            (Some((l, _)), None) => sel_matches(s, l),
+            (None, _) => false,
+        };
+        // Without a namespaceSelector, global network sets match too, by address.
+        let in_set = ns.is_none()
+            && docs.iter().any(|d| {
+                d["kind"] == "GlobalNetworkSet"
+                    && sel_matches(s, &labels_of(&d["metadata"]["labels"]))
+                    && nets_contain(&d["spec"]["nets"], ip)
+            });
+        if !(endpoint || in_set) {
+            return false;
         }
     }
     if let Some(s) = e.get("notSelector").and_then(Value::as_str)
@@ -127,6 +131,14 @@ fn entity_matches(e: Option<&Value>, n: &Node, ip: IpAddr) -> bool {
         return false;
     }
     true
+}
+
+fn labels_of(v: &Value) -> Labels {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
 }
 
 fn port_matches(ports: Option<&Value>, dst: &Node, p: Protocol, port: u16) -> bool {
@@ -153,7 +165,7 @@ struct Conn<'a> {
     v6: bool,
 }
 
-fn rule_matches(r: &Value, c: &Conn) -> bool {
+fn rule_matches(r: &Value, c: &Conn, docs: &[Value]) -> bool {
     if let Some(p) = r.get("protocol").and_then(Value::as_str)
         && p != c.proto.as_str()
     {
@@ -166,8 +178,8 @@ fn rule_matches(r: &Value, c: &Conn) -> bool {
     }
     let (sip, dip) = (c.src.ips(c.v6)[0], c.dst.ips(c.v6)[0]);
     let d = r.get("destination");
-    entity_matches(r.get("source"), c.src, sip)
-        && entity_matches(d, c.dst, dip)
+    entity_matches(r.get("source"), c.src, sip, docs)
+        && entity_matches(d, c.dst, dip, docs)
         && port_matches(d.and_then(|d| d.get("ports")), c.dst, c.proto, c.port)
 }
 
@@ -221,7 +233,7 @@ fn side(docs: &[Value], ep: &Node, dir: &str, c: &Conn) -> Out {
         let mut passed = false;
         'policies: for p in pols {
             for r in p["spec"][dir].as_array().into_iter().flatten() {
-                if rule_matches(r, c) {
+                if rule_matches(r, c, docs) {
                     match r["action"].as_str().unwrap() {
                         "Allow" => return Out::Allow,
                         "Deny" => return Out::Deny,

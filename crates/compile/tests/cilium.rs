@@ -339,8 +339,13 @@ spec:
     // or unlabelled pods.
     for d in &docs {
         let sel = &d["spec"]["endpointSelector"];
-        let app = sel["matchLabels"]["k8s:app"].as_str();
-        assert!(app == Some("a") || app == Some("b"), "{sel}");
+        let mut apps: Vec<&str> = sel["matchLabels"]["k8s:app"].as_str().into_iter().collect();
+        for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+            if e["key"] == "k8s:app" && e["operator"] == "In" {
+                apps.extend(e["values"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()));
+            }
+        }
+        assert!(!apps.is_empty() && apps.iter().all(|a| ["a", "b"].contains(a)), "{sel}");
     }
     assert!(c.notes.iter().any(|n| n.contains("observe-mode segments (watch)")));
 }
