@@ -158,13 +158,14 @@ pub struct Lowered<'a> {
 impl<'a> Lowered<'a> {
     pub fn new(intent: &'a Intent, target: Target, opts: &Options) -> Result<Self, CompileError> {
         let mut rules = Vec::new();
+        let mut hosts = HostCache::new(&opts.inventory);
         for pi in intent.policy_order() {
             let policy = &intent.policies[pi];
             for (index, rule) in policy.rules.iter().enumerate() {
-                let side = |peers: &[bulkhead_intent::PeerAt]| -> Result<Vec<LPeer>, CompileError> {
+                let mut side = |peers: &[bulkhead_intent::PeerAt]| -> Result<Vec<LPeer>, CompileError> {
                     let mut out = Vec::new();
                     for p in peers {
-                        out.extend(resolve(intent, &p.peer, opts).map_err(|what| {
+                        out.extend(resolve_with(intent, &p.peer, &mut hosts).map_err(|what| {
                             CompileError::Unsupported {
                                 target,
                                 loc: p.loc.clone(),
@@ -226,11 +227,60 @@ pub fn workload_part(s: &EntitySelector) -> Option<WorkloadSel> {
 
 /// Addresses of the inventory hosts `sel` picks.
 fn host_addresses(sel: &Selector, inventory: &[Identity]) -> IpSet {
-    inventory
-        .iter()
-        .filter(|id| id.kind == IdentityKind::Host && sel.matches(&id.labels))
-        .flat_map(|id| id.addresses.iter())
-        .fold(IpSet::empty(), |acc, &a| acc.union(&IpSet::addr(a)))
+    addresses_of(
+        inventory
+            .iter()
+            .filter(|id| id.kind == IdentityKind::Host && sel.matches(&id.labels))
+            .flat_map(|id| id.addresses.iter().copied()),
+    )
+}
+
+/// An address set from single addresses, built in one sort (not one union per address).
+fn addresses_of(addrs: impl IntoIterator<Item = std::net::IpAddr>) -> IpSet {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for a in addrs {
+        match a {
+            std::net::IpAddr::V4(a) => v4.push((u32::from(a), u32::from(a))),
+            std::net::IpAddr::V6(a) => v6.push((u128::from(a), u128::from(a))),
+        }
+    }
+    IpSet {
+        v4: bulkhead_core::RangeSet::from_ranges(v4),
+        v6: bulkhead_core::RangeSet::from_ranges(v6),
+    }
+}
+
+/// Host selectors resolved once per distinct selector while lowering (a rule set names the same
+/// segments over and over; each resolution scans the inventory).
+struct HostCache<'a> {
+    hosts: Vec<&'a Identity>,
+    cache: std::collections::HashMap<Selector, IpSet>,
+}
+
+impl<'a> HostCache<'a> {
+    fn new(inventory: &'a [Identity]) -> Self {
+        HostCache {
+            hosts: inventory
+                .iter()
+                .filter(|id| id.kind == IdentityKind::Host)
+                .collect(),
+            cache: Default::default(),
+        }
+    }
+
+    fn addresses(&mut self, sel: &Selector) -> IpSet {
+        if let Some(a) = self.cache.get(sel) {
+            return a.clone();
+        }
+        let a = addresses_of(
+            self.hosts
+                .iter()
+                .filter(|id| sel.matches(&id.labels))
+                .flat_map(|id| id.addresses.iter().copied()),
+        );
+        self.cache.insert(sel.clone(), a.clone());
+        a
+    }
 }
 
 fn entity(s: &EntitySelector, opts: &Options) -> Vec<LPeer> {
@@ -245,6 +295,33 @@ fn entity(s: &EntitySelector, opts: &Options) -> Vec<LPeer> {
         });
     }
     out
+}
+
+/// [`resolve`] with host selectors resolved through a cache.
+fn resolve_with(intent: &Intent, peer: &Peer, hosts: &mut HostCache) -> Result<Vec<LPeer>, String> {
+    let entity = |s: &EntitySelector, hosts: &mut HostCache| {
+        let mut out = Vec::new();
+        if let Some(w) = workload_part(s) {
+            out.push(LPeer::Workloads(w));
+        }
+        if let Some(h) = &s.hosts {
+            out.push(LPeer::Hosts {
+                selector: h.clone(),
+                addresses: hosts.addresses(h),
+            });
+        }
+        out
+    };
+    Ok(match peer {
+        Peer::Segment(name) => {
+            let seg = intent
+                .segment(name)
+                .ok_or_else(|| format!("a reference to segment {name:?}, which does not exist"))?;
+            entity(&seg.selector, hosts)
+        }
+        Peer::Selector(s) => entity(s, hosts),
+        other => resolve(intent, other, &Options::default())?,
+    })
 }
 
 /// One peer of the intent as what targets select. `Err`: an unknown segment.

@@ -73,7 +73,7 @@ fn sel_matches(sel: &Value, l: &Labels) -> bool {
 
 /// Does the rule's peer (`to*` on egress, `from*` on ingress) hold node `n` at `ip`? A rule
 /// without peers matches nothing.
-fn peer_matches(rule: &Value, dir: &str, n: &Node, ip: IpAddr) -> bool {
+fn peer_matches(rule: &Value, dir: &str, n: &Node, ip: IpAddr, docs: &[Value]) -> bool {
     let ents = rule[format!("{dir}Entities")]
         .as_array()
         .is_some_and(|a| a.iter().any(|e| e == "all"));
@@ -86,9 +86,24 @@ fn peer_matches(rule: &Value, dir: &str, n: &Node, ip: IpAddr) -> bool {
     let cidrs = !n.is_pod()
         && rule[format!("{dir}CIDRSet")].as_array().is_some_and(|a| {
             a.iter().any(|c| {
-                let inside = bulkhead_core::IpSet::cidr(c["cidr"].as_str().unwrap())
-                    .unwrap()
-                    .contains(ip);
+                let contains = |cidr: &Value| {
+                    bulkhead_core::IpSet::cidr(cidr.as_str().unwrap())
+                        .unwrap()
+                        .contains(ip)
+                };
+                // A CIDR group: the group's external CIDRs.
+                let inside = match c.get("cidrGroupRef") {
+                    Some(name) => docs.iter().any(|d| {
+                        d["kind"] == "CiliumCIDRGroup"
+                            && d["metadata"]["name"] == *name
+                            && d["spec"]["externalCIDRs"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(contains)
+                    }),
+                    None => contains(&c["cidr"]),
+                };
                 let except = c["except"].as_array().into_iter().flatten().any(|x| {
                     bulkhead_core::IpSet::cidr(x.as_str().unwrap())
                         .unwrap()
@@ -153,6 +168,7 @@ fn side(docs: &[Value], ep: &Node, dir: &str, c: &Conn) -> Out {
     let ip = peer.ips(c.v6)[0];
     let selecting: Vec<&Value> = docs
         .iter()
+        .filter(|d| d["kind"] == "CiliumClusterwideNetworkPolicy")
         .filter(|d| sel_matches(&d["spec"]["endpointSelector"], &l))
         .collect();
     let deny_list = format!("{dir}Deny");
@@ -166,7 +182,7 @@ fn side(docs: &[Value], ep: &Node, dir: &str, c: &Conn) -> Out {
     let matches = |list: &str| {
         selecting.iter().any(|d| {
             d["spec"][list].as_array().into_iter().flatten().any(|r| {
-                peer_matches(r, pdir, peer, ip) && ports_match(r, c.dst, c.proto, c.port)
+                peer_matches(r, pdir, peer, ip, docs) && ports_match(r, c.dst, c.proto, c.port)
             })
         })
     };
@@ -387,6 +403,47 @@ spec:
     assert!(!cilium_drops(&i, "/p0", "/p1", Protocol::Tcp, 443));
     assert!(!cilium_drops(&i, "/p1", "/p0", Protocol::Tcp, 80));
     assert!(agree(&i, &nodes()).unwrap());
+}
+
+#[test]
+fn many_host_addresses_go_to_a_cidr_group() {
+    let i = small(
+        r#"
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: app}
+spec:
+  tier: application
+  rules:
+    - {action: allow, from: [{segment: web}], to: [{selector: {hostSelector: {matchLabels: {app: a}}}}]}
+"#,
+    );
+    let mut ns = nodes();
+    for k in 1..=5 {
+        ns.push(Node {
+            id: bulkhead_intent::Identity::host(
+                &format!("vm{k}"),
+                labels(&[("app", "a")]),
+                vec![format!("192.0.2.{}", k * 20).parse().unwrap()],
+            ),
+            pod_ips: vec![],
+        });
+    }
+    let c = compile(
+        &i,
+        Target::Cilium,
+        &Options {
+            inventory: inventory(&ns),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let groups = &c.files["cilium/ciliumcidrgroups.yaml"];
+    assert!(groups.contains("192.0.2.100/32") && groups.contains("192.0.2.10/32"));
+    assert!(validate_files(&c.files).is_empty());
+    let vm = ns.iter().find(|n| n.id.name == "vm3").unwrap();
+    assert!(!drops(&all_docs(&c), node(&ns, "/p0"), vm, Protocol::Tcp, 22));
+    assert!(agree(&i, &ns).unwrap());
 }
 
 #[test]
