@@ -162,13 +162,7 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                     spec: sel,
                 } in segs.iter()
                 {
-                    let name = format!(
-                        "{}.{:04}-{}.{}",
-                        tier_name(*tier),
-                        pos,
-                        policy.name(),
-                        key
-                    );
+                    let name = format!("{}.{:04}-{}.{}", tier_name(*tier), pos, policy.name(), key);
                     check_name(Target::Calico, &name)?;
                     let mut spec = sel.clone();
                     spec.insert("tier".into(), json!(tier_name(*tier)));
@@ -268,9 +262,7 @@ struct Subject {
 /// pod selectors joined by `||`, while it fits Calico's selector length); the others get one
 /// each. `(name, spec with namespaceSelector and selector)`; the name is the segment's, or
 /// `segments` for the shared one (the annotation lists them).
-fn subject_groups(
-    segs: Vec<(String, WorkloadSel)>,
-) -> Result<Vec<Subject>, CompileError> {
+fn subject_groups(segs: Vec<(String, WorkloadSel)>) -> Result<Vec<Subject>, CompileError> {
     let mut out = Vec::new();
     let mut shared: Vec<(String, String)> = Vec::new();
     for (name, w) in segs {
@@ -493,7 +485,10 @@ fn entities(
                 if !addresses.is_empty() {
                     let name = sets.name(selector, addresses, &r.loc().to_string());
                     let mut crit = Map::new();
-                    crit.insert("selector".into(), json!(format!("{HOSTS_LABEL} == '{name}'")));
+                    crit.insert(
+                        "selector".into(),
+                        json!(format!("{HOSTS_LABEL} == '{name}'")),
+                    );
                     out.push(Entity {
                         crit,
                         ip_version: None,
@@ -536,7 +531,7 @@ fn port_groups(r: &LRule) -> Vec<(Option<Protocol>, Vec<Value>)> {
     let mut out: Vec<(Option<Protocol>, Vec<Value>)> =
         whole.into_iter().map(|p| (Some(p), Vec::new())).collect();
     out.extend(by.into_iter().map(|(p, v)| (Some(p), v)));
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by_key(|a| a.0);
     out
 }
 

@@ -45,7 +45,9 @@
 //! `CiliumCIDRGroup` (`cilium/ciliumcidrgroups.yaml`, `bulkhead-addresses-<n>`) referenced by
 //! `cidrGroupRef`; `any` → `toEntities`/`fromEntities: [all]`.
 
-use crate::lower::{LPeer, LRule, Lowered, NAMESPACE_NAME_LABEL, check_name, workload_part, yaml_doc};
+use crate::lower::{
+    LPeer, LRule, Lowered, NAMESPACE_NAME_LABEL, check_name, workload_part, yaml_doc,
+};
 use crate::{CompileError, Compiled, Options, Target};
 use bulkhead_core::{ConnSet, IpSet, Operator, Protocol, Requirement};
 use bulkhead_intent::{Action, IdentityKind, Intent, Loc};
@@ -117,9 +119,9 @@ impl Conj {
             }
             // `k in A` and `k in B`: `k in A ∩ B` (not empty, or they would contradict).
             if l.req.op == Operator::In
-                && let Some(x) = v.iter_mut().find(|x| {
-                    x.ns == l.ns && x.req.key == l.req.key && x.req.op == Operator::In
-                })
+                && let Some(x) = v
+                    .iter_mut()
+                    .find(|x| x.ns == l.ns && x.req.key == l.req.key && x.req.op == Operator::In)
             {
                 x.req.values.retain(|a| l.req.values.contains(a));
                 continue;
@@ -234,7 +236,11 @@ impl Term {
             }
             (Term::Addrs(a), Term::Addrs(b)) => {
                 let d = a.subtract(b);
-                if d.is_empty() { vec![] } else { vec![Term::Addrs(d)] }
+                if d.is_empty() {
+                    vec![]
+                } else {
+                    vec![Term::Addrs(d)]
+                }
             }
             _ => vec![self.clone()],
         }
@@ -376,10 +382,7 @@ fn cubes(r: &LRule, has_hosts: bool) -> Result<Vec<Cube>, CompileError> {
         Some(p) => {
             let mut conns = ConnSet::none();
             for &(pr, a, b) in &p.ranges {
-                conns = conns.union(&ConnSet::ports(
-                    pr,
-                    bulkhead_core::PortSet::range(a, b),
-                ));
+                conns = conns.union(&ConnSet::ports(pr, bulkhead_core::PortSet::range(a, b)));
             }
             Ports {
                 conns,
@@ -461,8 +464,7 @@ fn check_value(v: &str) -> Result<(), CompileError> {
         && (v.is_empty()
             || (v.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && v.ends_with(|c: char| c.is_ascii_alphanumeric())
-                && v
-                    .chars()
+                && v.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))));
     if ok {
         Ok(())
@@ -575,10 +577,7 @@ fn cidr_set(s: &IpSet, groups: &mut Groups) -> Vec<Value> {
         v4: Default::default(),
         v6: r.v6.clone(),
     };
-    for (part, whole, root) in [
-        (v4(s), v4(&all), "0.0.0.0/0"),
-        (v6(s), v6(&all), "::/0"),
-    ] {
+    for (part, whole, root) in [(v4(s), v4(&all), "0.0.0.0/0"), (v6(s), v6(&all), "::/0")] {
         if part.is_empty() {
             continue;
         }
@@ -718,7 +717,12 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         let r = &low.rules[*j];
         for c in set {
             for (dir, subj, other, list) in [
-                ("to", &c.src, &c.dst, if *deny { "egressDeny" } else { "egress" }),
+                (
+                    "to",
+                    &c.src,
+                    &c.dst,
+                    if *deny { "egressDeny" } else { "egress" },
+                ),
                 (
                     "from",
                     &c.dst,
@@ -731,9 +735,7 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                     let Some(s) = sw.and(e) else { continue };
                     let pname = r.policy.name().to_string();
                     let n = subject_index.len();
-                    let idx = *subject_index
-                        .entry((pname.clone(), s.clone()))
-                        .or_insert(n);
+                    let idx = *subject_index.entry((pname.clone(), s.clone())).or_insert(n);
                     let name = format!("bulkhead-{}-{}-{idx}", r.tier, pname);
                     let entry = match objs.entry(name) {
                         std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
@@ -826,9 +828,11 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         );
         for (name, cidrs) in &groups.sets {
             text.push_str("---\n");
-            text.push_str(&yaml_doc(&json!({"apiVersion": "cilium.io/v2alpha1", "kind": "CiliumCIDRGroup",
+            text.push_str(&yaml_doc(
+                &json!({"apiVersion": "cilium.io/v2alpha1", "kind": "CiliumCIDRGroup",
                 "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "bulkhead"}},
-                "spec": {"externalCIDRs": cidrs}})));
+                "spec": {"externalCIDRs": cidrs}}),
+            ));
         }
         files.insert("cilium/ciliumcidrgroups.yaml".to_string(), text);
     }

@@ -162,20 +162,21 @@ impl<'a> Lowered<'a> {
         for pi in intent.policy_order() {
             let policy = &intent.policies[pi];
             for (index, rule) in policy.rules.iter().enumerate() {
-                let mut side = |peers: &[bulkhead_intent::PeerAt]| -> Result<Vec<LPeer>, CompileError> {
-                    let mut out = Vec::new();
-                    for p in peers {
-                        out.extend(resolve_with(intent, &p.peer, &mut hosts).map_err(|what| {
-                            CompileError::Unsupported {
-                                target,
-                                loc: p.loc.clone(),
-                                what,
-                                hint: None,
-                            }
-                        })?);
-                    }
-                    Ok(out)
-                };
+                let mut side =
+                    |peers: &[bulkhead_intent::PeerAt]| -> Result<Vec<LPeer>, CompileError> {
+                        let mut out = Vec::new();
+                        for p in peers {
+                            out.extend(resolve_with(intent, &p.peer, &mut hosts).map_err(
+                                |what| CompileError::Unsupported {
+                                    target,
+                                    loc: p.loc.clone(),
+                                    what,
+                                    hint: None,
+                                },
+                            )?);
+                        }
+                        Ok(out)
+                    };
                 rules.push(LRule {
                     tier: policy.tier,
                     policy,

@@ -201,9 +201,11 @@ fn side(docs: &[Value], ep: &Node, dir: &str, c: &Conn) -> Out {
     let mut tiers: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Tier").collect();
     tiers.sort_by(|a, b| {
         let o = |d: &Value| d["spec"]["order"].as_f64().unwrap_or(f64::INFINITY);
-        o(a).partial_cmp(&o(b))
-            .unwrap()
-            .then(a["metadata"]["name"].as_str().cmp(&b["metadata"]["name"].as_str()))
+        o(a).partial_cmp(&o(b)).unwrap().then(
+            a["metadata"]["name"]
+                .as_str()
+                .cmp(&b["metadata"]["name"].as_str()),
+        )
     });
     for t in tiers {
         let tname = t["metadata"]["name"].as_str().unwrap();
@@ -213,7 +215,11 @@ fn side(docs: &[Value], ep: &Node, dir: &str, c: &Conn) -> Out {
             .filter(|d| {
                 let s = &d["spec"];
                 let types = s["types"].as_array().unwrap();
-                let ty = if dir == "ingress" { "Ingress" } else { "Egress" };
+                let ty = if dir == "ingress" {
+                    "Ingress"
+                } else {
+                    "Egress"
+                };
                 types.iter().any(|t| t == ty)
                     && s["namespaceSelector"]
                         .as_str()
@@ -226,9 +232,11 @@ fn side(docs: &[Value], ep: &Node, dir: &str, c: &Conn) -> Out {
         }
         pols.sort_by(|a, b| {
             let o = |d: &Value| d["spec"]["order"].as_f64().unwrap_or(f64::INFINITY);
-            o(a).partial_cmp(&o(b))
-                .unwrap()
-                .then(a["metadata"]["name"].as_str().cmp(&b["metadata"]["name"].as_str()))
+            o(a).partial_cmp(&o(b)).unwrap().then(
+                a["metadata"]["name"]
+                    .as_str()
+                    .cmp(&b["metadata"]["name"].as_str()),
+            )
         });
         let mut passed = false;
         'policies: for p in pols {
@@ -499,7 +507,13 @@ spec:
     let ns = nodes();
     let ext = ns.iter().find(|n| n.id.name == "203.0.113.7").unwrap();
     let c = compile(&i, Target::Calico, &Options::default()).unwrap();
-    assert!(!drops(&all_docs(&c), node(&ns, "/p0"), ext, Protocol::Tcp, 80));
+    assert!(!drops(
+        &all_docs(&c),
+        node(&ns, "/p0"),
+        ext,
+        Protocol::Tcp,
+        80
+    ));
     agree(&i, &ns).unwrap();
 }
 
@@ -523,7 +537,10 @@ spec:
     assert!(matches!(e, CompileError::Unsupported { .. }));
     let msg = e.to_string();
     assert!(msg.starts_with("intent.yaml:"), "{msg}");
-    assert!(msg.contains("to-vms") && msg.contains("without an inventory"), "{msg}");
+    assert!(
+        msg.contains("to-vms") && msg.contains("without an inventory"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -554,7 +571,10 @@ fn bank_validates_against_the_published_schemas() {
     assert!(errs.is_empty(), "{errs:#?}");
     let docs = all_docs(&c);
     assert!(docs.iter().any(|d| d["kind"] == "Tier"));
-    assert!(docs.iter().any(|d| d["kind"] == "StagedGlobalNetworkPolicy"));
+    assert!(
+        docs.iter()
+            .any(|d| d["kind"] == "StagedGlobalNetworkPolicy")
+    );
     // Every object says where it came from.
     for d in &docs {
         if d["kind"] != "Tier" {

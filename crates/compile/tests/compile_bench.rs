@@ -91,7 +91,11 @@ fn compile_10k_workloads_5k_rules() {
         let labels: Labels = support::labels(&[("segment", seg), ("app", &app)]);
         if i % 10 >= 7 {
             let ip = std::net::Ipv4Addr::from(0x0A32_0000u32 + i as u32);
-            inventory.push(Identity::host(&format!("{app}-{i}"), labels, vec![ip.into()]));
+            inventory.push(Identity::host(
+                &format!("{app}-{i}"),
+                labels,
+                vec![ip.into()],
+            ));
         }
     }
     let rule_count: usize = intent.policies.iter().map(|p| p.rules.len()).sum();
@@ -108,8 +112,8 @@ fn compile_10k_workloads_5k_rules() {
     );
     for run in 1..=RUNS {
         let (c0, t0) = (cpu_secs(), Instant::now());
-        let low = bulkhead_compile::lower::Lowered::new(&intent, Target::Cilium, &opts)
-            .expect("lowers");
+        let low =
+            bulkhead_compile::lower::Lowered::new(&intent, Target::Cilium, &opts).expect("lowers");
         println!(
             "lowering alone (peers resolved, hosts' addresses from the inventory) run {run}: {:.2} s CPU, {:.2} s wall, {} rules",
             cpu_secs() - c0,
@@ -123,7 +127,11 @@ fn compile_10k_workloads_5k_rules() {
             let out = compile(&intent, target, &opts).expect("compiles");
             let (cpu, wall) = (cpu_secs() - c0, t0.elapsed().as_secs_f64());
             let bytes: usize = out.files.values().map(String::len).sum();
-            let objects: usize = out.files.values().map(|t| t.matches("\n---\n").count()).sum();
+            let objects: usize = out
+                .files
+                .values()
+                .map(|t| t.matches("\n---\n").count())
+                .sum();
             println!(
                 "{target} run {run}: {cpu:.2} s CPU, {wall:.2} s wall, {objects} objects, {:.1} MB",
                 bytes as f64 / 1e6

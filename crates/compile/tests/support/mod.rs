@@ -78,8 +78,14 @@ impl Node {
 /// A small cluster: pods in three namespaces, two hosts, three external addresses.
 pub fn cluster(pod_labels: &[(u8, u8, u8)]) -> Vec<Node> {
     let ns = [
-        ("n1", labels(&[("team", "t1"), ("kubernetes.io/metadata.name", "n1")])),
-        ("n2", labels(&[("team", "t2"), ("kubernetes.io/metadata.name", "n2")])),
+        (
+            "n1",
+            labels(&[("team", "t1"), ("kubernetes.io/metadata.name", "n1")]),
+        ),
+        (
+            "n2",
+            labels(&[("team", "t2"), ("kubernetes.io/metadata.name", "n2")]),
+        ),
         ("n3", labels(&[("kubernetes.io/metadata.name", "n3")])),
     ];
     let mut out = Vec::new();
