@@ -605,6 +605,10 @@ fn cidr_set(s: &IpSet, groups: &mut Groups) -> Vec<Value> {
     out
 }
 
+/// Cilium rules per object; more are split over `-part<n>` objects (keeps every object well
+/// below the API server's request size limit).
+pub const MAX_RULES_PER_OBJECT: usize = 300;
+
 /// Address lists longer than this become a `CiliumCIDRGroup`.
 const GROUP_OVER: usize = 4;
 
@@ -781,31 +785,49 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                     "egress": [{}]}}),
         ));
     }
-    for (name, (obj, loc, subject, pname)) in objs {
-        check_name(Target::Cilium, &name)?;
-        let mut spec = Map::new();
-        spec.insert(
-            "description".into(),
-            json!(format!("Bulkhead policy {pname}")),
-        );
-        spec.insert("endpointSelector".into(), subject);
-        // Only the enforce objects switch default deny on; these never widen it.
-        spec.insert(
-            "enableDefaultDeny".into(),
-            json!({"ingress": false, "egress": false}),
-        );
-        for (k, v) in obj.lists {
-            spec.insert(k.into(), Value::Array(v));
-        }
-        docs.push((
-            name.clone(),
-            json!({"apiVersion": API, "kind": KIND,
+    for (base, (obj, loc, subject, pname)) in objs {
+        // Cilium ORs its rules: an object's rules split over several objects mean the same.
+        let all: Vec<(&str, Value)> = obj
+            .lists
+            .into_iter()
+            .flat_map(|(k, v)| v.into_iter().map(move |r| (k, r)))
+            .collect();
+        let parts = all.len().div_ceil(MAX_RULES_PER_OBJECT).max(1);
+        for (k, chunk) in all.chunks(MAX_RULES_PER_OBJECT).enumerate() {
+            let name = if parts == 1 {
+                base.clone()
+            } else {
+                format!("{base}-part{}", k + 1)
+            };
+            check_name(Target::Cilium, &name)?;
+            let mut spec = Map::new();
+            spec.insert(
+                "description".into(),
+                json!(format!("Bulkhead policy {pname}")),
+            );
+            spec.insert("endpointSelector".into(), subject.clone());
+            // Only the enforce objects switch default deny on; these never widen it.
+            spec.insert(
+                "enableDefaultDeny".into(),
+                json!({"ingress": false, "egress": false}),
+            );
+            for (list, r) in chunk {
+                spec.entry(list.to_string())
+                    .or_insert_with(|| Value::Array(Vec::new()))
+                    .as_array_mut()
+                    .expect("a rule list")
+                    .push(r.clone());
+            }
+            docs.push((
+                name.clone(),
+                json!({"apiVersion": API, "kind": KIND,
                 "metadata": {"name": name,
                     "labels": {"app.kubernetes.io/managed-by": "bulkhead"},
                     "annotations": {"bulkhead.dev/source": loc, "bulkhead.dev/policy": pname,
                                     "bulkhead.dev/rules": obj.rules.join("; ")}},
                 "spec": spec}),
-        ));
+            ));
+        }
     }
     docs.sort_by(|a, b| a.0.cmp(&b.0));
     let mut text = format!(

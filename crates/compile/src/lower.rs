@@ -255,16 +255,27 @@ fn addresses_of(addrs: impl IntoIterator<Item = std::net::IpAddr>) -> IpSet {
 /// segments over and over; each resolution scans the inventory).
 struct HostCache<'a> {
     hosts: Vec<&'a Identity>,
+    /// `(key, value)` → indexes into `hosts`: the candidates of a selector that requires
+    /// `key in (…)`.
+    by_label: std::collections::HashMap<(&'a str, &'a str), Vec<usize>>,
     cache: std::collections::HashMap<Selector, IpSet>,
 }
 
 impl<'a> HostCache<'a> {
     fn new(inventory: &'a [Identity]) -> Self {
+        let hosts: Vec<&Identity> = inventory
+            .iter()
+            .filter(|id| id.kind == IdentityKind::Host)
+            .collect();
+        let mut by_label: std::collections::HashMap<(&str, &str), Vec<usize>> = Default::default();
+        for (i, h) in hosts.iter().enumerate() {
+            for (k, v) in &h.labels {
+                by_label.entry((k, v)).or_default().push(i);
+            }
+        }
         HostCache {
-            hosts: inventory
-                .iter()
-                .filter(|id| id.kind == IdentityKind::Host)
-                .collect(),
+            hosts,
+            by_label,
             cache: Default::default(),
         }
     }
@@ -273,12 +284,39 @@ impl<'a> HostCache<'a> {
         if let Some(a) = self.cache.get(sel) {
             return a.clone();
         }
-        let a = addresses_of(
-            self.hosts
-                .iter()
-                .filter(|id| sel.matches(&id.labels))
-                .flat_map(|id| id.addresses.iter().copied()),
-        );
+        let first_in = sel
+            .requirements()
+            .iter()
+            .find(|r| r.op == bulkhead_core::Operator::In);
+        let a = match first_in {
+            Some(r) => {
+                let mut cand: Vec<usize> = r
+                    .values
+                    .iter()
+                    .flat_map(|v| {
+                        self.by_label
+                            .get(&(r.key.as_str(), v.as_str()))
+                            .into_iter()
+                            .flatten()
+                            .copied()
+                    })
+                    .collect();
+                cand.sort_unstable();
+                cand.dedup();
+                addresses_of(
+                    cand.into_iter()
+                        .map(|i| self.hosts[i])
+                        .filter(|id| sel.matches(&id.labels))
+                        .flat_map(|id| id.addresses.iter().copied()),
+                )
+            }
+            None => addresses_of(
+                self.hosts
+                    .iter()
+                    .filter(|id| sel.matches(&id.labels))
+                    .flat_map(|id| id.addresses.iter().copied()),
+            ),
+        };
         self.cache.insert(sel.clone(), a.clone());
         a
     }
