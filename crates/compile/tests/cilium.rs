@@ -540,6 +540,36 @@ spec:
 }
 
 #[test]
+fn a_named_port_that_must_be_subtracted_is_refused_naming_both_rules() {
+    // The deny must not cover what the pass lets through, but what `http` resolves to depends
+    // on the destination: Cilium cannot say "every port but http".
+    let i = small(
+        r#"
+apiVersion: bulkhead.dev/v1alpha1
+kind: Policy
+metadata: {name: g}
+spec:
+  tier: guardrail
+  rules:
+    - {name: web-http, action: pass, from: [{segment: web}], to: [{segment: db}], ports: [{port: http}]}
+    - {name: nobody-else, action: deny, from: [{any: true}], to: [{segment: db}]}
+"#,
+    );
+    let e = compile(&i, Target::Cilium, &Options::default()).unwrap_err();
+    let CompileError::Unsupported { loc, what, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(loc.file, "intent.yaml");
+    assert!(loc.line > 0);
+    assert!(
+        what.contains("\"nobody-else\"") && what.contains("\"web-http\"") && what.contains("intent.yaml:"),
+        "{what}"
+    );
+    // Calico keeps the order: no refusal there.
+    assert!(compile(&i, Target::Calico, &Options::default()).is_ok());
+}
+
+#[test]
 fn long_names_are_refused() {
     let long = "x".repeat(250);
     let i = load(&format!(

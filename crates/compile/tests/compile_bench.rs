@@ -14,7 +14,7 @@ use bulkhead_core::Labels;
 use bulkhead_intent::Identity;
 use std::time::Instant;
 
-const RUNS: usize = 1;
+const RUNS: usize = 3;
 const SEGMENTS: &[&str] = &[
     "channels",
     "edge",
