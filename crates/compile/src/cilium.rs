@@ -646,7 +646,18 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         .iter()
         .filter_map(|s| {
             let w = workload_part(&s.selector)?;
-            Some((s.name().to_string(), Conj::of(&w)?, s.loc.clone()))
+            // `k8s:io.kubernetes.pod.namespace` exists on every pod and on nothing else: a
+            // subject never selects the host or Cilium's reserved endpoints, even for `{}`.
+            let pods_only = Conj(vec![Lit {
+                ns: true,
+                req: Requirement {
+                    key: NAMESPACE_NAME_LABEL.to_string(),
+                    op: Operator::Exists,
+                    values: vec![],
+                },
+            }]);
+            let c = Conj::of(&w)?.and(&pods_only)?;
+            Some((s.name().to_string(), c, s.loc.clone()))
         })
         .collect();
     // Enforced segments that differ in one `In` on the same key share subjects

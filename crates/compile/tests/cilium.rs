@@ -562,7 +562,9 @@ spec:
     assert_eq!(loc.file, "intent.yaml");
     assert!(loc.line > 0);
     assert!(
-        what.contains("\"nobody-else\"") && what.contains("\"web-http\"") && what.contains("intent.yaml:"),
+        what.contains("\"nobody-else\"")
+            && what.contains("\"web-http\"")
+            && what.contains("intent.yaml:"),
         "{what}"
     );
     // Calico keeps the order: no refusal there.
