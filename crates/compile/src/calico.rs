@@ -22,8 +22,8 @@
 //!   names both ends (`source` and `destination`), so on the egress side the `source` matches the
 //!   subject itself and on the ingress side the `destination` does: the rule chain is the
 //!   evaluator's for the pair on both sides;
-//! - observe-mode segments get the same policies as `StagedGlobalNetworkPolicy`: Calico shows
-//!   what they would do and enforces nothing. Workloads in no enforced segment are never a
+//! - observe-mode segments get the same policies, and the default deny, as
+//!   `StagedGlobalNetworkPolicy`: Calico shows what they would do and enforces nothing. Workloads in no enforced segment are never a
 //!   subject of an enforcing policy, so they never hit a `Deny`;
 //! - peers: workloads → `namespaceSelector` (`all()` when none) + `selector` (pods only, never
 //!   host endpoints or global network sets); hosts → a `GlobalNetworkSet` per host selector
@@ -187,36 +187,54 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
             }
         }
     }
-    // The default deny of enforced segments, in a tier of its own after the intent's three.
-    for Subject {
-        key,
-        segments: seg,
-        spec: sel,
-    } in &enforced
-    {
-        let name = format!("{ENFORCE_TIER}.default-deny.{key}");
-        check_name(Target::Calico, &name)?;
-        let mut spec = sel.clone();
-        spec.insert("tier".into(), json!(ENFORCE_TIER));
-        spec.insert("order".into(), json!(10));
-        spec.insert("types".into(), json!(["Ingress", "Egress"]));
-        spec.insert("ingress".into(), json!([{"action": "Deny"}]));
-        spec.insert("egress".into(), json!([{"action": "Deny"}]));
-        let seg_loc = low
-            .enforced
-            .iter()
-            .filter(|s| seg.split(',').any(|n| n == s.name()))
-            .map(|s| s.loc.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        docs.entry("globalnetworkpolicies").or_default().push((
-            name.clone(),
-            json!({"apiVersion": API, "kind": "GlobalNetworkPolicy",
-                "metadata": {"name": name,
-                    "labels": {"app.kubernetes.io/managed-by": "bulkhead"},
-                    "annotations": {"bulkhead.dev/source": seg_loc, "bulkhead.dev/segment": seg}},
-                "spec": spec}),
-        ));
+    // The default deny of enforced segments, in a tier of its own after the intent's three;
+    // staged for observe-mode segments (what they would block).
+    for (kind, file, subjects, segs) in [
+        (
+            "GlobalNetworkPolicy",
+            "globalnetworkpolicies",
+            &enforced,
+            &low.enforced,
+        ),
+        (
+            "StagedGlobalNetworkPolicy",
+            "stagedglobalnetworkpolicies",
+            &observed,
+            &low.observed,
+        ),
+    ] {
+        for Subject {
+            key,
+            segments: seg,
+            spec: sel,
+        } in subjects.iter()
+        {
+            let name = format!("{ENFORCE_TIER}.default-deny.{key}");
+            check_name(Target::Calico, &name)?;
+            let mut spec = sel.clone();
+            spec.insert("tier".into(), json!(ENFORCE_TIER));
+            spec.insert("order".into(), json!(10));
+            spec.insert("types".into(), json!(["Ingress", "Egress"]));
+            spec.insert("ingress".into(), json!([{"action": "Deny"}]));
+            spec.insert("egress".into(), json!([{"action": "Deny"}]));
+            if kind.starts_with("Staged") {
+                spec.insert("stagedAction".into(), json!("Set"));
+            }
+            let seg_loc = segs
+                .iter()
+                .filter(|s| seg.split(',').any(|n| n == s.name()))
+                .map(|s| s.loc.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            docs.entry(file).or_default().push((
+                name.clone(),
+                json!({"apiVersion": API, "kind": kind,
+                    "metadata": {"name": name,
+                        "labels": {"app.kubernetes.io/managed-by": "bulkhead"},
+                        "annotations": {"bulkhead.dev/source": seg_loc, "bulkhead.dev/segment": seg}},
+                    "spec": spec}),
+            ));
+        }
     }
 
     for (i, (sel, addrs, loc)) in sets.0.iter().enumerate() {

@@ -427,6 +427,9 @@ spec:
         }
     }
     assert!(c.notes.iter().any(|n| n.contains("Staged")));
+    // What observe mode would block is shown, staged, including the default deny.
+    assert!(docs.iter().any(|d| d["kind"] == "StagedGlobalNetworkPolicy"
+        && d["metadata"]["name"] == "bulkhead-enforce.default-deny.watch"));
 }
 
 #[test]
