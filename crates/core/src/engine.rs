@@ -498,15 +498,10 @@ impl<'c> Engine<'c> {
     /// Brings workload `w`'s applicable rules up to date with policy `index` (the rest stay).
     /// `was`: the layer the policy was in, if it selected `w` before (only then is there
     /// something to take out).
-    fn reapply(&mut self, w: usize, index: usize, was: Option<Layer>) {
+    fn reapply(&mut self, w: usize, index: usize, was: Option<Layer>, before: &[bool]) {
         let cluster: &Cluster = &self.cluster;
         let p = &cluster.policies[index];
         let selected = self.sets[index].subject.contains(w);
-        // Admin policies go by priority, then name, then input order (as `admin_order`).
-        let rank = |q: usize| {
-            let x = &cluster.policies[q];
-            (x.priority, &x.name, q)
-        };
         for dir in DIRS {
             let a = &mut self.applicable[w][dir_index(dir)];
             match was {
@@ -524,7 +519,7 @@ impl<'c> Engine<'c> {
             });
             match p.layer {
                 Layer::Admin => {
-                    let at = a.admin.partition_point(|r| rank(r.policy) < rank(index));
+                    let at = a.admin.partition_point(|r| before[r.policy]);
                     a.admin.splice(at..at, refs);
                 }
                 Layer::Namespaced => {
@@ -537,6 +532,20 @@ impl<'c> Engine<'c> {
                 }
             }
         }
+    }
+
+    /// Per policy, whether it precedes admin policy `index` (by priority, then name, then
+    /// input order, as `admin_order`): worked out once per change instead of once per
+    /// comparison of every affected workload's list. Empty unless `index` is an admin policy.
+    fn admin_precedes(&self, index: usize) -> Vec<bool> {
+        let ps = &self.cluster.policies;
+        if ps[index].layer != Layer::Admin {
+            return Vec::new();
+        }
+        let me = (ps[index].priority, &ps[index].name, index);
+        (0..ps.len())
+            .map(|q| (ps[q].priority, &ps[q].name, q) < me)
+            .collect()
     }
 
     /// Policy indices in precedence order: admin by priority, then the rest in input order.
@@ -1539,9 +1548,10 @@ impl<'c> Engine<'c> {
             }
             *self.atoms.borrow_mut() = atoms;
         }
+        let before = self.admin_precedes(index);
         for w in affected.ones() {
             let was = old_layer.filter(|_| old_subject.contains(w));
-            self.reapply(w, index, was);
+            self.reapply(w, index, was, &before);
         }
         let admin_change = (old_layer.is_none_or(|l| l == Layer::Admin)
             && policy.layer == Layer::Admin)
@@ -1570,7 +1580,8 @@ impl<'c> Engine<'c> {
         let mut changes: Vec<DirChange> = Vec::new();
         for dir in DIRS {
             let d = dir_index(dir);
-            let mut transitions: HashMap<(u32, u32), Bitset> = HashMap::default();
+            // Per class transition: its first member (members are visited in order) and all.
+            let mut transitions: HashMap<(u32, u32), (usize, Bitset)> = HashMap::default();
             for w in affected.ones() {
                 let (a, b) = (old_classes[d][w], self.classes[d].of[w]);
                 if a == b {
@@ -1579,7 +1590,8 @@ impl<'c> Engine<'c> {
                 subjects[d].insert(w);
                 transitions
                     .entry((a, b))
-                    .or_insert_with(|| Bitset::empty(n))
+                    .or_insert_with(|| (w, Bitset::empty(n)))
+                    .1
                     .insert(w);
             }
             let mut keys: Vec<_> = transitions.into_iter().collect();
@@ -1589,12 +1601,11 @@ impl<'c> Engine<'c> {
             let mut admin_diffs: HashMap<(u32, u32), Vec<(std::sync::Arc<Bitset>, _)>> =
                 HashMap::default();
             let mut lower_diffs: HashMap<(u32, u32), Vec<(Bitset, _)>> = HashMap::default();
-            for ((a, b), ws) in keys {
+            for ((a, b), (w, ws)) in keys {
                 let (ka, kb) = (
                     self.classes[d].keys[a as usize],
                     self.classes[d].keys[b as usize],
                 );
-                let w = ws.first().unwrap_or(0);
                 let ws = std::sync::Arc::new(ws);
                 let (before_admin, before_lower) = (&old_admin[&ka.admin], &old_lower[&ka.lower]);
                 let after_lower = self.lower_fn(dir, w, kb.lower);
