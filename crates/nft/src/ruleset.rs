@@ -258,8 +258,10 @@ fn tier_name(t: Tier) -> &'static str {
 
 const TIERS: [Tier; 3] = [Tier::Guardrail, Tier::Application, Tier::Baseline];
 
-/// A comment of at most 120 bytes (nft allows 128).
+/// A comment of at most 120 bytes (nft allows 128), without double quotes (nft strings cannot
+/// hold them; rule labels quote rule names).
 fn comment(s: String) -> String {
+    let s = s.replace('"', "'");
     if s.len() <= 120 {
         return s;
     }
