@@ -20,7 +20,8 @@ pub use adapter::{CounterValue, Nft};
 pub use json::to_json;
 pub use normal::NormalForm;
 pub use ruleset::{
-    CounterInfo, CounterKind, HostMode, ModeOverride, Ruleset, TABLE, compile_host, host_mode,
+    CounterInfo, CounterKind, HostMode, ModeOverride, Ruleset, TABLE, compile_host, fail_closed,
+    host_mode,
 };
 pub use text::to_text;
 
@@ -44,4 +45,33 @@ pub enum NftError {
     },
     #[error("cannot read nft's JSON output: {0}")]
     Output(String),
+}
+
+/// `bulkhead compile --target nftables`: every inventory host (or only `host`) compiled, as
+/// files `HOST.nft.json` (the JSON transaction) and `HOST.nft` (the same in nft's language),
+/// with every host's notes prefixed by its name.
+pub fn compile(
+    intent: &bulkhead_intent::Intent,
+    opts: &bulkhead_compile::Options,
+    host: Option<&str>,
+    force: ModeOverride,
+) -> Result<bulkhead_compile::Compiled, NftError> {
+    let mut out = bulkhead_compile::Compiled::default();
+    let hosts: Vec<&str> = match host {
+        Some(h) => vec![h],
+        None => opts
+            .inventory
+            .iter()
+            .filter(|i| i.kind == bulkhead_intent::IdentityKind::Host)
+            .map(|i| i.name.as_str())
+            .collect(),
+    };
+    for h in hosts {
+        let rs = compile_host(intent, opts, h, force)?;
+        out.files.insert(format!("{h}.nft.json"), to_json(&rs));
+        out.files.insert(format!("{h}.nft"), to_text(&rs));
+        out.notes
+            .extend(rs.notes.iter().map(|n| format!("{h} ({}): {n}", rs.mode.as_str())));
+    }
+    Ok(out)
 }

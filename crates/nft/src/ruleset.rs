@@ -556,3 +556,80 @@ fn hook_name(h: Hook) -> &'static str {
         Hook::Output => "output",
     }
 }
+
+/// The agent's fail-closed ruleset (`--on-loss fail-closed`, when its policy source cannot be
+/// read or compiled): drops every new connection in both directions except loopback, IPv6
+/// neighbour discovery, replies of connections already established, and the management
+/// allowance — inbound TCP to `management_ports` (SSH, 22, by default) from anywhere, so an
+/// operator can still log in and repair the source.
+pub fn fail_closed(host: &str, management_ports: &[u16]) -> Ruleset {
+    let mut chains = Vec::new();
+    let mut counters = Vec::new();
+    for (hook, dir) in [(Hook::Input, "in"), (Hook::Output, "out")] {
+        let mut rules = vec![
+            NRule {
+                matches: vec![Match::Established],
+                counter: None,
+                verdict: NVerdict::Accept,
+                comment: Some("replies of established connections".into()),
+            },
+            NRule {
+                matches: vec![Match::Loopback(if hook == Hook::Input {
+                    End::Src
+                } else {
+                    End::Dst
+                })],
+                counter: None,
+                verdict: NVerdict::Accept,
+                comment: Some("the host itself".into()),
+            },
+            NRule {
+                matches: vec![Match::NeighbourDiscovery],
+                counter: None,
+                verdict: NVerdict::Accept,
+                comment: Some("IPv6 neighbour discovery".into()),
+            },
+        ];
+        if hook == Hook::Input && !management_ports.is_empty() {
+            let mut ports: Vec<u16> = management_ports.to_vec();
+            ports.sort_unstable();
+            ports.dedup();
+            rules.push(NRule {
+                matches: vec![Match::Ports(
+                    Protocol::Tcp,
+                    ports.into_iter().map(|p| (p, p)).collect(),
+                )],
+                counter: None,
+                verdict: NVerdict::Accept,
+                comment: Some("fail-closed: management access".into()),
+            });
+        }
+        let name = format!("{dir}_default");
+        rules.push(NRule {
+            matches: vec![],
+            counter: Some(name.clone()),
+            verdict: NVerdict::Drop,
+            comment: Some("fail-closed: the policy source is lost".into()),
+        });
+        counters.push(CounterInfo {
+            name,
+            direction: hook_name(hook),
+            kind: CounterKind::Blocked,
+            rule: "fail-closed".into(),
+            at: String::new(),
+        });
+        chains.push(NChain {
+            name: hook_name(hook).into(),
+            hook: Some(hook),
+            rules,
+        });
+    }
+    Ruleset {
+        host: host.to_string(),
+        mode: HostMode::Enforce,
+        sets: Vec::new(),
+        chains,
+        counters,
+        notes: vec!["fail-closed: the policy source could not be read".into()],
+    }
+}
