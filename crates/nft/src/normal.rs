@@ -10,7 +10,7 @@
 //! chain or counter shows as a difference.
 
 use crate::ruleset::{Ruleset, TABLE};
-use bulkhead_core::IpSet;
+use bulkhead_core::{IpRange, IpSet, RangeSet};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -107,10 +107,20 @@ impl NormalForm {
             if let Some(c) = o.get("counter").filter(|c| mine(c)) {
                 nf.counters.insert(str_of(&c["name"]));
             } else if let Some(s) = o.get("set").filter(|s| mine(s)) {
-                let mut set = IpSet::empty();
+                // Collected, then normalised once: a union per element is quadratic.
+                let (mut v4, mut v6) = (Vec::new(), Vec::new());
                 for e in s["elem"].as_array().into_iter().flatten() {
-                    set = set.union(&elem_set(e)?);
+                    for r in elem_set(e)?.ranges() {
+                        match r {
+                            IpRange::V4(a, b) => v4.push((a, b)),
+                            IpRange::V6(a, b) => v6.push((a, b)),
+                        }
+                    }
                 }
+                let set = IpSet {
+                    v4: RangeSet::from_ranges(v4),
+                    v6: RangeSet::from_ranges(v6),
+                };
                 let mut flags: Vec<String> = match &s["flags"] {
                     Value::Array(a) => a.iter().map(str_of).collect(),
                     Value::Null => vec![],

@@ -19,7 +19,7 @@
 use crate::NftError;
 use bulkhead_compile::lower::{LPeer, LRule, Lowered};
 use bulkhead_compile::{Options, Target};
-use bulkhead_core::{IpRange, IpSet, Protocol};
+use bulkhead_core::{IpRange, IpSet, Protocol, RangeSet};
 use bulkhead_intent::{Action, Identity, IdentityKind, Intent, Mode, Tier};
 use std::collections::HashMap;
 
@@ -223,7 +223,12 @@ fn peer_addresses(
     notes: &mut Vec<String>,
     what: &str,
 ) -> Option<IpSet> {
-    let mut set = IpSet::empty();
+    // Ranges collected, then normalised once (a union per address is quadratic).
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    let mut add = |r: IpRange| match r {
+        IpRange::V4(a, b) => v4.push((a, b)),
+        IpRange::V6(a, b) => v6.push((a, b)),
+    };
     for p in peers {
         match p {
             LPeer::Any => return None,
@@ -232,20 +237,23 @@ fn peer_addresses(
                  give; on this host they match no address (their traffic falls to the later rules \
                  and the default)"
             )),
-            LPeer::Hosts { addresses, .. } => set = set.union(addresses),
+            LPeer::Hosts { addresses, .. } => addresses.ranges().for_each(&mut add),
             LPeer::Addresses(cidr) => {
-                set = set.union(cidr);
+                cidr.ranges().for_each(&mut add);
                 for h in inventory.iter().filter(|h| h.kind == IdentityKind::Host) {
                     if h.addresses.iter().any(|a| cidr.contains(*a)) {
                         for &a in &h.addresses {
-                            set = set.union(&IpSet::addr(a));
+                            IpSet::addr(a).ranges().for_each(&mut add);
                         }
                     }
                 }
             }
         }
     }
-    Some(set)
+    Some(IpSet {
+        v4: RangeSet::from_ranges(v4),
+        v6: RangeSet::from_ranges(v6),
+    })
 }
 
 fn tier_name(t: Tier) -> &'static str {
