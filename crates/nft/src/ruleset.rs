@@ -19,9 +19,10 @@
 use crate::NftError;
 use bulkhead_compile::lower::{LPeer, LRule, Lowered};
 use bulkhead_compile::{Options, Target};
-use bulkhead_core::{IpRange, IpSet, Protocol, RangeSet};
+use bulkhead_core::{IpRange, IpSet, Protocol, RangeSet, Selector};
 use bulkhead_intent::{Action, Identity, IdentityKind, Intent, Mode, Tier};
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// The one table Bulkhead owns on a host.
 pub const TABLE: &str = "bulkhead";
@@ -217,36 +218,49 @@ fn holds_host(peer: &LPeer, host: &Identity) -> bool {
 /// A CIDR peer matches external addresses and every address of a host with an address inside
 /// (the evaluator judges the host, not the packet's address); workload peers have no address
 /// here (pods' addresses are not in the inventory) and add a note.
-fn peer_addresses(
-    peers: &[LPeer],
-    inventory: &[Identity],
-    notes: &mut Vec<String>,
-    what: &str,
-) -> Option<IpSet> {
+fn peer_addresses(b: &mut Builder<'_>, peers: &[LPeer], what: &str) -> Option<IpSet> {
     // Ranges collected, then normalised once (a union per address is quadratic).
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
     let mut add = |r: IpRange| match r {
-        IpRange::V4(a, b) => v4.push((a, b)),
-        IpRange::V6(a, b) => v6.push((a, b)),
+        IpRange::V4(a, z) => v4.push((a, z)),
+        IpRange::V6(a, z) => v6.push((a, z)),
     };
+    let inventory = b.inventory;
     for p in peers {
         match p {
             LPeer::Any => return None,
-            LPeer::Workloads(_) => notes.push(format!(
+            LPeer::Workloads(_) => b.notes.push(format!(
                 "{what}: names Kubernetes workloads, whose pod addresses the inventory does not \
                  give; on this host they match no address (their traffic falls to the later rules \
                  and the default)"
             )),
-            LPeer::Hosts { addresses, .. } => addresses.ranges().for_each(&mut add),
+            LPeer::Hosts { selector, .. } => {
+                let set = b.by_selector.entry(selector.clone()).or_insert_with(|| {
+                    collect(
+                        inventory
+                            .iter()
+                            .filter(|h| h.kind == IdentityKind::Host && selector.matches(&h.labels))
+                            .flat_map(|h| h.addresses.iter().copied()),
+                        None,
+                    )
+                });
+                set.ranges().for_each(&mut add);
+            }
             LPeer::Addresses(cidr) => {
-                cidr.ranges().for_each(&mut add);
-                for h in inventory.iter().filter(|h| h.kind == IdentityKind::Host) {
-                    if h.addresses.iter().any(|a| cidr.contains(*a)) {
-                        for &a in &h.addresses {
-                            IpSet::addr(a).ranges().for_each(&mut add);
-                        }
-                    }
-                }
+                // The CIDR, and every address of a host with an address inside.
+                let set = b.by_cidr.entry(cidr.clone()).or_insert_with(|| {
+                    collect(
+                        inventory
+                            .iter()
+                            .filter(|h| {
+                                h.kind == IdentityKind::Host
+                                    && h.addresses.iter().any(|a| cidr.contains(*a))
+                            })
+                            .flat_map(|h| h.addresses.iter().copied()),
+                        Some(cidr),
+                    )
+                });
+                set.ranges().for_each(&mut add);
             }
         }
     }
@@ -254,6 +268,27 @@ fn peer_addresses(
         v4: RangeSet::from_ranges(v4),
         v6: RangeSet::from_ranges(v6),
     })
+}
+
+/// The addresses (and `base`) as one set, normalised once.
+fn collect(addrs: impl Iterator<Item = IpAddr>, base: Option<&IpSet>) -> IpSet {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for r in base.into_iter().flat_map(|b| b.ranges()) {
+        match r {
+            IpRange::V4(a, z) => v4.push((a, z)),
+            IpRange::V6(a, z) => v6.push((a, z)),
+        }
+    }
+    for a in addrs {
+        match a {
+            IpAddr::V4(x) => v4.push((u32::from(x), u32::from(x))),
+            IpAddr::V6(x) => v6.push((u128::from(x), u128::from(x))),
+        }
+    }
+    IpSet {
+        v4: RangeSet::from_ranges(v4),
+        v6: RangeSet::from_ranges(v6),
+    }
 }
 
 fn tier_name(t: Tier) -> &'static str {
@@ -284,6 +319,9 @@ struct Builder<'a> {
     inventory: &'a [Identity],
     sets: Vec<NSet>,
     by_content: HashMap<(Family, Vec<IpRange>), String>,
+    /// Addresses of the hosts a selector picks, and of a CIDR peer, computed once.
+    by_selector: HashMap<Selector, IpSet>,
+    by_cidr: HashMap<IpSet, IpSet>,
     notes: Vec<String>,
 }
 
@@ -321,7 +359,16 @@ pub fn compile_host(
         .iter()
         .find(|i| i.kind == IdentityKind::Host && i.name == host)
         .ok_or_else(|| NftError::UnknownHost(host.to_string()))?;
-    let lowered = Lowered::new(intent, Target::Nftables, opts)?;
+    // Host peers' addresses are resolved here, once per selector: lowering with the whole
+    // inventory would compute them for every peer of every rule.
+    let lowered = Lowered::new(
+        intent,
+        Target::Nftables,
+        &Options {
+            k8s_api: opts.k8s_api,
+            inventory: Vec::new(),
+        },
+    )?;
     let mut mode = host_mode(intent, me);
     if force == ModeOverride::Observe && mode == HostMode::Enforce {
         mode = HostMode::Observe;
@@ -330,6 +377,8 @@ pub fn compile_host(
         inventory: &opts.inventory,
         sets: Vec::new(),
         by_content: HashMap::new(),
+        by_selector: HashMap::new(),
+        by_cidr: HashMap::new(),
         notes: Vec::new(),
     };
     let mut counters = Vec::new();
@@ -476,8 +525,7 @@ fn lower_rule(
         ));
         return Vec::new();
     }
-    let inventory = b.inventory;
-    let addrs = peer_addresses(other, inventory, &mut b.notes, &what);
+    let addrs = peer_addresses(b, other, &what);
     let fams: Vec<Option<(Family, String)>> = match addrs {
         None => vec![None],
         Some(set) => {
