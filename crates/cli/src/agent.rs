@@ -264,6 +264,25 @@ impl Agent {
         true
     }
 
+    /// When the table already holds exactly `rs` (an agent restarted, `--once` run again),
+    /// takes it as applied without replacing it: nothing changes, so nothing is recorded, and
+    /// the counters keep their values.
+    fn adopt(&mut self, rs: &Ruleset, source: Digest) -> bool {
+        let nf = NormalForm::of(rs);
+        if !matches!(self.nft.read_back(), Ok(Some(back)) if back == nf) {
+            return false;
+        }
+        let digest = ruleset_digest(&nf);
+        println!("agent: in place {} (policy {}, verified)", short(&digest), short(&source));
+        self.applied = Some(Applied {
+            rs: rs.clone(),
+            nf,
+            digest,
+            source: Some(source),
+        });
+        true
+    }
+
     /// One iteration: read the source, apply what changed, repair drift, report counters.
     pub fn step(&mut self) -> Outcome {
         let force = match self.args.mode {
@@ -290,7 +309,9 @@ impl Agent {
         let outcome = match compiled {
             Ok((d, rs)) => {
                 let current = self.applied.as_ref().is_some_and(|a| a.source == Some(d));
-                if !current {
+                if !current && self.adopt(&rs, d) {
+                    Outcome::InPlace
+                } else if !current {
                     let ok = self.apply(rs, Some(d), &format!("policy {}", short(&d)));
                     if ok {
                         Outcome::InPlace
@@ -306,7 +327,6 @@ impl Agent {
                 Outcome::SourceLost
             }
         };
-        self.report_counters(false);
         outcome
     }
 
@@ -452,6 +472,7 @@ fn run_inner(args: AgentArgs) -> Result<ExitCode> {
     loop {
         let t = Instant::now();
         agent.step();
+        agent.report_counters(false);
         n += 1;
         if iterations.is_some_and(|max| n >= max) {
             return Ok(ExitCode::SUCCESS);
