@@ -75,6 +75,13 @@ pub struct AgentArgs {
     /// Milliseconds between checks of the policy source and of the table.
     #[arg(long, value_name = "MS", default_value_t = 250)]
     pub interval: u64,
+    /// Print the ruleset this host would get (nft text, or JSON with `--json`) and exit without
+    /// touching nftables: 0, or 3 when the policy source cannot be read or compiled.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With `--dry-run`: print the nft JSON transaction instead of nft text.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     /// Stop after this many iterations (tests and benchmarks).
     #[arg(long, value_name = "N", hide = true)]
     pub iterations: Option<u64>,
@@ -453,6 +460,29 @@ pub fn run(args: AgentArgs) -> ExitCode {
 }
 
 fn run_inner(args: AgentArgs) -> Result<ExitCode> {
+    if args.dry_run {
+        let force = match args.mode {
+            AgentMode::Enforce => ModeOverride::Segments,
+            AgentMode::Observe => ModeOverride::Observe,
+        };
+        return Ok(
+            match compile_source(&args.policy, &args.hosts, &args.host, force) {
+                Ok(rs) => {
+                    let out = if args.json {
+                        to_json(&rs)
+                    } else {
+                        bulkhead_nft::to_text(&rs)
+                    };
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(3)
+                }
+            },
+        );
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let once = args.once;

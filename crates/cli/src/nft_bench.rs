@@ -221,6 +221,8 @@ pub fn run_agent_bench(a: AgentBenchArgs) -> Result<()> {
         once: false,
         interval: a.interval,
         iterations: None,
+        dry_run: false,
+        json: false,
     };
     std::fs::create_dir_all(&args.data_dir)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
