@@ -459,6 +459,9 @@ pub fn compile_host(
         });
         chains.extend(tier_chains);
     }
+    // One note per rule and reason, however many of its peers gave it.
+    let mut seen = std::collections::HashSet::new();
+    b.notes.retain(|n| seen.insert(n.clone()));
     Ok(Ruleset {
         host: host.to_string(),
         mode,
