@@ -221,7 +221,10 @@ impl Agent {
         }
         if let Err(e) = self.nft.apply_json(&json) {
             self.failure(
-                format!("apply of {} rejected, previous ruleset kept: {e}", short(&digest)),
+                format!(
+                    "apply of {} rejected, previous ruleset kept: {e}",
+                    short(&digest)
+                ),
                 Some(digest),
             );
             return false;
@@ -280,7 +283,11 @@ impl Agent {
             return false;
         }
         let digest = ruleset_digest(&nf);
-        println!("agent: in place {} (policy {}, verified)", short(&digest), short(&source));
+        println!(
+            "agent: in place {} (policy {}, verified)",
+            short(&digest),
+            short(&source)
+        );
         self.applied = Some(Applied {
             rs: rs.clone(),
             nf,
@@ -313,7 +320,7 @@ impl Agent {
                 }
             }
         };
-        let outcome = match compiled {
+        match compiled {
             Ok((d, rs)) => {
                 let current = self.applied.as_ref().is_some_and(|a| a.source == Some(d));
                 if !current && self.adopt(&rs, d) {
@@ -333,8 +340,7 @@ impl Agent {
                 self.source_lost(d, msg);
                 Outcome::SourceLost
             }
-        };
-        outcome
+        }
     }
 
     fn source_lost(&mut self, d: Option<Digest>, msg: String) {
@@ -443,8 +449,10 @@ fn inject_commit_fault(json: &str) -> String {
         return json.to_string();
     };
     if let Some(a) = v["nftables"].as_array_mut() {
-        a.push(serde_json::json!({"add": {"rule": {"family": "inet", "table": "bulkhead",
-            "chain": "input", "expr": [{"jump": {"target": "input"}}]}}}));
+        a.push(
+            serde_json::json!({"add": {"rule": {"family": "inet", "table": "bulkhead",
+            "chain": "input", "expr": [{"jump": {"target": "input"}}]}}}),
+        );
     }
     v.to_string()
 }

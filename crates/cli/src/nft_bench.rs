@@ -7,9 +7,7 @@ use anyhow::{Context, Result, bail};
 use bulkhead_compile::Options;
 use bulkhead_core::{IpRange, Protocol};
 use bulkhead_intent::IdentityKind;
-use bulkhead_nft::ruleset::{
-    End, Family, Hook, Match, NChain, NRule, NSet, NVerdict, Ruleset,
-};
+use bulkhead_nft::ruleset::{End, Family, Hook, Match, NChain, NRule, NSet, NVerdict, Ruleset};
 use bulkhead_nft::{HostMode, ModeOverride, Nft, NormalForm, compile_host, to_json, to_text};
 use bulkhead_synth::SplitMix64;
 use clap::Args;
@@ -130,7 +128,9 @@ pub fn run_nft_apply(a: NftApplyArgs) -> Result<()> {
             let nft_cpu = cpu().1 - k0;
             runs.push(serde_json::json!({"run": i, "wall_s": wall, "nft_cpu_s": nft_cpu}));
         }
-        let back = nft.read_back()?.context("the table is missing after apply")?;
+        let back = nft
+            .read_back()?
+            .context("the table is missing after apply")?;
         let verified = back == NormalForm::of(&rs);
         results.push(serde_json::json!({"format": format, "bytes": body.len(), "runs": runs, "verified": verified}));
         nft.delete_table()?;
@@ -194,7 +194,8 @@ spec:
 
 pub fn run_agent_bench(a: AgentBenchArgs) -> Result<()> {
     let ns = ScratchNs::new("agent")?;
-    let dir = ScratchDir(std::env::temp_dir().join(format!("bhbench-agent-{}", std::process::id())));
+    let dir =
+        ScratchDir(std::env::temp_dir().join(format!("bhbench-agent-{}", std::process::id())));
     let policy = dir.path().join("policy");
     std::fs::create_dir_all(&policy)?;
     let hosts = dir.path().join("hosts.yaml");
@@ -247,7 +248,11 @@ pub fn run_agent_bench(a: AgentBenchArgs) -> Result<()> {
         }
         bail!("the agent did not apply the change within 10 s")
     };
-    let first = NormalForm::of(&compile_or_bail(&policy, &[hosts.clone()], "web-1")?);
+    let first = NormalForm::of(&compile_or_bail(
+        &policy,
+        std::slice::from_ref(&hosts),
+        "web-1",
+    )?);
     let result = (|| -> Result<Vec<f64>> {
         wait_for(&first)?;
         let mut times = Vec::new();
@@ -255,7 +260,11 @@ pub fn run_agent_bench(a: AgentBenchArgs) -> Result<()> {
             // Do not start right after a check: a change lands anywhere in the interval.
             std::thread::sleep(Duration::from_millis(37 * (i as u64 % 7)));
             write(2000 + i as u32)?;
-            let want = NormalForm::of(&compile_or_bail(&policy, &[hosts.clone()], "web-1")?);
+            let want = NormalForm::of(&compile_or_bail(
+                &policy,
+                std::slice::from_ref(&hosts),
+                "web-1",
+            )?);
             times.push(wait_for(&want)?);
         }
         Ok(times)

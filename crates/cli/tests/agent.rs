@@ -174,14 +174,20 @@ fn once_applies_verifies_keeps_foreign_tables_and_audits() {
     let s = setup(&lab, "enforce", 8080);
     let foreign = "table ip foreign {\n\tchain c {\n\t\ttype filter hook input priority 5; policy accept;\n\t\ttcp dport 9 counter accept\n\t}\n}\n";
     lab.nft(1).apply_text(foreign).unwrap();
-    let before = lab.nft(1).run(&["list", "table", "ip", "foreign"], None).unwrap();
+    let before = lab
+        .nft(1)
+        .run(&["list", "table", "ip", "foreign"], None)
+        .unwrap();
     let o = once(&s, &lab.hosts[1], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("agent: applied"), "{}", text(&o));
     assert_eq!(lab.nft(1).read_back().unwrap(), Some(compiled(&s)));
     assert!(lab.connects(0, IpAddr::V4(lab.v4[1]), false, 8080));
     assert!(!lab.connects(0, IpAddr::V4(lab.v4[1]), false, 80));
-    let after = lab.nft(1).run(&["list", "table", "ip", "foreign"], None).unwrap();
+    let after = lab
+        .nft(1)
+        .run(&["list", "table", "ip", "foreign"], None)
+        .unwrap();
     assert_eq!(before, after, "the foreign table is untouched");
     // Again: already in place, nothing applied or recorded.
     let o = once(&s, &lab.hosts[1], &[]);
@@ -297,9 +303,8 @@ fn the_running_agent_repairs_drift_and_follows_policy_changes() {
     let want = compiled(&s);
     // The agent records each change after verifying it: tampering only once the record is
     // there keeps the test from racing the agent's own read-back.
-    let records = |n: usize, what: &str| {
-        wait_until(what, || audit_actions_of(&s.data, false).len() >= n)
-    };
+    let records =
+        |n: usize, what: &str| wait_until(what, || audit_actions_of(&s.data, false).len() >= n);
     records(1, "the first apply");
     assert_eq!(nft.read_back().unwrap(), Some(want.clone()));
     // Drift: someone flushes the base chain.
@@ -323,7 +328,14 @@ fn the_running_agent_repairs_drift_and_follows_policy_changes() {
         + &std::fs::read_to_string(s.data.with_extension("err")).unwrap();
     assert_eq!(
         actions,
-        vec!["agent.apply", "agent.drift", "agent.apply", "agent.drift", "agent.apply", "agent.apply"],
+        vec![
+            "agent.apply",
+            "agent.drift",
+            "agent.apply",
+            "agent.drift",
+            "agent.apply",
+            "agent.apply"
+        ],
         "{log}"
     );
 }

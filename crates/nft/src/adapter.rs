@@ -76,7 +76,11 @@ impl Nft {
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             // nft repeats the whole input line under an error; keep the messages short.
-            let short: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).take(6).collect();
+            let short: Vec<&str> = stderr
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .take(6)
+                .collect();
             return Err(NftError::Failed {
                 command: described,
                 code: out.status.code(),

@@ -70,8 +70,11 @@ pub fn compile(
         let rs = compile_host(intent, opts, h, force)?;
         out.files.insert(format!("{h}.nft.json"), to_json(&rs));
         out.files.insert(format!("{h}.nft"), to_text(&rs));
-        out.notes
-            .extend(rs.notes.iter().map(|n| format!("{h} ({}): {n}", rs.mode.as_str())));
+        out.notes.extend(
+            rs.notes
+                .iter()
+                .map(|n| format!("{h} ({}): {n}", rs.mode.as_str())),
+        );
     }
     Ok(out)
 }

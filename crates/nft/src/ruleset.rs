@@ -190,7 +190,11 @@ pub enum ModeOverride {
 pub fn host_mode(intent: &Intent, host: &Identity) -> HostMode {
     let picks = |m: Mode| {
         intent.segments.iter().any(|s| {
-            s.mode == m && s.selector.hosts.as_ref().is_some_and(|h| h.matches(&host.labels))
+            s.mode == m
+                && s.selector
+                    .hosts
+                    .as_ref()
+                    .is_some_and(|h| h.matches(&host.labels))
         })
     };
     if picks(Mode::Enforce) {
@@ -417,7 +421,12 @@ pub fn compile_host(
             for tier in TIERS {
                 let name = format!("{dir}_{}", tier_name(tier));
                 let mut rules = Vec::new();
-                for (n, r) in lowered.rules.iter().enumerate().filter(|(_, r)| r.tier == tier) {
+                for (n, r) in lowered
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.tier == tier)
+                {
                     rules.extend(lower_rule(&mut b, &mut counters, n, r, me, hook, dir, mode));
                 }
                 base.push(NRule {
@@ -472,6 +481,9 @@ pub fn compile_host(
     })
 }
 
+/// A protocol and its destination port ranges.
+type ProtoPorts = (Protocol, Vec<(u16, u16)>);
+
 /// The nft rules of one intent rule in one direction (none when the rule cannot apply to the
 /// host in that direction).
 #[allow(clippy::too_many_arguments)]
@@ -497,7 +509,7 @@ fn lower_rule(
     let what = format!("{} ({}, {})", label, r.loc(), hook_name(hook));
     // Ports: numbered ranges per protocol; named ports are the destination's container ports,
     // which hosts and external addresses do not have.
-    let ports: Option<Vec<(Protocol, Vec<(u16, u16)>)>> = r.ports.as_ref().map(|p| {
+    let ports: Option<Vec<ProtoPorts>> = r.ports.as_ref().map(|p| {
         if !p.named.is_empty() {
             b.notes.push(format!(
                 "{what}: named ports ({}) resolve against a workload's container ports; hosts \
@@ -586,7 +598,7 @@ fn lower_rule(
     ));
     let mut out = Vec::new();
     for fam in &fams {
-        let port_sets: Vec<Option<&(Protocol, Vec<(u16, u16)>)>> = match &ports {
+        let port_sets: Vec<Option<&ProtoPorts>> = match &ports {
             None => vec![None],
             Some(ps) => ps.iter().map(Some).collect(),
         };

@@ -26,7 +26,11 @@ fn host(name: &str, labels: &[(&str, &str)], addrs: &[&str]) -> Identity {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Identity::host(name, labels, addrs.iter().map(|a| a.parse().unwrap()).collect())
+    Identity::host(
+        name,
+        labels,
+        addrs.iter().map(|a| a.parse().unwrap()).collect(),
+    )
 }
 
 fn opts(inv: Vec<Identity>) -> Options {
@@ -61,8 +65,16 @@ fn policy(rules: &str) -> String {
 fn inventory() -> Vec<Identity> {
     vec![
         host("db-1", &[("segment", "db")], &["10.0.0.1"]),
-        host("batch-1", &[("segment", "batch")], &["10.0.1.1", "fd00::11"]),
-        host("batch-2", &[("segment", "batch"), ("tier", "x")], &["10.0.1.2"]),
+        host(
+            "batch-1",
+            &[("segment", "batch")],
+            &["10.0.1.1", "fd00::11"],
+        ),
+        host(
+            "batch-2",
+            &[("segment", "batch"), ("tier", "x")],
+            &["10.0.1.2"],
+        ),
         host("free-1", &[("app", "free")], &["10.0.2.1"]),
     ]
 }
@@ -104,7 +116,12 @@ fn modes_follow_the_segments_and_observe_never_drops() {
     let batch = compile_host(&it, &o, "batch-1", ModeOverride::Segments).unwrap();
     assert_eq!(batch.mode, HostMode::Observe);
     assert!(!batch.drops(), "observe mode never drops");
-    assert!(batch.counters.iter().all(|c| c.kind == CounterKind::WouldBlock));
+    assert!(
+        batch
+            .counters
+            .iter()
+            .all(|c| c.kind == CounterKind::WouldBlock)
+    );
     // The deny rule and the default are counted in both directions.
     assert_eq!(batch.counters.len(), 4);
     let forced = compile_host(&it, &o, "db-1", ModeOverride::Observe).unwrap();
@@ -161,7 +178,11 @@ fn a_cidr_peer_takes_every_address_of_a_host_inside_and_never_pods() {
     assert_eq!(sets.len(), 2, "{sets:?}");
     assert_eq!(set_of(&db, &sets[0].1), &[v4("10.0.1.1")]);
     assert_eq!(sets[1].0, Family::V6);
-    assert!(db.notes.iter().any(|n| n.contains("Kubernetes workloads")), "{:?}", db.notes);
+    assert!(
+        db.notes.iter().any(|n| n.contains("Kubernetes workloads")),
+        "{:?}",
+        db.notes
+    );
 }
 
 #[test]
@@ -170,20 +191,48 @@ fn pass_returns_deny_drops_named_ports_are_noted() {
         "    - {action: pass, from: [{any: true}], to: [{segment: db}], ports: [{port: 1}]}\n    - {action: deny, from: [{any: true}], to: [{segment: db}], ports: [{protocol: UDP, port: 53}, {port: 80, endPort: 90}]}\n    - {action: allow, from: [{any: true}], to: [{segment: db}], ports: [{port: http}]}\n",
     ));
     let db = compile_host(&it, &opts(inventory()), "db-1", ModeOverride::Segments).unwrap();
-    let app = &db.chains.iter().find(|c| c.name == "in_application").unwrap().rules;
+    let app = &db
+        .chains
+        .iter()
+        .find(|c| c.name == "in_application")
+        .unwrap()
+        .rules;
     // pass → return; deny → one rule per protocol, counted and dropped; the named-port allow
     // matches nothing on a host (hosts have no container ports) and is left out with a note.
     assert_eq!(app.len(), 3, "{app:#?}");
     assert_eq!(app[0].verdict, NVerdict::Return);
-    assert_eq!(app[0].matches, vec![Match::Ports(Protocol::Tcp, vec![(1, 1)])]);
-    assert_eq!(app[1].matches, vec![Match::Ports(Protocol::Tcp, vec![(80, 90)])]);
-    assert_eq!(app[2].matches, vec![Match::Ports(Protocol::Udp, vec![(53, 53)])]);
-    assert!(app[1..].iter().all(|r| r.verdict == NVerdict::Drop && r.counter.is_some()));
-    assert!(db.notes.iter().any(|n| n.contains("named ports")), "{:?}", db.notes);
+    assert_eq!(
+        app[0].matches,
+        vec![Match::Ports(Protocol::Tcp, vec![(1, 1)])]
+    );
+    assert_eq!(
+        app[1].matches,
+        vec![Match::Ports(Protocol::Tcp, vec![(80, 90)])]
+    );
+    assert_eq!(
+        app[2].matches,
+        vec![Match::Ports(Protocol::Udp, vec![(53, 53)])]
+    );
+    assert!(
+        app[1..]
+            .iter()
+            .all(|r| r.verdict == NVerdict::Drop && r.counter.is_some())
+    );
+    assert!(
+        db.notes.iter().any(|n| n.contains("named ports")),
+        "{:?}",
+        db.notes
+    );
     // And the text says the same.
     let text = to_text(&db);
-    assert!(text.contains("tcp dport 80-90 counter name \"in_r1\" drop"), "{text}");
-    assert!(text.contains("udp dport 53 counter name \"in_r1\" drop"), "{text}");
+    assert!(
+        text.contains("tcp dport 80-90 counter name \"in_r1\" drop"),
+        "{text}"
+    );
+    assert!(
+        text.contains("udp dport 53 counter name \"in_r1\" drop"),
+        "{text}"
+    );
 }
 
 // ---- A software model of the table, checked against the evaluator ----
@@ -382,7 +431,10 @@ fn golden_files_of_bank_hosts() {
         "kafka-01.nft",
         "kafka-01.nft.json",
     ] {
-        let got = compiled.files.get(name).unwrap_or_else(|| panic!("no {name}"));
+        let got = compiled
+            .files
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name}"));
         let path = dir.join(name);
         if update {
             std::fs::create_dir_all(&dir).unwrap();

@@ -154,24 +154,87 @@ fn allowed_flows_connect_and_denied_do_not() {
     let v6 = |i: usize| IpAddr::V6(lab.v6[i]);
     // (from, to, udp, port, connects, why)
     let cases: Vec<(usize, IpAddr, bool, u16, bool, &str)> = vec![
-        (0, v4(1), false, 8080, true, "web-to-app allows TCP 8080, both ends"),
+        (
+            0,
+            v4(1),
+            false,
+            8080,
+            true,
+            "web-to-app allows TCP 8080, both ends",
+        ),
         (0, v6(1), false, 8080, true, "the same over IPv6"),
-        (0, v4(1), false, 80, false, "no rule allows web to app on 80: default deny"),
-        (1, v4(0), false, 8080, false, "the rule is one-way: app to web is not allowed"),
-        (1, v4(2), false, 443, true, "guardrail passes app, application allows 443"),
+        (
+            0,
+            v4(1),
+            false,
+            80,
+            false,
+            "no rule allows web to app on 80: default deny",
+        ),
+        (
+            1,
+            v4(0),
+            false,
+            8080,
+            false,
+            "the rule is one-way: app to web is not allowed",
+        ),
+        (
+            1,
+            v4(2),
+            false,
+            443,
+            true,
+            "guardrail passes app, application allows 443",
+        ),
         (1, v6(2), false, 443, true, "the same over IPv6"),
-        (1, v4(2), false, 80, false, "passed, but no rule allows 80: default deny"),
+        (
+            1,
+            v4(2),
+            false,
+            80,
+            false,
+            "passed, but no rule allows 80: default deny",
+        ),
         (0, v4(2), false, 443, false, "guardrail denies web to db"),
         (0, v6(2), false, 443, false, "the same over IPv6"),
-        (0, v4(2), true, 53, false, "the guardrail's deny comes before the baseline's DNS"),
+        (
+            0,
+            v4(2),
+            true,
+            53,
+            false,
+            "the guardrail's deny comes before the baseline's DNS",
+        ),
         (0, v4(1), true, 53, true, "baseline DNS to anyone"),
         (2, v4(0), true, 53, true, "baseline DNS from db to web"),
-        (3, v4(0), false, 443, true, "an outside address reaches web on 443"),
+        (
+            3,
+            v4(0),
+            false,
+            443,
+            true,
+            "an outside address reaches web on 443",
+        ),
         (3, v6(0), false, 443, true, "the same over IPv6"),
         (3, v4(0), false, 8080, false, "but not on 8080"),
         (3, v4(2), false, 443, false, "outside to db: guardrail deny"),
-        (0, v4(3), false, 80, false, "web's egress to the outside: default deny"),
-        (0, v4(0), false, 80, true, "a host reaches itself (loopback)"),
+        (
+            0,
+            v4(3),
+            false,
+            80,
+            false,
+            "web's egress to the outside: default deny",
+        ),
+        (
+            0,
+            v4(0),
+            false,
+            80,
+            true,
+            "a host reaches itself (loopback)",
+        ),
     ];
     let ev = Evaluator::new(&it).unwrap();
     let ext = |ip: IpAddr| Identity::external(ip);
@@ -233,9 +296,21 @@ fn observe_mode_blocks_nothing_and_counts_what_it_would_block() {
         .expect("a counter on web's output");
     assert!(read(0, &out_deny.name) >= 1);
     // An allowed flow counts nowhere: app -> db 443 leaves db's counters as they were.
-    let before: u64 = lab.nft(2).counters().unwrap().iter().map(|c| c.packets).sum();
+    let before: u64 = lab
+        .nft(2)
+        .counters()
+        .unwrap()
+        .iter()
+        .map(|c| c.packets)
+        .sum();
     assert!(lab.connects(1, IpAddr::V4(lab.v4[2]), false, 443));
-    let after: u64 = lab.nft(2).counters().unwrap().iter().map(|c| c.packets).sum();
+    let after: u64 = lab
+        .nft(2)
+        .counters()
+        .unwrap()
+        .iter()
+        .map(|c| c.packets)
+        .sum();
     assert_eq!(before, after);
 }
 
@@ -245,15 +320,26 @@ fn apply_leaves_foreign_tables_alone_and_reads_back_equal() {
     let lab = Lab::new(2);
     let foreign = "table inet foreign {\n\tchain c {\n\t\ttype filter hook input priority 10; policy accept;\n\t\ttcp dport 9 counter accept\n\t}\n}\n";
     lab.nft(0).apply_text(foreign).unwrap();
-    let before = lab.nft(0).run(&["list", "table", "inet", "foreign"], None).unwrap();
+    let before = lab
+        .nft(0)
+        .run(&["list", "table", "inet", "foreign"], None)
+        .unwrap();
     let it = three_tier("enforce");
     let inv = inventory(&lab, &["web", "app"]);
     for _ in 0..2 {
         let rs = apply_all(&lab, &it, &inv, ModeOverride::Segments);
         let back = lab.nft(0).read_back().unwrap().expect("the table exists");
-        assert_eq!(NormalForm::of(&rs[0]), back, "{:?}", NormalForm::of(&rs[0]).diff(&back));
+        assert_eq!(
+            NormalForm::of(&rs[0]),
+            back,
+            "{:?}",
+            NormalForm::of(&rs[0]).diff(&back)
+        );
     }
-    let after = lab.nft(0).run(&["list", "table", "inet", "foreign"], None).unwrap();
+    let after = lab
+        .nft(0)
+        .run(&["list", "table", "inet", "foreign"], None)
+        .unwrap();
     assert_eq!(before, after, "the foreign table is untouched");
     // Text and JSON load the same table.
     let o = opts(&inv);
@@ -275,12 +361,18 @@ fn drift_is_detected_and_repaired() {
     let set = rs[1].sets.first().expect("app has a set").name.clone();
     // Someone adds an address to a set, a rule to the base chain, deletes a counter's rule.
     lab.nft(1)
-        .run(&["add", "element", "inet", "bulkhead", &set, "{ 192.0.2.1 }"], None)
+        .run(
+            &["add", "element", "inet", "bulkhead", &set, "{ 192.0.2.1 }"],
+            None,
+        )
         .unwrap();
     let back = lab.nft(1).read_back().unwrap().unwrap();
     assert_eq!(back.diff(&want), vec![format!("set {set} changed")]);
     lab.nft(1)
-        .run(&["insert", "rule", "inet", "bulkhead", "input", "accept"], None)
+        .run(
+            &["insert", "rule", "inet", "bulkhead", "input", "accept"],
+            None,
+        )
         .unwrap();
     let back = lab.nft(1).read_back().unwrap().unwrap();
     assert_eq!(back.diff(&want).len(), 2);
@@ -305,11 +397,16 @@ fn a_rejected_apply_keeps_the_previous_ruleset() {
     // makes a chain jump to itself (a loop).
     let mut bad: serde_json::Value = serde_json::from_str(&to_json(&rs[1])).unwrap();
     let objs = bad["nftables"].as_array_mut().unwrap();
-    objs.push(serde_json::json!({"add": {"rule": {"family": "inet", "table": "bulkhead",
-        "chain": "in_application", "expr": [{"jump": {"target": "in_application"}}]}}}));
+    objs.push(
+        serde_json::json!({"add": {"rule": {"family": "inet", "table": "bulkhead",
+        "chain": "in_application", "expr": [{"jump": {"target": "in_application"}}]}}}),
+    );
     let err = lab.nft(1).apply_json(&bad.to_string()).unwrap_err();
     assert!(err.to_string().contains("nft"), "{err}");
-    assert_eq!(lab.nft(1).read_back().unwrap(), Some(NormalForm::of(&rs[1])));
+    assert_eq!(
+        lab.nft(1).read_back().unwrap(),
+        Some(NormalForm::of(&rs[1]))
+    );
     assert!(lab.connects(0, IpAddr::V4(lab.v4[1]), false, 8080));
     assert!(!lab.connects(0, IpAddr::V4(lab.v4[1]), false, 80));
 }
@@ -336,9 +433,12 @@ impl Rng {
 fn random_intent(rng: &mut Rng, lab: &Lab) -> String {
     let mut y = String::new();
     for s in 0..3 {
-        y += &segment(&format!("s{s}"), if rng.chance(70) { "enforce" } else { "observe" });
+        y += &segment(
+            &format!("s{s}"),
+            if rng.chance(70) { "enforce" } else { "observe" },
+        );
     }
-    let mut peer = |rng: &mut Rng| -> String {
+    let peer = |rng: &mut Rng| -> String {
         match rng.below(7) {
             0 => "{any: true}".into(),
             1 | 2 => format!("{{segment: s{}}}", rng.below(3)),
@@ -356,7 +456,9 @@ fn random_intent(rng: &mut Rng, lab: &Lab) -> String {
         }
     };
     for (p, tier) in ["guardrail", "application", "baseline"].iter().enumerate() {
-        y += &format!("---\n{HEADER}kind: Policy\nmetadata: {{name: p{p}}}\nspec:\n  tier: {tier}\n  rules:\n");
+        y += &format!(
+            "---\n{HEADER}kind: Policy\nmetadata: {{name: p{p}}}\nspec:\n  tier: {tier}\n  rules:\n"
+        );
         for _ in 0..rng.below(4) + 1 {
             let action = ["allow", "allow", "deny", "pass"][rng.below(4)];
             let from: Vec<String> = (0..rng.below(2) + 1).map(|_| peer(rng)).collect();
@@ -422,11 +524,16 @@ fn differential_kernel_verdicts_equal_the_evaluators() {
                 if a == b {
                     continue;
                 }
-                let mut services: Vec<(bool, u16)> = TCP_PORTS.iter().map(|&p| (false, p)).collect();
+                let mut services: Vec<(bool, u16)> =
+                    TCP_PORTS.iter().map(|&p| (false, p)).collect();
                 services.extend(UDP_PORTS.iter().map(|&p| (true, p)));
                 for (udp, port) in services {
                     let v6 = rng.chance(25);
-                    let to = if v6 { IpAddr::V6(lab.v6[b]) } else { IpAddr::V4(lab.v4[b]) };
+                    let to = if v6 {
+                        IpAddr::V6(lab.v6[b])
+                    } else {
+                        IpAddr::V4(lab.v4[b])
+                    };
                     // The source's address follows the destination's family.
                     let d = ev.decide(
                         &id(a, v6),
@@ -458,6 +565,9 @@ fn differential_kernel_verdicts_equal_the_evaluators() {
         }
     }
     eprintln!("{intents} intents, {probes_run} probes, {denied} denied, all equal");
-    assert!(denied > 0 && denied < probes_run, "the probes exercise both outcomes");
+    assert!(
+        denied > 0 && denied < probes_run,
+        "the probes exercise both outcomes"
+    );
     let _ = (sh, json::ND_TYPES);
 }

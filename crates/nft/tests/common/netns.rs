@@ -184,7 +184,13 @@ impl Lab {
 
     /// Starts a probe from host `from` to `to:port`: `true` when a TCP connection is
     /// established / a UDP datagram comes back, within [`PROBE_TIMEOUT`].
-    pub fn probe(&self, from: usize, to: IpAddr, udp: bool, port: u16) -> JoinHandle<Result<bool, String>> {
+    pub fn probe(
+        &self,
+        from: usize,
+        to: IpAddr,
+        udp: bool,
+        port: u16,
+    ) -> JoinHandle<Result<bool, String>> {
         in_netns(&self.hosts[from], move || {
             let dst = SocketAddr::new(to, port);
             if udp {
