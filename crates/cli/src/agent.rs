@@ -72,9 +72,12 @@ pub struct AgentArgs {
     /// failed (the previous ruleset stays), 3 the policy source could not be read or compiled.
     #[arg(long)]
     pub once: bool,
-    /// Milliseconds between checks of the policy source and of the table.
+    /// Milliseconds between checks of the policy source (and of the counters).
     #[arg(long, value_name = "MS", default_value_t = 250)]
     pub interval: u64,
+    /// Milliseconds between read-backs of the table to detect drift.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub drift_interval: u64,
     /// Print the ruleset this host would get (nft text, or JSON with `--json`) and exit without
     /// touching nftables: 0, or 3 when the policy source cannot be read or compiled.
     #[arg(long)]
@@ -299,6 +302,12 @@ impl Agent {
 
     /// One iteration: read the source, apply what changed, repair drift, report counters.
     pub fn step(&mut self) -> Outcome {
+        self.step_with(true)
+    }
+
+    /// One iteration; the table is read back for drift only when `check_drift` (reading a
+    /// large table back costs more than reading the policy source).
+    pub fn step_with(&mut self, check_drift: bool) -> Outcome {
         let force = match self.args.mode {
             AgentMode::Enforce => ModeOverride::Segments,
             AgentMode::Observe => ModeOverride::Observe,
@@ -332,18 +341,20 @@ impl Agent {
                     } else {
                         Outcome::ApplyFailed
                     }
-                } else {
+                } else if check_drift {
                     self.repair_drift()
+                } else {
+                    Outcome::InPlace
                 }
             }
             Err((d, msg)) => {
-                self.source_lost(d, msg);
+                self.source_lost(d, msg, check_drift);
                 Outcome::SourceLost
             }
         }
     }
 
-    fn source_lost(&mut self, d: Option<Digest>, msg: String) {
+    fn source_lost(&mut self, d: Option<Digest>, msg: String, check_drift: bool) {
         match self.args.on_loss {
             OnLoss::Keep => {
                 let what = match &self.applied {
@@ -351,14 +362,16 @@ impl Agent {
                     None => "nothing applied yet, the table is left as it is".into(),
                 };
                 self.failure(format!("policy source lost ({msg}); {what}"), d);
-                if self.applied.is_some() {
+                if self.applied.is_some() && check_drift {
                     self.repair_drift();
                 }
             }
             OnLoss::FailClosed => {
                 let closed = self.applied.as_ref().is_some_and(|a| a.source.is_none());
                 if closed {
-                    self.repair_drift();
+                    if check_drift {
+                        self.repair_drift();
+                    }
                 } else {
                     self.failure(
                         format!("policy source lost ({msg}); applying the fail-closed ruleset"),
@@ -496,6 +509,7 @@ fn run_inner(args: AgentArgs) -> Result<ExitCode> {
     let once = args.once;
     let interval = Duration::from_millis(args.interval.max(10));
     let iterations = args.iterations;
+    let args_drift = args.drift_interval;
     let mut agent = Agent::new(args);
     if once {
         let o = agent.step();
@@ -506,10 +520,16 @@ fn run_inner(args: AgentArgs) -> Result<ExitCode> {
             Outcome::SourceLost => ExitCode::from(3),
         });
     }
+    let drift_every = Duration::from_millis(args_drift);
+    let mut last_drift: Option<Instant> = None;
     let mut n = 0u64;
     loop {
         let t = Instant::now();
-        agent.step();
+        let check = last_drift.is_none_or(|l| l.elapsed() >= drift_every);
+        if check {
+            last_drift = Some(t);
+        }
+        agent.step_with(check);
         agent.report_counters(false);
         n += 1;
         if iterations.is_some_and(|max| n >= max) {

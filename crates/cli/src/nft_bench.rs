@@ -221,6 +221,7 @@ pub fn run_agent_bench(a: AgentBenchArgs) -> Result<()> {
         data_dir: dir.path().join("data"),
         once: false,
         interval: a.interval,
+        drift_interval: 2000,
         iterations: None,
         dry_run: false,
         json: false,
@@ -233,7 +234,7 @@ pub fn run_agent_bench(a: AgentBenchArgs) -> Result<()> {
         let mut agent = Agent::new(args);
         while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
             let t = Instant::now();
-            agent.step();
+            agent.step_with(false);
             std::thread::sleep(interval.saturating_sub(t.elapsed()));
         }
     });

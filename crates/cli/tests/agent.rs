@@ -293,11 +293,15 @@ fn the_running_agent_repairs_drift_and_follows_policy_changes() {
     let lab = Lab::new(2);
     let s = setup(&lab, "enforce", 8080);
     let _agent = Running(
-        agent_cmd(&s, &lab.hosts[1], &["--interval", "100"])
-            .stdout(std::fs::File::create(s.data.with_extension("out")).unwrap())
-            .stderr(std::fs::File::create(s.data.with_extension("err")).unwrap())
-            .spawn()
-            .unwrap(),
+        agent_cmd(
+            &s,
+            &lab.hosts[1],
+            &["--interval", "100", "--drift-interval", "100"],
+        )
+        .stdout(std::fs::File::create(s.data.with_extension("out")).unwrap())
+        .stderr(std::fs::File::create(s.data.with_extension("err")).unwrap())
+        .spawn()
+        .unwrap(),
     );
     let nft = lab.nft(1);
     let want = compiled(&s);

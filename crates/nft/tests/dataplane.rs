@@ -238,8 +238,9 @@ fn allowed_flows_connect_and_denied_do_not() {
     ];
     let ev = Evaluator::new(&it).unwrap();
     let ext = |ip: IpAddr| Identity::external(ip);
-    for (from, to, udp, port, want, why) in cases {
-        let got = lab.connects(from, to, udp, port);
+    let probes: Vec<_> = cases.iter().map(|c| (c.0, c.1, c.2, c.3)).collect();
+    let results = lab.connects_all(&probes);
+    for ((from, to, udp, port, want, why), got) in cases.into_iter().zip(results) {
         let proto = if udp { "udp" } else { "tcp" };
         assert_eq!(got, want, "h{from} -> {to} {proto}/{port}: {why}");
         // The evaluator agrees (self-traffic is not a connection it judges).
@@ -519,6 +520,7 @@ fn differential_kernel_verdicts_equal_the_evaluators() {
         };
         // Every ordered pair of distinct hosts, a few services each, IPv4 and some IPv6.
         let mut probes = Vec::new();
+        let mut expected = Vec::new();
         for a in 0..5 {
             for b in 0..5 {
                 if a == b {
@@ -541,12 +543,13 @@ fn differential_kernel_verdicts_equal_the_evaluators() {
                         if udp { Protocol::Udp } else { Protocol::Tcp },
                         port,
                     );
-                    probes.push((a, b, to, udp, port, d, lab.probe(a, to, udp, port)));
+                    probes.push((a, to, udp, port));
+                    expected.push((b, d));
                 }
             }
         }
-        for (a, b, to, udp, port, d, h) in probes {
-            let got = h.join().unwrap().unwrap();
+        let results = lab.connects_all(&probes);
+        for (((a, to, udp, port), (b, d)), got) in probes.into_iter().zip(expected).zip(results) {
             probes_run += 1;
             let want = d.verdict != Verdict::Deny;
             denied += usize::from(!want);

@@ -16,6 +16,10 @@ pub const TCP_PORTS: [u16; 3] = [80, 443, 8080];
 pub const UDP_PORTS: [u16; 2] = [53, 5000];
 /// How long a probe waits for a connection or an echo.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(400);
+/// A probe that did not connect is tried once more with this timeout, so a busy machine (a
+/// UDP server thread not scheduled in time) is not taken for a drop. A real drop still fails
+/// both; a connection never happens by accident, so successes are not retried.
+pub const RETRY_TIMEOUT: Duration = Duration::from_millis(1500);
 
 static LABS: AtomicUsize = AtomicUsize::new(0);
 
@@ -191,6 +195,17 @@ impl Lab {
         udp: bool,
         port: u16,
     ) -> JoinHandle<Result<bool, String>> {
+        self.probe_within(from, to, udp, port, PROBE_TIMEOUT)
+    }
+
+    pub fn probe_within(
+        &self,
+        from: usize,
+        to: IpAddr,
+        udp: bool,
+        port: u16,
+        timeout: Duration,
+    ) -> JoinHandle<Result<bool, String>> {
         in_netns(&self.hosts[from], move || {
             let dst = SocketAddr::new(to, port);
             if udp {
@@ -202,24 +217,42 @@ impl Lab {
                 let Ok(s) = UdpSocket::bind(local) else {
                     return false;
                 };
-                let _ = s.set_read_timeout(Some(PROBE_TIMEOUT));
+                let _ = s.set_read_timeout(Some(timeout));
                 if s.connect(dst).is_err() || s.send(b"bulkhead-probe").is_err() {
                     return false;
                 }
                 let mut buf = [0u8; 64];
                 matches!(s.recv(&mut buf), Ok(n) if &buf[..n] == b"bulkhead-probe")
             } else {
-                TcpStream::connect_timeout(&dst, PROBE_TIMEOUT).is_ok()
+                TcpStream::connect_timeout(&dst, timeout).is_ok()
             }
         })
     }
 
-    /// Runs a probe and waits for it.
+    /// Runs a probe and waits for it (a failure is retried once, see [`RETRY_TIMEOUT`]).
     pub fn connects(&self, from: usize, to: IpAddr, udp: bool, port: u16) -> bool {
-        self.probe(from, to, udp, port)
-            .join()
-            .expect("probe thread")
-            .expect("probe setns")
+        self.connects_all(&[(from, to, udp, port)])[0]
+    }
+
+    /// Runs probes concurrently; those that did not connect are retried once, concurrently,
+    /// with [`RETRY_TIMEOUT`].
+    pub fn connects_all(&self, probes: &[(usize, IpAddr, bool, u16)]) -> Vec<bool> {
+        let run = |ps: &[(usize, IpAddr, bool, u16)], t: Duration| -> Vec<bool> {
+            let hs: Vec<_> = ps
+                .iter()
+                .map(|&(f, to, udp, port)| self.probe_within(f, to, udp, port, t))
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("probe thread").expect("probe setns"))
+                .collect()
+        };
+        let mut got = run(probes, PROBE_TIMEOUT);
+        let again: Vec<usize> = (0..probes.len()).filter(|&i| !got[i]).collect();
+        let retry: Vec<_> = again.iter().map(|&i| probes[i]).collect();
+        for (i, ok) in again.into_iter().zip(run(&retry, RETRY_TIMEOUT)) {
+            got[i] = ok;
+        }
+        got
     }
 }
 
