@@ -293,3 +293,80 @@ fn strip_nulls(v: serde_json::Value) -> serde_json::Value {
 pub fn parse_addr(s: &str) -> Option<IpAddr> {
     s.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn el(r: IpRange) -> String {
+        serde_json::to_string(&element(&r)).unwrap()
+    }
+
+    #[test]
+    fn elements_are_addresses_prefixes_or_ranges() {
+        let a = |s: &str| u32::from(s.parse::<Ipv4Addr>().unwrap());
+        for (r, want, why) in [
+            (
+                IpRange::V4(a("10.0.0.1"), a("10.0.0.1")),
+                r#""10.0.0.1""#,
+                "one address",
+            ),
+            (
+                IpRange::V4(a("10.0.0.0"), a("10.0.0.255")),
+                r#"{"prefix":{"addr":"10.0.0.0","len":24}}"#,
+                "an aligned block",
+            ),
+            (
+                IpRange::V4(a("10.0.0.1"), a("10.0.0.2")),
+                r#"{"range":["10.0.0.1","10.0.0.2"]}"#,
+                "two addresses, not aligned",
+            ),
+            (
+                IpRange::V4(a("10.0.0.2"), a("10.0.0.5")),
+                r#"{"range":["10.0.0.2","10.0.0.5"]}"#,
+                "a power-of-two size, not aligned",
+            ),
+            (
+                IpRange::V4(0, u32::MAX),
+                r#"{"prefix":{"addr":"0.0.0.0","len":0}}"#,
+                "the whole IPv4 space",
+            ),
+            (
+                IpRange::V6(0, u128::MAX),
+                r#"{"prefix":{"addr":"::","len":0}}"#,
+                "the whole IPv6 space",
+            ),
+            (
+                IpRange::V6(0xfd00 << 112, (0xfd00 << 112) | 0xffff),
+                r#"{"prefix":{"addr":"fd00::","len":112}}"#,
+                "an aligned IPv6 block",
+            ),
+        ] {
+            assert_eq!(el(r), want, "{why}");
+        }
+    }
+
+    #[test]
+    fn the_transaction_replaces_only_our_table() {
+        let rs = crate::ruleset::fail_closed("h", &[22]);
+        let v: serde_json::Value = serde_json::from_str(&to_json(&rs)).unwrap();
+        let objs = v["nftables"].as_array().unwrap();
+        assert_eq!(objs[0]["add"]["table"]["name"], TABLE);
+        assert_eq!(objs[1]["delete"]["table"]["name"], TABLE);
+        // Every object names our table, in the inet family.
+        for o in objs {
+            let (_, inner) = o.as_object().unwrap().iter().next().unwrap();
+            let (kind, obj) = inner.as_object().unwrap().iter().next().unwrap();
+            let table = if kind == "table" {
+                &obj["name"]
+            } else {
+                &obj["table"]
+            };
+            assert_eq!(table, TABLE, "{o}");
+            assert_eq!(obj["family"], "inet", "{o}");
+        }
+        // A named counter object carries no null fields (nft rejects them); verdicts keep theirs.
+        assert!(!to_json(&rs).contains("\"bytes\": null"));
+        assert!(to_json(&rs).contains("\"drop\": null"));
+    }
+}

@@ -221,3 +221,57 @@ impl NormalForm {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn set(elems: Value) -> Value {
+        json!({"set": {"family": "inet", "table": "bulkhead", "name": "s", "type": "ipv4_addr",
+            "handle": 3, "flags": ["interval"], "elem": elems}})
+    }
+
+    #[test]
+    fn elements_normalise_whatever_their_spelling() {
+        let a = NormalForm::from_objects(
+            [set(
+                json!(["10.0.0.1", {"range": ["10.0.0.2", "10.0.0.3"]}]),
+            )]
+            .iter(),
+        )
+        .unwrap();
+        let b = NormalForm::from_objects(
+            [set(
+                json!([{"prefix": {"addr": "10.0.0.0", "len": 30}}, {"elem": {"val": "10.0.0.0"}}]),
+            )]
+            .iter(),
+        )
+        .unwrap();
+        assert_eq!(a.sets["s"].elements, vec!["10.0.0.1-10.0.0.3"]);
+        assert_eq!(b.sets["s"].elements, vec!["10.0.0.0-10.0.0.3"]);
+        assert_eq!(a.diff(&b), vec!["set s changed"]);
+        assert!(NormalForm::from_objects([set(json!(["nope"]))].iter()).is_err());
+    }
+
+    #[test]
+    fn other_tables_and_handles_do_not_count() {
+        let ours =
+            json!({"chain": {"family": "inet", "table": "bulkhead", "name": "c", "handle": 1}});
+        let theirs = json!({"chain": {"family": "inet", "table": "other", "name": "x"}});
+        let ip = json!({"chain": {"family": "ip", "table": "bulkhead", "name": "y"}});
+        let rule = |handle: u32, comment: &str| {
+            json!({"rule": {"family": "inet", "table": "bulkhead", "chain": "c", "handle": handle,
+                "expr": [{"accept": null}], "comment": comment}})
+        };
+        let a = NormalForm::from_objects([ours.clone(), theirs, ip, rule(7, "x")].iter()).unwrap();
+        let b = NormalForm::from_objects([ours.clone(), rule(9, "x")].iter()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.chains.len(), 1);
+        let c = NormalForm::from_objects([ours, rule(9, "x"), rule(10, "y")].iter()).unwrap();
+        assert_eq!(
+            a.diff(&c),
+            vec!["chain c changed (1 rules expected, 2 found)"]
+        );
+    }
+}
