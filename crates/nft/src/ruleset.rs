@@ -305,10 +305,19 @@ fn tier_name(t: Tier) -> &'static str {
 
 const TIERS: [Tier; 3] = [Tier::Guardrail, Tier::Application, Tier::Baseline];
 
-/// A comment of at most 120 bytes (nft allows 128), without double quotes (nft strings cannot
-/// hold them; rule labels quote rule names).
+/// A comment of at most 120 bytes (nft allows 128) in printable ASCII without double quotes or
+/// backslashes (nft's quoted strings cannot hold them; rule labels quote rule names, and names
+/// and file paths may hold anything): `"` becomes `'`, `\` becomes `/`, anything else `?`.
 fn comment(s: String) -> String {
-    let s = s.replace('"', "'");
+    let s: String = s
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect();
     if s.len() <= 120 {
         return s;
     }

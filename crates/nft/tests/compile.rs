@@ -235,6 +235,30 @@ fn pass_returns_deny_drops_named_ports_are_noted() {
     );
 }
 
+#[test]
+fn odd_rule_names_give_valid_nft_comments() {
+    let it = intent(&policy(
+        r#"    - {name: "quote \" back\\slash été", action: allow, from: [{any: true}], to: [{segment: db}]}
+"#,
+    ));
+    let db = compile_host(&it, &opts(inventory()), "db-1", ModeOverride::Segments).unwrap();
+    let c = db.chains[2..]
+        .iter()
+        .flat_map(|c| &c.rules)
+        .find_map(|r| r.comment.clone())
+        .unwrap();
+    assert!(c.contains("quote") && c.contains("slash"), "{c}");
+    assert!(
+        c.chars()
+            .all(|ch| (' '..='~').contains(&ch) && ch != '"' && ch != '\\'),
+        "{c}"
+    );
+    if common::is_root() {
+        Nft::host().check_text(&to_text(&db)).unwrap();
+        Nft::host().check_json(&to_json(&db)).unwrap();
+    }
+}
+
 // ---- A software model of the table, checked against the evaluator ----
 
 /// What the compiled table does to a new connection from `src` to `dst` at one of its ends
