@@ -352,7 +352,7 @@ fn observe_mode_reports_what_it_would_block() {
     // --mode observe overrides the enforced segment: nothing is dropped.
     let o = once(&s, &lab.hosts[1], &["--mode", "observe"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(!text(&o).contains("would block"), "{}", text(&o));
+    assert!(!text(&o).contains("would block: input"), "{}", text(&o));
     assert!(lab.connects(0, IpAddr::V4(lab.v4[1]), false, 80));
     assert!(lab.connects(0, IpAddr::V4(lab.v4[1]), false, 8080));
     let o = once(&s, &lab.hosts[1], &["--mode", "observe"]);
@@ -365,7 +365,9 @@ fn observe_mode_reports_what_it_would_block() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains(": 1 packets"), "{line}");
     assert_eq!(
-        out.lines().filter(|l| l.starts_with("would block")).count(),
+        out.lines()
+            .filter(|l| l.starts_with("would block: input"))
+            .count(),
         1,
         "{out}"
     );

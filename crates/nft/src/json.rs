@@ -85,12 +85,18 @@ fn proto_name(p: Protocol) -> &'static str {
     }
 }
 
-/// The ICMPv6 types of neighbour and router discovery.
-pub const ND_TYPES: [&str; 4] = [
+/// The ICMPv6 types of neighbour and router discovery (RFC 4861) and multicast listener
+/// discovery (RFC 2710, RFC 3810: switches that snoop MLD deliver neighbour solicitations by
+/// it), in type order (130–136, 143), as nft prints them back.
+pub const ND_TYPES: [&str; 8] = [
+    "mld-listener-query",
+    "mld-listener-report",
+    "mld-listener-done",
     "nd-router-solicit",
     "nd-router-advert",
     "nd-neighbor-solicit",
     "nd-neighbor-advert",
+    "mld2-listener-report",
 ];
 
 fn statement(mt: &Match) -> Statement<'static> {
@@ -212,7 +218,7 @@ pub fn objects(rs: &Ruleset) -> Vec<NfListObject<'static>> {
                 Family::V6 => SetType::Ipv6Addr,
             }),
             policy: None,
-            flags: Some(HashSet::from([SetFlag::Interval])),
+            flags: s.interval().then(|| HashSet::from([SetFlag::Interval])),
             elem: Some(Cow::Owned(s.elems.iter().map(element).collect())),
             timeout: None,
             gc_interval: None,

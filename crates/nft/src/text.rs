@@ -93,13 +93,16 @@ pub fn table_text(rs: &Ruleset) -> String {
         let _ = writeln!(s, "\tset {} {{", set.name);
         let _ = writeln!(
             s,
-            "\t\ttype {}\n\t\tflags interval",
+            "\t\ttype {}",
             if set.family == Family::V4 {
                 "ipv4_addr"
             } else {
                 "ipv6_addr"
             }
         );
+        if set.interval() {
+            let _ = writeln!(s, "\t\tflags interval");
+        }
         if !set.elems.is_empty() {
             let elems: Vec<String> = set.elems.iter().map(elem_text).collect();
             let _ = writeln!(s, "\t\telements = {{ {} }}", elems.join(",\n\t\t\t     "));
