@@ -18,10 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// Audit actions of the agent.
-pub const AGENT_APPLY: &str = bulkhead_audit::actions::AGENT_APPLY;
-pub const AGENT_DRIFT: &str = "agent.drift";
-pub const AGENT_FAILURE: &str = "agent.failure";
+use bulkhead_audit::actions::{AGENT_APPLY, AGENT_DRIFT, AGENT_FAILURE};
 
 /// Environment variable for fault injection in tests: `commit` makes every apply carry a rule
 /// the kernel rejects at commit (a chain jumping to itself).
