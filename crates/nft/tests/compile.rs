@@ -306,6 +306,10 @@ fn arb_intent() -> impl Strategy<Value = String> {
         (0..6u8).prop_map(|h| format!("{{cidr: 10.1.0.{h}/32}}")),
         Just("{cidr: 10.1.0.0/30, except: [10.1.0.1/32]}".to_string()),
         Just("{cidr: \"fd01::/64\"}".to_string()),
+        Just(
+            "{selector: {podSelector: {}, hostSelector: {matchLabels: {segment: s1}}}}".to_string()
+        ),
+        Just("{namespace: shop}".to_string()),
     ];
     let port = prop_oneof![
         Just("{port: 80}"),

@@ -440,8 +440,10 @@ fn random_intent(rng: &mut Rng, lab: &Lab) -> String {
         );
     }
     let peer = |rng: &mut Rng| -> String {
-        match rng.below(7) {
+        match rng.below(8) {
             0 => "{any: true}".into(),
+            // Pods only: matches no host or outside address.
+            7 => "{namespace: shop}".into(),
             1 | 2 => format!("{{segment: s{}}}", rng.below(3)),
             3 => format!(
                 "{{selector: {{hostSelector: {{matchLabels: {{name: h{}}}}}}}}}",
