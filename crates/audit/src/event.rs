@@ -37,6 +37,10 @@ pub mod actions {
     pub const POLICY_COMPILE: &str = "policy.compile";
     pub const POLICY_APPLY: &str = "policy.apply";
     pub const AGENT_APPLY: &str = "agent.apply";
+    /// The host agent found its table changed and re-applied it (before: found, after: expected).
+    pub const AGENT_DRIFT: &str = "agent.drift";
+    /// The host agent could not apply or verify, or lost its policy source.
+    pub const AGENT_FAILURE: &str = "agent.failure";
     pub const QUARANTINE: &str = "quarantine";
     pub const RELEASE: &str = "release";
     pub const RECOMMENDATION_ACCEPT: &str = "recommendation.accept";
@@ -55,6 +59,8 @@ pub mod actions {
         POLICY_COMPILE,
         POLICY_APPLY,
         AGENT_APPLY,
+        AGENT_DRIFT,
+        AGENT_FAILURE,
         QUARANTINE,
         RELEASE,
         RECOMMENDATION_ACCEPT,

@@ -29,6 +29,13 @@ pub enum BenchCommand {
     /// `bulkhead recommend` over a store of synthetic flows: read, recommend, write YAML,
     /// quality report; prints JSON with CPU and wall seconds per phase.
     Recommend(crate::recommend::BenchRecommendArgs),
+    /// Host enforcement: apply an nftables ruleset with a large set atomically in a scratch
+    /// network namespace (JSON and text input); prints JSON with wall and nft CPU seconds.
+    NftApply(crate::nft_bench::NftApplyArgs),
+    /// The host agent's reaction to a policy change, until the table is updated and verified.
+    Agent(crate::nft_bench::AgentBenchArgs),
+    /// Compile one host's nftables ruleset from a large synthetic intent; prints JSON.
+    NftCompile(crate::nft_bench::NftCompileArgs),
     /// Write a deterministic synthetic cluster (the benchmark's standard shape) as Kubernetes
     /// manifests: namespaces.yaml, workloads.yaml (split beyond 5000), netpols.yaml, anps.yaml.
     Generate {
@@ -114,6 +121,9 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Ingest(a) => crate::see_bench::run_ingest_bench(a)?,
         BenchCommand::Map(a) => crate::see_bench::run_map_bench(a)?,
         BenchCommand::Intent(a) => crate::policy::run_bench(a)?,
+        BenchCommand::NftApply(a) => crate::nft_bench::run_nft_apply(a)?,
+        BenchCommand::Agent(a) => crate::nft_bench::run_agent_bench(a)?,
+        BenchCommand::NftCompile(a) => crate::nft_bench::run_nft_compile(a)?,
         BenchCommand::Verify(a) => crate::verify::run_bench(a)?,
         BenchCommand::VerifyK8s(a) => crate::verify_k8s::run_bench(a)?,
         BenchCommand::Simulate(a) => crate::simulate::run_bench(a)?,

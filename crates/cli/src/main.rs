@@ -1,10 +1,12 @@
 //! `bulkhead`: the microsegmentation control plane's command line.
 #![forbid(unsafe_code)]
 
+mod agent;
 mod audit;
 mod bank;
 mod bench;
 mod demo;
+mod nft_bench;
 mod plan;
 mod policy;
 mod recommend;
@@ -157,6 +159,10 @@ enum Command {
     /// Bulkhead's whole job on the reference bank from an empty store: simulate, ingest, map,
     /// recommend, verify, rehearse a risky change; a short report and where the files are.
     Demo(demo::DemoArgs),
+    /// The host agent: keeps this host's nftables table (`inet bulkhead`) equal to the policy,
+    /// atomically, verified, drift repaired, every change audited. Exit codes with --once: 0 in
+    /// place, 1 apply failed (previous ruleset kept), 3 policy source unreadable or invalid.
+    Agent(agent::AgentArgs),
     /// Synthetic clusters and engine measurements.
     Bench {
         #[command(subcommand)]
@@ -264,6 +270,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_output(None, &text)?;
         }
         Command::Bench { command } => bench::run(command)?,
+        // 0 in place, 1 apply failed, 3 policy source lost (with --once).
+        Command::Agent(args) => return Ok(agent::run(args)),
         Command::Demo(args) => demo::run(args)?,
         Command::SimulateBank(args) => bank::run(args)?,
         // Chooses its own exit codes (1: verification failure, 2: usage or I/O).
