@@ -1,13 +1,831 @@
-//! The `istio` target.
+//! The `istio` target: `AuthorizationPolicy` (`security.istio.io/v1`) at each enforced
+//! Kubernetes workload, with sources named by their SPIFFE identities (service-account
+//! principals, `TRUST_DOMAIN/ns/NS/sa/SA`).
+//!
+//! **What is kept.** Istio enforces at the server: its sidecar authorises a connection at the
+//! destination. So the meaning compiled is the evaluator's *destination side*
+//! ([`crate::lower`]): for a destination workload in an enforced segment, a TCP connection is
+//! allowed exactly when the first deciding rule (guardrail → application → baseline, `pass`
+//! skipping the rest of its tier) is an `allow`. The source side (egress) stays with the other
+//! targets; Istio never sees UDP or SCTP (rules' UDP/SCTP ports are noted, not compiled).
+//!
+//! **How.** Istio evaluates `DENY` policies first (any match denies), then `ALLOW` policies (when
+//! any applies to the workload, the request must match one). First-match tiers do not map rule
+//! for rule onto that (a `DENY` always beats an `ALLOW`, whatever their order), so the chain is
+//! evaluated symbolically per destination class: each rule's *effective* region — its sources ×
+//! TCP ports minus everything an earlier rule already decided and, within its tier, what an
+//! earlier `pass` set aside — is computed exactly in an algebra of source sets (finite sets of
+//! principals and address sets, or their complements: `notPrincipals`, `notIpBlocks`) and port
+//! sets (`ports` / `notPorts`). Effective `allow` regions become one `ALLOW` policy, effective
+//! `deny` regions one `DENY` policy, and the `ALLOW` policy exists even when empty (an
+//! allow-nothing policy), so whatever no rule allows is denied. Effective regions are disjoint,
+//! so the `DENY` never takes away an allowed connection: the result is exact.
+//!
+//! **Identities.** Destinations and sources are the inventory's workloads: an inventory is
+//! required. A source peer that selects workloads becomes the principals of their service
+//! accounts; when a service account is shared by a selected and an unselected workload of the
+//! same namespace, the principal would be broader than the intent, and compilation fails
+//! ("identity limit"). Hosts and external addresses are sources by address: `ipBlocks`
+//! together with `notPrincipals: ["*"]` (no peer certificate), so, like the intent's CIDR peers,
+//! they never match a workload of the mesh whatever its pod address. Destination workloads are
+//! chosen with `matchLabels` from the inventory (expressions cannot be Istio selectors): the
+//! labels a class's workloads share, or each one's own labels, checked to pick exactly the class
+//! among the inventory workloads of the namespace; else compilation fails.
+//!
+//! **Observe mode.** Workloads only in `observe` segments get nothing: Istio's `AUDIT` action
+//! never blocks but only marks requests for a provider plugin (Stackdriver), which is left out;
+//! a note says so.
 
+use crate::lower::{LPeer, LRule, Lowered};
 use crate::{CompileError, Compiled, Options, Target};
-use bulkhead_intent::Intent;
+use bulkhead_core::conn::all_ports;
+use bulkhead_core::{IpSet, Labels, PortSet, Protocol};
+use bulkhead_intent::{Action, Identity, IdentityKind, Mode};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The most ports one `ports`/`notPorts` list may enumerate (Istio takes single ports, not
+/// ranges).
+pub const MAX_LISTED_PORTS: usize = 1024;
+
+/// The most pieces a destination's effective regions may split into.
+pub const MAX_PIECES: usize = 4096;
+
+/// Istio-specific settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IstioOptions {
+    /// The mesh's trust domain (`cluster.local`).
+    pub trust_domain: String,
+    /// Istio's root namespace (`istio-system`): a policy there applies to the whole mesh, so no
+    /// enforced workload may live there.
+    pub root_namespace: String,
+}
+
+impl Default for IstioOptions {
+    fn default() -> Self {
+        IstioOptions {
+            trust_domain: "cluster.local".to_string(),
+            root_namespace: "istio-system".to_string(),
+        }
+    }
+}
+
+/// Compiles `intent` for `istio` with the default trust domain and root namespace.
+pub fn compile(intent: &bulkhead_intent::Intent, opts: &Options) -> Result<Compiled, CompileError> {
+    compile_with(intent, opts, &IstioOptions::default())
+}
+
+/// A set of request sources: `Pos` — a principal in `principals`, or no principal and a source
+/// address in `ips`; `neg` — the complement of that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Src {
+    neg: bool,
+    principals: BTreeSet<String>,
+    ips: IpSet,
+}
+
+impl Src {
+    fn none() -> Src {
+        Src {
+            neg: false,
+            principals: BTreeSet::new(),
+            ips: IpSet::empty(),
+        }
+    }
+
+    fn any() -> Src {
+        Src {
+            neg: true,
+            ..Src::none()
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.neg && self.principals.is_empty() && self.ips.is_empty()
+    }
+
+    fn complement(&self) -> Src {
+        Src {
+            neg: !self.neg,
+            principals: self.principals.clone(),
+            ips: self.ips.clone(),
+        }
+    }
+
+    fn union(&self, o: &Src) -> Src {
+        match (self.neg, o.neg) {
+            (false, false) => Src {
+                neg: false,
+                principals: self.principals.union(&o.principals).cloned().collect(),
+                ips: self.ips.union(&o.ips),
+            },
+            (true, true) => Src {
+                neg: true,
+                principals: self
+                    .principals
+                    .intersection(&o.principals)
+                    .cloned()
+                    .collect(),
+                ips: self.ips.intersect(&o.ips),
+            },
+            (false, true) | (true, false) => {
+                let (pos, neg) = if self.neg { (o, self) } else { (self, o) };
+                Src {
+                    neg: true,
+                    principals: neg
+                        .principals
+                        .difference(&pos.principals)
+                        .cloned()
+                        .collect(),
+                    ips: neg.ips.subtract(&pos.ips),
+                }
+            }
+        }
+    }
+
+    fn intersect(&self, o: &Src) -> Src {
+        self.complement().union(&o.complement()).complement()
+    }
+
+    fn subtract(&self, o: &Src) -> Src {
+        self.intersect(&o.complement())
+    }
+}
+
+/// Sources × TCP ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Piece {
+    src: Src,
+    ports: PortSet,
+}
+
+impl Piece {
+    /// `self` minus `o`, as at most two disjoint pieces.
+    fn minus(&self, o: &Piece, out: &mut Vec<Piece>) {
+        let si = self.src.intersect(&o.src);
+        let pi = self.ports.intersect(&o.ports);
+        if si.is_empty() || pi.is_empty() {
+            out.push(self.clone());
+            return;
+        }
+        let s1 = self.src.subtract(&o.src);
+        if !s1.is_empty() {
+            out.push(Piece {
+                src: s1,
+                ports: self.ports.clone(),
+            });
+        }
+        let p2 = self.ports.subtract(&o.ports);
+        if !p2.is_empty() {
+            out.push(Piece { src: si, ports: p2 });
+        }
+    }
+}
+
+fn minus_all(mut region: Vec<Piece>, by: &[Piece]) -> Vec<Piece> {
+    for b in by {
+        if region.is_empty() {
+            break;
+        }
+        let mut next = Vec::with_capacity(region.len());
+        for p in &region {
+            p.minus(b, &mut next);
+        }
+        region = next;
+    }
+    region
+}
+
+/// Unions pieces with equal ports, then pieces with equal sources.
+fn merge(pieces: Vec<Piece>) -> Vec<Piece> {
+    let mut by_ports: Vec<Piece> = Vec::new();
+    for p in pieces {
+        match by_ports.iter_mut().find(|q| q.ports == p.ports) {
+            Some(q) => q.src = q.src.union(&p.src),
+            None => by_ports.push(p),
+        }
+    }
+    let mut by_src: Vec<Piece> = Vec::new();
+    for p in by_ports {
+        match by_src.iter_mut().find(|q| q.src == p.src) {
+            Some(q) => q.ports = q.ports.union(&p.ports),
+            None => by_src.push(p),
+        }
+    }
+    by_src
+}
+
+fn workload_name(id: &Identity) -> &str {
+    id.name.rsplit('/').next().unwrap_or(&id.name)
+}
+
+/// The SPIFFE principal of an inventory workload.
+fn principal(id: &Identity, td: &str) -> Option<String> {
+    let ns = id.namespace()?;
+    let sa = id.service_account.as_deref().unwrap_or("default");
+    Some(format!("{td}/ns/{ns}/sa/{sa}"))
+}
+
+/// What the destination workload `d` is to a rule's `to` peer.
+fn dst_matches(peer: &LPeer, d: &Identity) -> bool {
+    match peer {
+        LPeer::Any => true,
+        LPeer::Workloads(sel) => sel.matches(d),
+        // Host and address peers never hold a Kubernetes workload.
+        LPeer::Hosts { .. } | LPeer::Addresses(_) => false,
+    }
+}
+
+/// A rule's TCP ports at destination `d` (named ports resolved against `d`'s container ports).
+fn tcp_ports(r: &LRule<'_>, d: &Identity) -> PortSet {
+    let Some(lp) = &r.ports else {
+        return all_ports();
+    };
+    let mut set = PortSet::from_ranges(
+        lp.ranges
+            .iter()
+            .filter(|(p, _, _)| *p == Protocol::Tcp)
+            .map(|&(_, a, b)| (a, b)),
+    );
+    for (proto, name) in &lp.named {
+        for np in &d.named_ports {
+            if np.name == *name
+                && np.protocol == Protocol::Tcp
+                && proto.is_none_or(|p| p == Protocol::Tcp)
+            {
+                set = set.union(&PortSet::range(np.port, np.port));
+            }
+        }
+    }
+    set.intersect(&all_ports())
+}
+
+struct Ctx<'a> {
+    lowered: &'a Lowered<'a>,
+    inventory: &'a [Identity],
+    td: &'a str,
+}
+
+impl Ctx<'_> {
+    /// The sources of rule `r` (resolved against the inventory).
+    fn sources(&self, r: &LRule<'_>) -> Result<Src, CompileError> {
+        let mut src = Src::none();
+        for peer in &r.from {
+            let part = match peer {
+                LPeer::Any => Src::any(),
+                LPeer::Workloads(sel) => {
+                    let mut principals = BTreeSet::new();
+                    for id in self.inventory.iter().filter(|id| sel.matches(id)) {
+                        principals.extend(principal(id, self.td));
+                    }
+                    // The identity limit: a principal must not stand for a workload the peer
+                    // does not select.
+                    if let Some(other) = self.inventory.iter().find(|id| {
+                        matches!(id.kind, IdentityKind::Workload { .. })
+                            && !sel.matches(id)
+                            && principal(id, self.td).is_some_and(|p| principals.contains(&p))
+                    }) {
+                        let p = principal(other, self.td).unwrap_or_default();
+                        return Err(CompileError::Unsupported {
+                            target: Target::Istio,
+                            loc: r.loc().clone(),
+                            what: format!(
+                                "{}: its source peer selects workloads whose service account \
+                                 {p} is also the identity of {}, which the peer does not select \
+                                 (identity limit: the principal would be broader than the \
+                                 intent)",
+                                r.label(),
+                                other.name
+                            ),
+                            hint: Some(
+                                "give the selected workloads their own service account \
+                                 (spec.serviceAccountName)"
+                                    .to_string(),
+                            ),
+                        });
+                    }
+                    Src {
+                        neg: false,
+                        principals,
+                        ips: IpSet::empty(),
+                    }
+                }
+                LPeer::Hosts { addresses, .. } => Src {
+                    neg: false,
+                    principals: BTreeSet::new(),
+                    ips: addresses.clone(),
+                },
+                LPeer::Addresses(set) => Src {
+                    neg: false,
+                    principals: BTreeSet::new(),
+                    ips: set.clone(),
+                },
+            };
+            src = src.union(&part);
+        }
+        Ok(src)
+    }
+}
+
+/// One destination class's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Regions {
+    allow: Vec<Piece>,
+    deny: Vec<Piece>,
+    /// Rules (indexes into `Lowered::rules`) with a non-empty effective region.
+    rules: BTreeSet<usize>,
+}
+
+/// Walks the rule chain for destination `d`.
+fn regions(
+    ctx: &Ctx<'_>,
+    d: &Identity,
+    sources: &mut [Option<Result<Src, CompileError>>],
+) -> Result<Regions, CompileError> {
+    let mut decided: Vec<Piece> = Vec::new();
+    let mut passed: Vec<Piece> = Vec::new();
+    let mut tier = None;
+    let mut out = Regions {
+        allow: Vec::new(),
+        deny: Vec::new(),
+        rules: BTreeSet::new(),
+    };
+    for (i, r) in ctx.lowered.rules.iter().enumerate() {
+        if tier != Some(r.tier) {
+            tier = Some(r.tier);
+            passed.clear();
+        }
+        if !r.to.iter().any(|p| dst_matches(p, d)) {
+            continue;
+        }
+        let ports = tcp_ports(r, d);
+        if ports.is_empty() {
+            continue;
+        }
+        let src = sources[i]
+            .get_or_insert_with(|| ctx.sources(r))
+            .clone()?;
+        if src.is_empty() {
+            continue;
+        }
+        let region = minus_all(minus_all(vec![Piece { src, ports }], &decided), &passed);
+        if region.is_empty() {
+            continue;
+        }
+        out.rules.insert(i);
+        match r.action {
+            Action::Allow => {
+                out.allow.extend(region.iter().cloned());
+                decided.extend(region);
+            }
+            Action::Deny => {
+                out.deny.extend(region.iter().cloned());
+                decided.extend(region);
+            }
+            Action::Pass => passed.extend(region),
+        }
+        if decided.len() + passed.len() > MAX_PIECES {
+            return Err(CompileError::Limit {
+                target: Target::Istio,
+                what: format!(
+                    "the rules reaching {} split into more than {MAX_PIECES} pieces of \
+                     sources × ports (at {}: {})",
+                    d.name,
+                    r.loc(),
+                    r.label()
+                ),
+            });
+        }
+    }
+    out.allow = merge(out.allow);
+    out.deny = merge(out.deny);
+    Ok(out)
+}
+
+fn strings(v: impl IntoIterator<Item = String>) -> Value {
+    Value::Array(v.into_iter().map(Value::String).collect())
+}
+
+/// The `from` list of a source set (`None`: every source, no `from`).
+fn from_json(s: &Src) -> Option<Value> {
+    let mut out = Vec::new();
+    let p: Vec<String> = s.principals.iter().cloned().collect();
+    let ips = s.ips.cidrs();
+    if !s.neg {
+        if !p.is_empty() {
+            out.push(json!({"source": {"principals": p}}));
+        }
+        if !ips.is_empty() {
+            out.push(json!({"source": {"ipBlocks": ips, "notPrincipals": ["*"]}}));
+        }
+    } else {
+        if p.is_empty() && ips.is_empty() {
+            return None;
+        }
+        // Peers with a certificate other than the excluded principals…
+        let mut a = Map::new();
+        a.insert("principals".into(), json!(["*"]));
+        if !p.is_empty() {
+            a.insert("notPrincipals".into(), strings(p));
+        }
+        out.push(json!({ "source": a }));
+        // …and peers without one outside the excluded addresses.
+        let mut b = Map::new();
+        b.insert("notPrincipals".into(), json!(["*"]));
+        if !ips.is_empty() {
+            b.insert("notIpBlocks".into(), strings(ips));
+        }
+        out.push(json!({ "source": b }));
+    }
+    Some(Value::Array(out))
+}
+
+fn port_list(set: &PortSet) -> Vec<String> {
+    set.ranges()
+        .iter()
+        .flat_map(|&(a, b)| (a..=b).map(|p| p.to_string()))
+        .collect()
+}
+
+fn count(set: &PortSet) -> usize {
+    set.ranges()
+        .iter()
+        .map(|&(a, b)| (b - a) as usize + 1)
+        .sum()
+}
+
+/// The `to` list of a port set (`None`: every port).
+fn to_json(ports: &PortSet, dst: &str) -> Result<Option<Value>, CompileError> {
+    let all = all_ports();
+    if *ports == all {
+        return Ok(None);
+    }
+    let rest = all.subtract(ports);
+    let (key, list) = if count(ports) <= count(&rest) {
+        ("ports", ports)
+    } else {
+        ("notPorts", &rest)
+    };
+    if count(list) > MAX_LISTED_PORTS {
+        return Err(CompileError::Limit {
+            target: Target::Istio,
+            what: format!(
+                "the TCP ports allowed or denied to {dst} ({}) would list {} ports one by one \
+                 (Istio's `ports` takes single ports; at most {MAX_LISTED_PORTS})",
+                bulkhead_core::conn::fmt_ports(ports),
+                count(list)
+            ),
+        });
+    }
+    Ok(Some(json!([{ "operation": { key: port_list(list) } }])))
+}
+
+fn rules_json(pieces: &[Piece], dst: &str) -> Result<Vec<Value>, CompileError> {
+    let mut out = Vec::new();
+    for p in pieces {
+        let mut rule = Map::new();
+        if let Some(f) = from_json(&p.src) {
+            rule.insert("from".into(), f);
+        }
+        if let Some(t) = to_json(&p.ports, dst)? {
+            rule.insert("to".into(), t);
+        }
+        out.push(Value::Object(rule));
+    }
+    Ok(out)
+}
+
+/// `matchLabels` sets that pick exactly `members` among the inventory workloads of their
+/// namespace (`ns_workloads`), or `None`.
+fn selectors(members: &[&Identity], ns_workloads: &[&Identity]) -> Option<Vec<Labels>> {
+    let picks = |m: &Labels| -> Vec<&str> {
+        ns_workloads
+            .iter()
+            .filter(|w| m.iter().all(|(k, v)| w.labels.get(k) == Some(v)))
+            .map(|w| w.name.as_str())
+            .collect()
+    };
+    let names: BTreeSet<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    let common: Labels = members[0]
+        .labels
+        .iter()
+        .filter(|(k, v)| members.iter().all(|m| m.labels.get(*k) == Some(*v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let p = picks(&common);
+    if p.iter().all(|n| names.contains(n)) {
+        return Some(vec![common]);
+    }
+    let mut out: Vec<Labels> = Vec::new();
+    for m in members {
+        if !picks(&m.labels).iter().all(|n| names.contains(n)) {
+            return None;
+        }
+        if !out.contains(&m.labels) {
+            out.push(m.labels.clone());
+        }
+    }
+    Some(out)
+}
 
 /// Compiles `intent` for `istio`.
-pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError> {
-    let _ = (intent, opts);
-    Err(CompileError::Limit {
-        target: Target::Istio,
-        what: "not built yet".to_string(),
-    })
+pub fn compile_with(
+    intent: &bulkhead_intent::Intent,
+    opts: &Options,
+    io: &IstioOptions,
+) -> Result<Compiled, CompileError> {
+    let lowered = Lowered::new(intent, Target::Istio, opts)?;
+    let mut notes = Vec::new();
+    let workloads: Vec<&Identity> = opts
+        .inventory
+        .iter()
+        .filter(|id| matches!(id.kind, IdentityKind::Workload { .. }))
+        .collect();
+    let enforces_workloads = !lowered.enforced_workloads().is_empty();
+    if workloads.is_empty() && enforces_workloads {
+        return Err(CompileError::Limit {
+            target: Target::Istio,
+            what: "Istio names sources by service account and destinations by labels: an \
+                   inventory of the cluster's workloads is required (--inventory)"
+                .to_string(),
+        });
+    }
+    if !lowered.enforced_hosts().is_empty() {
+        notes.push(
+            "istio: hosts of enforced segments are not in the mesh; they are enforced by the \
+             nftables target"
+                .to_string(),
+        );
+    }
+    // Which workloads are enforced, observed, or neither (the evaluator's side modes).
+    let seg_mode = |id: &Identity| -> Option<Mode> {
+        let mut m = None;
+        for s in &intent.segments {
+            if s.selector.matches(id) {
+                if s.mode == Mode::Enforce {
+                    return Some(Mode::Enforce);
+                }
+                m = Some(Mode::Observe);
+            }
+        }
+        m
+    };
+    let mut observed = 0usize;
+    let mut enforced: Vec<&Identity> = Vec::new();
+    for &w in &workloads {
+        match seg_mode(w) {
+            Some(Mode::Enforce) => {
+                if w.namespace() == Some(io.root_namespace.as_str()) {
+                    let seg = intent
+                        .segments
+                        .iter()
+                        .find(|s| s.mode == Mode::Enforce && s.selector.matches(w));
+                    return Err(CompileError::Unsupported {
+                        target: Target::Istio,
+                        loc: seg.map(|s| s.loc.clone()).unwrap_or_default(),
+                        what: format!(
+                            "enforcement of {}: it is in Istio's root namespace {}, where an \
+                             AuthorizationPolicy applies to the whole mesh",
+                            w.name, io.root_namespace
+                        ),
+                        hint: Some(
+                            "leave the root namespace out of enforced segments, or set \
+                             --istio-root-namespace"
+                                .to_string(),
+                        ),
+                    });
+                }
+                enforced.push(w);
+            }
+            Some(Mode::Observe) => observed += 1,
+            None => {}
+        }
+    }
+    if observed > 0 {
+        notes.push(format!(
+            "istio: {observed} workload(s) only in observe-mode segments get no \
+             AuthorizationPolicy: observe mode never blocks, and Istio's AUDIT action only \
+             marks requests for a provider plugin (Stackdriver), so nothing is emitted for them"
+        ));
+    }
+    let ctx = Ctx {
+        lowered: &lowered,
+        inventory: &opts.inventory,
+        td: &io.trust_domain,
+    };
+    let mut sources: Vec<Option<Result<Src, CompileError>>> = vec![None; lowered.rules.len()];
+    // Destination classes: same namespace, same regions.
+    let mut classes: Vec<(String, Regions, Vec<&Identity>)> = Vec::new();
+    for &d in &enforced {
+        let ns = d.namespace().unwrap_or_default().to_string();
+        let reg = regions(&ctx, d, &mut sources)?;
+        match classes.iter_mut().find(|(n, r, _)| *n == ns && *r == reg) {
+            Some((_, _, members)) => members.push(d),
+            None => classes.push((ns, reg, vec![d])),
+        }
+    }
+    // Notes on rules whose UDP/SCTP ports Istio cannot see.
+    let mut non_tcp = BTreeSet::new();
+    for (_, reg, _) in &classes {
+        for &i in &reg.rules {
+            let r = &lowered.rules[i];
+            let other = match &r.ports {
+                None => true,
+                Some(lp) => {
+                    lp.ranges.iter().any(|(p, _, _)| *p != Protocol::Tcp)
+                        || lp.named.iter().any(|(p, _)| p.is_some_and(|p| p != Protocol::Tcp))
+                }
+            };
+            if other {
+                non_tcp.insert(i);
+            }
+        }
+    }
+    for i in non_tcp {
+        let r = &lowered.rules[i];
+        notes.push(format!(
+            "{}: {}: istio authorises TCP only; the rule's UDP/SCTP part stays with the other \
+             targets",
+            r.loc(),
+            r.label()
+        ));
+    }
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    for (ns, reg, members) in &classes {
+        let ns_workloads: Vec<&Identity> = workloads
+            .iter()
+            .copied()
+            .filter(|w| w.namespace() == Some(ns.as_str()))
+            .collect();
+        let sels = selectors(members, &ns_workloads).ok_or_else(|| CompileError::Limit {
+            target: Target::Istio,
+            what: format!(
+                "no matchLabels picks exactly {} among the workloads of namespace {ns} (another \
+                 workload carries all their labels but is decided differently)",
+                members
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+        let base = format!("bulkhead-{}", workload_name(members[0]));
+        let member_names = members
+            .iter()
+            .map(|m| workload_name(m))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rule_refs = |pieces_rules: &BTreeSet<usize>, action: Action| -> String {
+            pieces_rules
+                .iter()
+                .map(|&i| &lowered.rules[i])
+                .filter(|r| r.action == action)
+                .map(|r| format!("{} {}", r.loc(), r.label()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let allow_rules = rules_json(&reg.allow, &members[0].name)?;
+        let deny_rules = rules_json(&reg.deny, &members[0].name)?;
+        let mut docs = Vec::new();
+        for (si, sel) in sels.iter().enumerate() {
+            let suffix = if sels.len() > 1 {
+                format!("-{}", si + 1)
+            } else {
+                String::new()
+            };
+            let selector = (!sel.is_empty()).then(|| json!({ "matchLabels": sel }));
+            let mut object = |action: &str, name: String, rules: &[Value], refs: String| {
+                let mut spec = Map::new();
+                if let Some(s) = &selector {
+                    spec.insert("selector".into(), s.clone());
+                }
+                spec.insert("action".into(), json!(action));
+                if !rules.is_empty() {
+                    spec.insert("rules".into(), Value::Array(rules.to_vec()));
+                }
+                let mut ann = Map::new();
+                ann.insert("bulkhead.dev/workloads".into(), json!(member_names));
+                if !refs.is_empty() {
+                    ann.insert("bulkhead.dev/rules".into(), json!(refs));
+                }
+                docs.push(json!({
+                    "apiVersion": "security.istio.io/v1",
+                    "kind": "AuthorizationPolicy",
+                    "metadata": {
+                        "name": name,
+                        "namespace": ns,
+                        "labels": {"app.kubernetes.io/managed-by": "bulkhead"},
+                        "annotations": ann,
+                    },
+                    "spec": spec,
+                }));
+            };
+            if !deny_rules.is_empty() {
+                object(
+                    "DENY",
+                    format!("{base}-deny{suffix}"),
+                    &deny_rules,
+                    rule_refs(&reg.rules, Action::Deny),
+                );
+            }
+            // Always present: an ALLOW policy without rules is allow-nothing (default deny).
+            object(
+                "ALLOW",
+                format!("{base}-allow{suffix}"),
+                &allow_rules,
+                rule_refs(&reg.rules, Action::Allow),
+            );
+        }
+        let text = files.entry(format!("istio/{ns}.yaml")).or_default();
+        for d in docs {
+            if !text.is_empty() {
+                text.push_str("---\n");
+            }
+            yaml(&d, 0, text);
+        }
+    }
+    if !enforced.is_empty() {
+        notes.push(
+            "istio: principals come from mutual TLS; apply a PeerAuthentication in STRICT mode \
+             to the enforced namespaces so that no workload of the mesh connects in plaintext"
+                .to_string(),
+        );
+    }
+    Ok(Compiled { files, notes })
+}
+
+/// Block-style YAML of a JSON value (strings in JSON's double-quoted form, which YAML reads
+/// alike), keys in the value's order.
+fn yaml(v: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m {
+                out.push_str(&pad);
+                out.push_str(&scalar_key(k));
+                out.push(':');
+                inline_or_block(val, indent, out);
+            }
+        }
+        Value::Array(a) => {
+            for val in a {
+                out.push_str(&pad);
+                out.push('-');
+                match val {
+                    Value::Object(m) if !m.is_empty() => {
+                        // The first key on the dash's line, the rest indented under it.
+                        let mut first = true;
+                        for (k, x) in m {
+                            if first {
+                                out.push(' ');
+                                first = false;
+                            } else {
+                                out.push_str(&" ".repeat(indent + 2));
+                            }
+                            out.push_str(&scalar_key(k));
+                            out.push(':');
+                            inline_or_block(x, indent + 2, out);
+                        }
+                    }
+                    _ => inline_or_block(val, indent, out),
+                }
+            }
+        }
+        other => {
+            out.push_str(&pad);
+            out.push_str(&other.to_string());
+            out.push('\n');
+        }
+    }
+}
+
+fn inline_or_block(val: &Value, indent: usize, out: &mut String) {
+    match val {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            yaml(val, indent + 2, out);
+        }
+        Value::Array(a) if !a.is_empty() && a.iter().any(|x| x.is_object()) => {
+            out.push('\n');
+            yaml(val, indent + 2, out);
+        }
+        // Empty collections and lists of scalars in flow style.
+        other => {
+            out.push(' ');
+            out.push_str(&other.to_string());
+            out.push('\n');
+        }
+    }
+}
+
+fn scalar_key(k: &str) -> String {
+    let plain = !k.is_empty()
+        && k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '-' | '_'));
+    if plain {
+        k.to_string()
+    } else {
+        Value::String(k.to_string()).to_string()
+    }
 }

@@ -50,6 +50,10 @@ pub struct Identity {
     pub addresses: Vec<IpAddr>,
     /// Named container ports (rules may name them).
     pub named_ports: Vec<NamedPort>,
+    /// A Kubernetes workload's service account (`spec.serviceAccountName` of its pods; `None`
+    /// when the inventory does not say, which Kubernetes reads as `default`). Identity-based
+    /// targets (Istio's SPIFFE principals) need it.
+    pub service_account: Option<String>,
 }
 
 impl Identity {
@@ -63,6 +67,7 @@ impl Identity {
             labels,
             addresses: Vec::new(),
             named_ports: Vec::new(),
+            service_account: None,
         }
     }
 
@@ -73,6 +78,7 @@ impl Identity {
             labels,
             addresses,
             named_ports: Vec::new(),
+            service_account: None,
         }
     }
 
@@ -83,6 +89,7 @@ impl Identity {
             labels: Labels::new(),
             addresses: vec![ip],
             named_ports: Vec::new(),
+            service_account: None,
         }
     }
 

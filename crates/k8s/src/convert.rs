@@ -277,6 +277,7 @@ fn upsert_workload(
     labels: Labels,
     ports: Vec<NamedPort>,
     origin: Origin,
+    service_account: Option<String>,
 ) -> (usize, usize) {
     if let Some(&i) = index.get(&key) {
         let w = &mut out.cluster.workloads[i];
@@ -293,6 +294,9 @@ fn upsert_workload(
                 w.named_ports.push(p);
             }
         }
+        if w.service_account.is_none() {
+            w.service_account = service_account;
+        }
         return (i, variant);
     }
     let (namespace, name, kind) = key.clone();
@@ -306,6 +310,7 @@ fn upsert_workload(
         members: vec![member],
         addresses: Vec::new(),
         origin,
+        service_account,
     });
     index.insert(key, out.cluster.workloads.len() - 1);
     (out.cluster.workloads.len() - 1, 0)
@@ -357,6 +362,9 @@ fn pod(
         labels,
         ports,
         origin(obj),
+        o.spec.as_ref().and_then(|s| {
+            nonempty(&s.service_account_name).or_else(|| nonempty(&s.service_account))
+        }),
     );
     let status = o.status.as_ref();
     if let Some(ip) = status
@@ -487,8 +495,16 @@ fn workload_manifest(
         labels,
         ports,
         origin(obj),
+        template.spec.as_ref().and_then(|s| {
+            nonempty(&s.service_account_name).or_else(|| nonempty(&s.service_account))
+        }),
     );
     Ok(())
+}
+
+/// A written, non-empty string field.
+fn nonempty(s: &Option<String>) -> Option<String> {
+    s.clone().filter(|s| !s.is_empty())
 }
 
 fn selector(s: &LabelSelector) -> Result<Selector, String> {
