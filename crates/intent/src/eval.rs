@@ -71,7 +71,12 @@ impl Identity {
         }
     }
 
-    pub fn host(name: &str, labels: Labels, addresses: Vec<IpAddr>) -> Self {
+    /// A host; its labels get the implicit [`HOST_NAME_LABEL`](crate::quarantine::HOST_NAME_LABEL)
+    /// `: NAME` (unless the inventory sets it), so one host can be selected alone (quarantine).
+    pub fn host(name: &str, mut labels: Labels, addresses: Vec<IpAddr>) -> Self {
+        labels
+            .entry(crate::quarantine::HOST_NAME_LABEL.to_string())
+            .or_insert_with(|| name.to_string());
         Identity {
             name: name.to_string(),
             kind: IdentityKind::Host,
