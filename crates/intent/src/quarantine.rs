@@ -120,21 +120,22 @@ impl Subject {
             .filter(|i| i.kind != IdentityKind::External)
             .map(|i| i.name.as_str())
             .collect();
-        let hint = match closest(target, names.iter().copied()) {
-            Some(c) => format!(" (did you mean {c}?)"),
-            None if !target.contains('/') => {
-                let w: Vec<&str> = names
-                    .iter()
-                    .copied()
-                    .filter(|n| n.rsplit('/').next() == Some(target))
-                    .collect();
-                if w.is_empty() {
-                    " (workloads are named namespace/name)".to_string()
-                } else {
-                    format!(" (did you mean {}?)", w.join(" or "))
-                }
+        // A bare workload name: the workloads of that name in any namespace.
+        let same_name: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| n.contains('/') && n.rsplit('/').next() == Some(target))
+            .collect();
+        let hint = if !same_name.is_empty() {
+            format!(
+                " (workloads are named namespace/name: did you mean {}?)",
+                same_name.join(" or ")
+            )
+        } else {
+            match closest(target, names.iter().copied()) {
+                Some(c) => format!(" (did you mean {c}?)"),
+                None => String::new(),
             }
-            None => String::new(),
         };
         Err(QuarantineError::Unknown {
             target: target.to_string(),
