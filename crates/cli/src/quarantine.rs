@@ -162,9 +162,8 @@ fn remove_file(info: &Info) -> Result<Digest> {
         .with_context(|| format!("cannot read {}", path.display()))?;
     let loaded = bulkhead_intent::load_str(&info.loc.file, &text);
     let i = &loaded.intent;
-    let own = |m: &bulkhead_intent::Meta| {
-        m.annotations.get(q::ANN_QUARANTINE) == Some(&info.target)
-    };
+    let own =
+        |m: &bulkhead_intent::Meta| m.annotations.get(q::ANN_QUARANTINE) == Some(&info.target);
     if !(i.segments.iter().all(|s| own(&s.meta))
         && i.policies.iter().all(|p| own(&p.meta))
         && i.invariants.is_empty())
@@ -276,12 +275,18 @@ fn add(a: &QuarantineArgs) -> Result<()> {
     })?;
     println!("quarantined {target}: wrote {}", path.display());
     if r.access.is_empty() {
-        println!("  access kept: none (no --allow-to, no segment labelled {}: management|forensics)", q::ACCESS_LABEL);
+        println!(
+            "  access kept: none (no --allow-to, no segment labelled {}: management|forensics)",
+            q::ACCESS_LABEL
+        );
     } else {
         println!("  access kept (both directions): {}", r.access.join(", "));
     }
     if !r.also.is_empty() {
-        println!("  also isolated (its own ReplicaSets and pods): {}", r.also.join(", "));
+        println!(
+            "  also isolated (its own ReplicaSets and pods): {}",
+            r.also.join(", ")
+        );
     }
     if let Some(e) = expires {
         println!(

@@ -362,9 +362,7 @@ fn regions(
         if ports.is_empty() {
             continue;
         }
-        let src = sources[i]
-            .get_or_insert_with(|| ctx.sources(r))
-            .clone()?;
+        let src = sources[i].get_or_insert_with(|| ctx.sources(r)).clone()?;
         if src.is_empty() {
             continue;
         }
@@ -633,7 +631,10 @@ pub fn compile_with(
                 None => true,
                 Some(lp) => {
                     lp.ranges.iter().any(|(p, _, _)| *p != Protocol::Tcp)
-                        || lp.named.iter().any(|(p, _)| p.is_some_and(|p| p != Protocol::Tcp))
+                        || lp
+                            .named
+                            .iter()
+                            .any(|(p, _)| p.is_some_and(|p| p != Protocol::Tcp))
                 }
             };
             if other {
@@ -820,8 +821,7 @@ fn inline_or_block(val: &Value, indent: usize, out: &mut String) {
 
 fn scalar_key(k: &str) -> String {
     let plain = !k.is_empty()
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '-' | '_'));
     if plain {
         k.to_string()

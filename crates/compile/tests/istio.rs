@@ -254,7 +254,12 @@ fn compile(intent: &Intent, ids: &[Identity]) -> Result<bulkhead_compile::Compil
 }
 
 fn workload(ns: &str, name: &str, l: &[(&str, &str)], sa: &str) -> Identity {
-    let mut id = Identity::workload(ns, name, labels(l), labels(&[("kubernetes.io/metadata.name", ns)]));
+    let mut id = Identity::workload(
+        ns,
+        name,
+        labels(l),
+        labels(&[("kubernetes.io/metadata.name", ns)]),
+    );
     id.service_account = Some(sa.to_string());
     id.named_ports = vec![NamedPort {
         name: "http".into(),
@@ -310,7 +315,11 @@ fn tiers_cluster() -> Vec<Identity> {
         workload("shop", "web", &[("app", "web")], "web"),
         workload("shop", "admin", &[("app", "admin")], "admin"),
         workload("shop", "other", &[("app", "other")], "other"),
-        Identity::host("bastion", labels(&[("role", "bastion")]), vec!["192.0.2.1".parse().unwrap()]),
+        Identity::host(
+            "bastion",
+            labels(&[("role", "bastion")]),
+            vec!["192.0.2.1".parse().unwrap()],
+        ),
         Identity::external("198.51.100.7".parse().unwrap()),
     ]
 }
@@ -327,7 +336,11 @@ fn first_match_tiers_become_exact_deny_and_allow_policies() {
     let ask = |src: usize, port: u16| {
         let s = &ids[src];
         let p = principal_of(s);
-        let ip = s.addresses.first().copied().unwrap_or("10.0.0.9".parse().unwrap());
+        let ip = s
+            .addresses
+            .first()
+            .copied()
+            .unwrap_or("10.0.0.9".parse().unwrap());
         istio_allows(
             &docs,
             "istio-system",
@@ -362,12 +375,23 @@ fn first_match_tiers_become_exact_deny_and_allow_policies() {
     assert!(deny.to_string().contains("notPrincipals"), "{deny}");
     // The UDP part of the application rule is named in a note.
     assert!(
-        out.notes.iter().any(|n| n.contains("app/rules[0]") && n.contains("UDP")),
+        out.notes
+            .iter()
+            .any(|n| n.contains("app/rules[0]") && n.contains("UDP")),
         "{:#?}",
         out.notes
     );
     assert!(out.notes.iter().any(|n| n.contains("observe-mode")));
-    assert_eq!(disagreement(&intent, &ids, &[ip("10.0.0.1"); 6], &docs, &[53, 5432, 8080, 9]), None);
+    assert_eq!(
+        disagreement(
+            &intent,
+            &ids,
+            &[ip("10.0.0.1"); 6],
+            &docs,
+            &[53, 5432, 8080, 9]
+        ),
+        None
+    );
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -408,13 +432,25 @@ spec:
         ip: ip("10.9.9.8"),
         port: 80,
     };
-    assert!(!istio_allows(&docs, "istio-system", "shop", &db.labels, &from_web));
+    assert!(!istio_allows(
+        &docs,
+        "istio-system",
+        "shop",
+        &db.labels,
+        &from_web
+    ));
     let from_ext = Req {
         principal: None,
         ip: ip("10.1.2.3"),
         port: 80,
     };
-    assert!(istio_allows(&docs, "istio-system", "shop", &db.labels, &from_ext));
+    assert!(istio_allows(
+        &docs,
+        "istio-system",
+        "shop",
+        &db.labels,
+        &from_ext
+    ));
 }
 
 #[test]
@@ -444,7 +480,10 @@ spec:
     let err = compile(&intent, &ids).expect_err("too broad");
     let msg = err.to_string();
     assert!(msg.starts_with("p.yaml:"), "names the rule's place: {msg}");
-    assert!(msg.contains("identity limit") && msg.contains("shop/batch"), "{msg}");
+    assert!(
+        msg.contains("identity limit") && msg.contains("shop/batch"),
+        "{msg}"
+    );
     // With its own service account, web compiles.
     let mut ids = ids;
     ids[1].service_account = Some("web".into());
@@ -494,7 +533,11 @@ fn refusals_are_explicit() {
     ));
     let out = compile(&intent, &ids).expect("compiles");
     let docs = docs_of(&out.files);
-    assert!(docs[0].to_string().contains(r#""notPorts":["1"]"#), "{}", docs[0]);
+    assert!(
+        docs[0].to_string().contains(r#""notPorts":["1"]"#),
+        "{}",
+        docs[0]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -506,7 +549,12 @@ fn inventory_from(manifests: &[&Path], hosts: &[&Path]) -> Vec<Identity> {
     let c = &loaded.cluster;
     let mut ids = Vec::new();
     for w in &c.workloads {
-        let mut id = Identity::workload(&w.namespace, &w.name, w.labels.clone(), c.ns_labels(&w.namespace).clone());
+        let mut id = Identity::workload(
+            &w.namespace,
+            &w.name,
+            w.labels.clone(),
+            c.ns_labels(&w.namespace).clone(),
+        );
         id.named_ports = w.named_ports.clone();
         id.service_account = w.service_account.clone();
         ids.push(id);
@@ -533,20 +581,31 @@ fn check_golden(name: &str, out: &bulkhead_compile::Compiled) {
     }
     // Places relative to the repository, whatever the checkout's path.
     let text = text.replace(concat!(env!("CARGO_MANIFEST_DIR"), "/../../"), "");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &text).unwrap();
     }
     let want = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
-    assert!(want == text, "{} drifted; UPDATE_GOLDEN=1 rewrites it after review", path.display());
+    assert!(
+        want == text,
+        "{} drifted; UPDATE_GOLDEN=1 rewrites it after review",
+        path.display()
+    );
 }
 
 fn bank_intent() -> Intent {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/intent/bank");
     let loaded = bulkhead_intent::load_paths(&[root]);
-    assert!(!loaded.diagnostics.iter().any(|d| d.severity == Severity::Error));
+    assert!(
+        !loaded
+            .diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    );
     loaded.intent
 }
 
@@ -568,7 +627,10 @@ fn simulated_bank_golden_and_agreement() {
         ..bulkhead_bank::Config::default()
     };
     bulkhead_bank::write_inventory(&cfg, dir.path()).unwrap();
-    let mut ids = inventory_from(&[&dir.path().join("inventory")], &[&dir.path().join("hosts.yaml")]);
+    let mut ids = inventory_from(
+        &[&dir.path().join("inventory")],
+        &[&dir.path().join("hosts.yaml")],
+    );
     let intent = bank_intent();
     // As simulated, every pod runs as its namespace's `default` service account: a principal
     // cannot tell coredns from the monitoring agents of shared-infra, and compile says so.
@@ -640,7 +702,12 @@ fn ports() -> impl Strategy<Value = String> {
 
 fn case() -> impl Strategy<Value = Case> {
     let segment = (0..4usize, 0..2usize, any::<bool>(), any::<bool>());
-    let rule = (0..3usize, prop::collection::vec(peer(), 1..3), prop::collection::vec(peer(), 1..3), ports());
+    let rule = (
+        0..3usize,
+        prop::collection::vec(peer(), 1..3),
+        prop::collection::vec(peer(), 1..3),
+        ports(),
+    );
     let policy = (0..3usize, 0..3i32, prop::collection::vec(rule, 1..4));
     (
         prop::collection::vec(segment, 1..4),
@@ -697,7 +764,11 @@ fn cluster(c: &Case) -> (Vec<Identity>, Vec<IpAddr>) {
         let mut id = Identity::workload(
             NSS[ns],
             &format!("w{i}"),
-            labels(&[("app", APPS[app]), ("tier", TIERS_L[tier]), ("i", &i.to_string())]),
+            labels(&[
+                ("app", APPS[app]),
+                ("tier", TIERS_L[tier]),
+                ("i", &i.to_string()),
+            ]),
             labels(&[("kubernetes.io/metadata.name", NSS[ns])]),
         );
         id.service_account = Some(format!("sa{sa}"));
@@ -708,11 +779,20 @@ fn cluster(c: &Case) -> (Vec<Identity>, Vec<IpAddr>) {
         }];
         ids.push(id);
         // Pod addresses inside and outside the rules' CIDRs: CIDR peers must never hold pods.
-        ips.push(IpAddr::from([192, 0, 2, c.pod_octets[i % c.pod_octets.len()]]));
+        ips.push(IpAddr::from([
+            192,
+            0,
+            2,
+            c.pod_octets[i % c.pod_octets.len()],
+        ]));
     }
     for (i, &(app, octet)) in c.hosts.iter().enumerate() {
         let a = IpAddr::from([192, 0, 2, 100 + octet + i as u8 * 4]);
-        ids.push(Identity::host(&format!("h{i}"), labels(&[("app", APPS[app])]), vec![a]));
+        ids.push(Identity::host(
+            &format!("h{i}"),
+            labels(&[("app", APPS[app])]),
+            vec![a],
+        ));
         ips.push(a);
     }
     for a in ["198.51.100.9", "203.0.113.1", "10.1.1.1", "192.0.2.2"] {
@@ -744,4 +824,101 @@ proptest! {
         prop_assert!(d.is_none(), "{}\n{}\n{}", d.unwrap_or_default(), c.yaml,
             out.files.values().cloned().collect::<Vec<_>>().join("---\n"));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quarantine compiled for Istio.
+
+#[test]
+fn quarantine_compiles_to_istio_and_wins_over_application_allows() {
+    use bulkhead_intent::quarantine::{self as q, Request, Subject};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = bulkhead_bank::Config {
+        workloads: 120,
+        ..bulkhead_bank::Config::default()
+    };
+    bulkhead_bank::write_inventory(&cfg, dir.path()).unwrap();
+    let mut ids = inventory_from(
+        &[&dir.path().join("inventory")],
+        &[&dir.path().join("hosts.yaml")],
+    );
+    for id in &mut ids {
+        if let IdentityKind::Workload { .. } = id.kind {
+            id.service_account = Some(id.name.rsplit('/').next().unwrap().to_string());
+        }
+    }
+    // The bank's policy plus a quarantine of the payment orchestrator, shared-infra keeping
+    // access (monitoring, DNS).
+    let pol = dir.path().join("policy");
+    std::fs::create_dir_all(&pol).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/intent/bank");
+    for e in std::fs::read_dir(&root).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), pol.join(e.file_name())).unwrap();
+    }
+    let base = bulkhead_intent::load_paths(&[&pol]).intent;
+    let victim = "payments/payment-orchestrator";
+    let req = Request {
+        subject: Subject::find(victim, &ids).unwrap(),
+        allow_to: vec!["shared-infra".into()],
+        reason: "INC-1".into(),
+        who: "t".into(),
+        created: 0,
+        expires: None,
+    };
+    let r = q::render(&base, &ids, &req).unwrap();
+    std::fs::create_dir_all(pol.join(q::DIR)).unwrap();
+    std::fs::write(pol.join(&r.path), &r.yaml).unwrap();
+    let loaded = bulkhead_intent::load_paths(&[&pol]);
+    assert!(
+        !loaded
+            .diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    );
+    let intent = loaded.intent;
+    let out = compile(&intent, &ids).expect("compiles with the quarantine");
+    assert!(common::schema::validate_files(&out.files).is_empty());
+    let docs = docs_of(&out.files);
+    // The interpreter agrees with the evaluator everywhere.
+    let pod_ips: Vec<IpAddr> = (0..ids.len())
+        .map(|i| IpAddr::from([10, 244, (i / 250) as u8, (i % 250) as u8 + 1]))
+        .collect();
+    let ports = [22, 53, 443, 8443, 9090, 9100];
+    assert_eq!(disagreement(&intent, &ids, &pod_ips, &docs, &ports), None);
+    // And what it says: the API gateway, allowed to payments on 8443 by the application tier,
+    // is now refused by the orchestrator's sidecar; prometheus (shared-infra) still gets in.
+    let orch = ids.iter().find(|i| i.name == victim).unwrap();
+    let ask = |src: &str, port: u16| {
+        let s = ids.iter().find(|i| i.name == src).unwrap();
+        let p = principal_of(s);
+        istio_allows(
+            &docs,
+            "istio-system",
+            "payments",
+            &orch.labels,
+            &Req {
+                principal: p.as_deref(),
+                ip: ip("10.244.9.9"),
+                port,
+            },
+        )
+    };
+    assert!(!ask("edge/api-gateway", 8443));
+    assert!(ask("shared-infra/prometheus", 9100));
+    // Before the quarantine the gateway was allowed.
+    let before = compile(&base, &ids).unwrap();
+    let bdocs = docs_of(&before.files);
+    let gw = ids.iter().find(|i| i.name == "edge/api-gateway").unwrap();
+    assert!(istio_allows(
+        &bdocs,
+        "istio-system",
+        "payments",
+        &orch.labels,
+        &Req {
+            principal: principal_of(gw).as_deref(),
+            ip: ip("10.244.9.9"),
+            port: 8443,
+        },
+    ));
 }

@@ -198,7 +198,10 @@ fn q(s: &str) -> String {
 }
 
 fn flow_map(l: &Labels) -> String {
-    let items: Vec<String> = l.iter().map(|(k, v)| format!("{}: {}", q(k), q(v))).collect();
+    let items: Vec<String> = l
+        .iter()
+        .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+        .collect();
     format!("{{{}}}", items.join(", "))
 }
 
@@ -535,17 +538,35 @@ mod tests {
 
     #[test]
     fn durations() {
-        for (s, want) in [("30m", 1800), ("4h", 14_400), ("2d", 172_800), ("90s", 90), ("1w", 604_800)] {
+        for (s, want) in [
+            ("30m", 1800),
+            ("4h", 14_400),
+            ("2d", 172_800),
+            ("90s", 90),
+            ("1w", 604_800),
+        ] {
             assert_eq!(parse_duration(s), Ok(want), "{s}");
         }
-        for bad in ["", "m", "4", "4x", "-1h", "0m", "1.5h", "99999999999999999w"] {
+        for bad in [
+            "",
+            "m",
+            "4",
+            "4x",
+            "-1h",
+            "0m",
+            "1.5h",
+            "99999999999999999w",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn names() {
-        assert_eq!(name_for("payments/Pay_Orch"), "quarantine-payments.pay-orch");
+        assert_eq!(
+            name_for("payments/Pay_Orch"),
+            "quarantine-payments.pay-orch"
+        );
         assert_eq!(name_for("hsm-01"), "quarantine-hsm-01");
     }
 }

@@ -220,7 +220,12 @@ fn an_expired_quarantine_releases_itself() {
     let expires = created + q::parse_duration("4h").unwrap();
     let subject = Subject::find("n1/w0", &ids).unwrap();
     let r = q::render(&base, &ids, &request(subject, vec![], Some(expires))).unwrap();
-    assert!(r.yaml.contains("bulkhead.dev/expires: \"2027-01-15T12:00:00Z\""), "{}", r.yaml);
+    assert!(
+        r.yaml
+            .contains("bulkhead.dev/expires: \"2027-01-15T12:00:00Z\""),
+        "{}",
+        r.yaml
+    );
     write(dir.path(), &r.path, &r.yaml);
     // One second before expiry: in force (n1/w0 reaches nobody).
     let l = load_paths_at(&[dir.path()], Some(expires - 1));
@@ -253,20 +258,29 @@ fn refusals() {
     assert!(e.contains("did you mean h0?"), "{e}");
     // Hosts are found by name and selected by their implicit label alone.
     assert_eq!(
-        ids.iter().filter(|i| i.labels.get(q::HOST_NAME_LABEL).map(String::as_str) == Some("h0")).count(),
+        ids.iter()
+            .filter(|i| i.labels.get(q::HOST_NAME_LABEL).map(String::as_str) == Some("h0"))
+            .count(),
         1
     );
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "b.yaml", &base_yaml(&[(0, true, false)], &[]));
     let base = load_dir(d.path(), None);
     let subject = Subject::find("n1/w0", &ids).unwrap();
-    let e = q::render(&base, &ids, &request(subject.clone(), vec!["nope".into()], None))
-        .unwrap_err()
-        .to_string();
+    let e = q::render(
+        &base,
+        &ids,
+        &request(subject.clone(), vec!["nope".into()], None),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("--allow-to nope: no such segment"), "{e}");
     let mut req = request(subject.clone(), vec![], None);
     req.reason = " ".into();
-    assert!(q::render(&base, &ids, &req).is_err(), "a reason is required");
+    assert!(
+        q::render(&base, &ids, &req).is_err(),
+        "a reason is required"
+    );
     // A workload whose labels another one carries too (not its own ReplicaSet): not exact.
     let mut twins = ids.clone();
     let mut other = pod(0, 5, 0);
@@ -281,7 +295,8 @@ fn refusals() {
     let mut rs = pod(0, 0, 0);
     rs.name = "n1/w0-7d9f8b".into();
     rs.labels = ids[0].labels.clone();
-    rs.labels.insert("pod-template-hash".into(), "7d9f8b".into());
+    rs.labels
+        .insert("pod-template-hash".into(), "7d9f8b".into());
     let mut with_rs = ids.clone();
     with_rs.push(rs);
     let r = q::render(&base, &with_rs, &request(subject, vec![], None)).unwrap();
@@ -301,9 +316,16 @@ fn bank_quarantine_lints_clean() {
             "payments",
             "payment-orchestrator",
             labels(&[("app", "payment-orchestrator"), ("segment", "payments")]),
-            labels(&[("kubernetes.io/metadata.name", "payments"), ("segment", "payments")]),
+            labels(&[
+                ("kubernetes.io/metadata.name", "payments"),
+                ("segment", "payments"),
+            ]),
         ),
-        Identity::host("hsm-01", labels(&[("segment", "cards")]), vec!["10.50.0.9".parse().unwrap()]),
+        Identity::host(
+            "hsm-01",
+            labels(&[("segment", "cards")]),
+            vec!["10.50.0.9".parse().unwrap()],
+        ),
     ];
     let base = load_dir(dir.path(), None);
     let count = |i: &Intent| {
@@ -313,13 +335,28 @@ fn bank_quarantine_lints_clean() {
             .count()
     };
     let errors_before = count(&base);
-    for (t, allow) in [("payments/payment-orchestrator", vec!["shared-infra".to_string()]), ("hsm-01", vec![])] {
+    for (t, allow) in [
+        (
+            "payments/payment-orchestrator",
+            vec!["shared-infra".to_string()],
+        ),
+        ("hsm-01", vec![]),
+    ] {
         let intent = load_dir(dir.path(), None);
-        let r = q::render(&intent, &ids, &request(Subject::find(t, &ids).unwrap(), allow, Some(1_900_000_000))).unwrap();
+        let r = q::render(
+            &intent,
+            &ids,
+            &request(Subject::find(t, &ids).unwrap(), allow, Some(1_900_000_000)),
+        )
+        .unwrap();
         write(dir.path(), &r.path, &r.yaml);
     }
     let with = load_dir(dir.path(), None);
-    assert_eq!(count(&with), errors_before, "the overlay adds no lint error");
+    assert_eq!(
+        count(&with),
+        errors_before,
+        "the overlay adds no lint error"
+    );
     assert_eq!(q::list(&with).len(), 2);
     // The quarantine policies are the first of all.
     let first = &with.policies[with.policy_order()[0]];

@@ -27,7 +27,11 @@ fn pods_and_templates_carry_their_service_account() {
     let none = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: n}\nspec:\n  containers: [{name: c}]\n";
     assert_eq!(sa_of(none, "p"), None, "unwritten: Kubernetes' default");
     let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: n}\nspec:\n  serviceAccountName: not-the-pods\n  template:\n    metadata: {labels: {app: d}}\n    spec:\n      serviceAccountName: d-sa\n      containers: [{name: c}]\n";
-    assert_eq!(sa_of(deploy, "d").as_deref(), Some("d-sa"), "the template's, not the Deployment's");
+    assert_eq!(
+        sa_of(deploy, "d").as_deref(),
+        Some("d-sa"),
+        "the template's, not the Deployment's"
+    );
     let cron = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: j, namespace: n}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          serviceAccountName: batch\n          containers: [{name: c}]\n";
     assert_eq!(sa_of(cron, "j").as_deref(), Some("batch"));
 }
