@@ -36,13 +36,14 @@
 //! never blocks but only marks requests for a provider plugin (Stackdriver), which is left out;
 //! a note says so.
 
-use crate::lower::{LPeer, LRule, Lowered};
+use crate::lower::{LPeer, LRule, Lowered, WorkloadSel};
 use crate::{CompileError, Compiled, Options, Target};
 use bulkhead_core::conn::all_ports;
 use bulkhead_core::{IpSet, Labels, PortSet, Protocol};
 use bulkhead_intent::{Action, Identity, IdentityKind, Mode};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The most ports one `ports`/`notPorts` list may enumerate (Istio takes single ports, not
 /// ranges).
@@ -226,16 +227,6 @@ fn principal(id: &Identity, td: &str) -> Option<String> {
     Some(format!("{td}/ns/{ns}/sa/{sa}"))
 }
 
-/// What the destination workload `d` is to a rule's `to` peer.
-fn dst_matches(peer: &LPeer, d: &Identity) -> bool {
-    match peer {
-        LPeer::Any => true,
-        LPeer::Workloads(sel) => sel.matches(d),
-        // Host and address peers never hold a Kubernetes workload.
-        LPeer::Hosts { .. } | LPeer::Addresses(_) => false,
-    }
-}
-
 /// A rule's TCP ports at destination `d` (named ports resolved against `d`'s container ports).
 fn tcp_ports(r: &LRule<'_>, d: &Identity) -> PortSet {
     let Some(lp) = &r.ports else {
@@ -263,39 +254,88 @@ fn tcp_ports(r: &LRule<'_>, d: &Identity) -> PortSet {
 struct Ctx<'a> {
     lowered: &'a Lowered<'a>,
     inventory: &'a [Identity],
-    td: &'a str,
+    /// The principal of each inventory identity (workloads only).
+    principals: Vec<Option<String>>,
+    /// Inventory indexes per principal.
+    by_principal: HashMap<String, Vec<usize>>,
+    /// Sources per distinct workload selector of a `from` peer.
+    peer_sources: RefCell<HashMap<WorkloadSel, Result<Src, (String, String)>>>,
+    /// Sources per rule.
+    rule_sources: RefCell<HashMap<usize, Result<Src, CompileError>>>,
 }
 
-impl Ctx<'_> {
-    /// The sources of rule `r` (resolved against the inventory).
-    fn sources(&self, r: &LRule<'_>) -> Result<Src, CompileError> {
+impl<'a> Ctx<'a> {
+    fn new(lowered: &'a Lowered<'a>, inventory: &'a [Identity], td: &str) -> Self {
+        let principals: Vec<Option<String>> =
+            inventory.iter().map(|id| principal(id, td)).collect();
+        let mut by_principal: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, p) in principals.iter().enumerate() {
+            if let Some(p) = p {
+                by_principal.entry(p.clone()).or_default().push(i);
+            }
+        }
+        Ctx {
+            lowered,
+            inventory,
+            principals,
+            by_principal,
+            peer_sources: RefCell::default(),
+            rule_sources: RefCell::default(),
+        }
+    }
+
+    /// The principals of the workloads `sel` picks; `Err((principal, other workload))` when a
+    /// principal also stands for a workload `sel` does not pick (the identity limit).
+    fn workload_sources(&self, sel: &WorkloadSel) -> Result<Src, (String, String)> {
+        if let Some(r) = self.peer_sources.borrow().get(sel) {
+            return r.clone();
+        }
+        let picked: Vec<bool> = self.inventory.iter().map(|id| sel.matches(id)).collect();
+        let mut principals = BTreeSet::new();
+        let mut result = Ok(());
+        for (i, p) in self.principals.iter().enumerate() {
+            if let (true, Some(p)) = (picked[i], p)
+                && principals.insert(p.clone())
+                && let Some(&other) = self.by_principal[p].iter().find(|&&j| !picked[j])
+                && result.is_ok()
+            {
+                result = Err((p.clone(), self.inventory[other].name.clone()));
+            }
+        }
+        let r = result.map(|()| Src {
+            neg: false,
+            principals,
+            ips: IpSet::empty(),
+        });
+        self.peer_sources
+            .borrow_mut()
+            .insert(sel.clone(), r.clone());
+        r
+    }
+
+    /// The sources of rule `i` (resolved against the inventory).
+    fn sources(&self, i: usize) -> Result<Src, CompileError> {
+        if let Some(r) = self.rule_sources.borrow().get(&i) {
+            return r.clone();
+        }
+        let r = &self.lowered.rules[i];
         let mut src = Src::none();
+        let mut result = Ok(());
         for peer in &r.from {
             let part = match peer {
                 LPeer::Any => Src::any(),
-                LPeer::Workloads(sel) => {
-                    let mut principals = BTreeSet::new();
-                    for id in self.inventory.iter().filter(|id| sel.matches(id)) {
-                        principals.extend(principal(id, self.td));
-                    }
-                    // The identity limit: a principal must not stand for a workload the peer
-                    // does not select.
-                    if let Some(other) = self.inventory.iter().find(|id| {
-                        matches!(id.kind, IdentityKind::Workload { .. })
-                            && !sel.matches(id)
-                            && principal(id, self.td).is_some_and(|p| principals.contains(&p))
-                    }) {
-                        let p = principal(other, self.td).unwrap_or_default();
-                        return Err(CompileError::Unsupported {
+                LPeer::Workloads(sel) => match self.workload_sources(sel) {
+                    Ok(s) => s,
+                    Err((p, other)) => {
+                        result = Err(CompileError::Unsupported {
                             target: Target::Istio,
                             loc: r.loc().clone(),
                             what: format!(
                                 "{}: its source peer selects workloads whose service account \
-                                 {p} is also the identity of {}, which the peer does not select \
-                                 (identity limit: the principal would be broader than the \
-                                 intent)",
+                                 {p} is also the identity of {other}, which the peer does not \
+                                 select (identity limit: the principal would be broader than \
+                                 the intent)",
                                 r.label(),
-                                other.name
                             ),
                             hint: Some(
                                 "give the selected workloads their own service account \
@@ -303,13 +343,9 @@ impl Ctx<'_> {
                                     .to_string(),
                             ),
                         });
+                        break;
                     }
-                    Src {
-                        neg: false,
-                        principals,
-                        ips: IpSet::empty(),
-                    }
-                }
+                },
                 LPeer::Hosts { addresses, .. } => Src {
                     neg: false,
                     principals: BTreeSet::new(),
@@ -323,7 +359,9 @@ impl Ctx<'_> {
             };
             src = src.union(&part);
         }
-        Ok(src)
+        let out = result.map(|()| src);
+        self.rule_sources.borrow_mut().insert(i, out.clone());
+        out
     }
 }
 
@@ -336,13 +374,16 @@ struct Regions {
     rules: BTreeSet<usize>,
 }
 
-/// Walks the rule chain for destination `d`.
-fn regions(
-    ctx: &Ctx<'_>,
-    d: &Identity,
-    sources: &mut [Option<Result<Src, CompileError>>],
-) -> Result<Regions, CompileError> {
-    let mut decided: Vec<Piece> = Vec::new();
+/// Walks the rules whose `to` holds destination `d` (`rules`, in evaluation order).
+///
+/// A rule *reaches* the connections it matches minus those an earlier `pass` of its tier set
+/// aside. The first rule reaching a connection decides it, so the allowed connections are the
+/// reach of each `allow` minus the reach of every earlier `deny`, and the denied ones the reach
+/// of each `deny` minus the reach of every earlier `allow` (earlier rules of the same action
+/// need not be subtracted: they decide alike).
+fn regions(ctx: &Ctx<'_>, d: &Identity, rules: &[u32]) -> Result<Regions, CompileError> {
+    let mut allow_reach: Vec<Piece> = Vec::new();
+    let mut deny_reach: Vec<Piece> = Vec::new();
     let mut passed: Vec<Piece> = Vec::new();
     let mut tier = None;
     let mut out = Regions {
@@ -350,39 +391,48 @@ fn regions(
         deny: Vec::new(),
         rules: BTreeSet::new(),
     };
-    for (i, r) in ctx.lowered.rules.iter().enumerate() {
+    for &i in rules {
+        let i = i as usize;
+        let r = &ctx.lowered.rules[i];
         if tier != Some(r.tier) {
             tier = Some(r.tier);
             passed.clear();
-        }
-        if !r.to.iter().any(|p| dst_matches(p, d)) {
-            continue;
         }
         let ports = tcp_ports(r, d);
         if ports.is_empty() {
             continue;
         }
-        let src = sources[i].get_or_insert_with(|| ctx.sources(r)).clone()?;
+        let src = ctx.sources(i)?;
         if src.is_empty() {
             continue;
         }
-        let region = minus_all(minus_all(vec![Piece { src, ports }], &decided), &passed);
-        if region.is_empty() {
+        let reach = minus_all(vec![Piece { src, ports }], &passed);
+        if reach.is_empty() {
             continue;
         }
-        out.rules.insert(i);
-        match r.action {
+        let effective = match r.action {
             Action::Allow => {
-                out.allow.extend(region.iter().cloned());
-                decided.extend(region);
+                let e = minus_all(reach.clone(), &deny_reach);
+                out.allow.extend(e.iter().cloned());
+                allow_reach.extend(reach);
+                e
             }
             Action::Deny => {
-                out.deny.extend(region.iter().cloned());
-                decided.extend(region);
+                let e = minus_all(reach.clone(), &allow_reach);
+                out.deny.extend(e.iter().cloned());
+                deny_reach.extend(reach);
+                e
             }
-            Action::Pass => passed.extend(region),
+            Action::Pass => {
+                passed.extend(reach.iter().cloned());
+                reach
+            }
+        };
+        if !effective.is_empty() {
+            out.rules.insert(i);
         }
-        if decided.len() + passed.len() > MAX_PIECES {
+        let n = allow_reach.len() + deny_reach.len() + passed.len() + out.allow.len();
+        if n > MAX_PIECES {
             return Err(CompileError::Limit {
                 target: Target::Istio,
                 what: format!(
@@ -606,22 +656,70 @@ pub fn compile_with(
              marks requests for a provider plugin (Stackdriver), so nothing is emitted for them"
         ));
     }
-    let ctx = Ctx {
-        lowered: &lowered,
-        inventory: &opts.inventory,
-        td: &io.trust_domain,
-    };
-    let mut sources: Vec<Option<Result<Src, CompileError>>> = vec![None; lowered.rules.len()];
-    // Destination classes: same namespace, same regions.
-    let mut classes: Vec<(String, Regions, Vec<&Identity>)> = Vec::new();
-    for &d in &enforced {
-        let ns = d.namespace().unwrap_or_default().to_string();
-        let reg = regions(&ctx, d, &mut sources)?;
-        match classes.iter_mut().find(|(n, r, _)| *n == ns && *r == reg) {
-            Some((_, _, members)) => members.push(d),
-            None => classes.push((ns, reg, vec![d])),
+    let ctx = Ctx::new(&lowered, &opts.inventory, &io.trust_domain);
+    // The rules whose `to` holds each enforced workload, through one match per distinct peer.
+    let mut to_cache: HashMap<WorkloadSel, Vec<u32>> = HashMap::new();
+    let mut rules_of: Vec<Vec<u32>> = vec![Vec::new(); enforced.len()];
+    for (i, r) in lowered.rules.iter().enumerate() {
+        let mut hit: BTreeSet<u32> = BTreeSet::new();
+        for p in &r.to {
+            match p {
+                LPeer::Any => hit.extend(0..enforced.len() as u32),
+                LPeer::Workloads(sel) => {
+                    let v = to_cache.entry(sel.clone()).or_insert_with(|| {
+                        (0..enforced.len() as u32)
+                            .filter(|&k| sel.matches(enforced[k as usize]))
+                            .collect()
+                    });
+                    hit.extend(v.iter().copied());
+                }
+                // Host and address peers never hold a Kubernetes workload.
+                LPeer::Hosts { .. } | LPeer::Addresses(_) => {}
+            }
+        }
+        for k in hit {
+            rules_of[k as usize].push(i as u32);
         }
     }
+    // Destinations with the same namespace, rules and TCP named ports are decided alike.
+    type Key = (String, Vec<u32>, Vec<(String, u16)>);
+    let mut by_key: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
+    for (k, d) in enforced.iter().enumerate() {
+        let mut named: Vec<(String, u16)> = d
+            .named_ports
+            .iter()
+            .filter(|np| np.protocol == Protocol::Tcp)
+            .map(|np| (np.name.clone(), np.port))
+            .collect();
+        named.sort();
+        let ns = d.namespace().unwrap_or_default().to_string();
+        by_key
+            .entry((ns, std::mem::take(&mut rules_of[k]), named))
+            .or_default()
+            .push(k);
+    }
+    // Then classes: the same namespace and the same regions.
+    let mut classes: Vec<(String, Regions, Vec<&Identity>)> = Vec::new();
+    let mut class_of: HashMap<(String, String), usize> = HashMap::new();
+    for ((ns, rules, _), members) in by_key {
+        let reg = regions(&ctx, enforced[members[0]], &rules)?;
+        let key = (ns.clone(), format!("{:?}|{:?}", reg.allow, reg.deny));
+        match class_of.get(&key) {
+            Some(&c) => {
+                classes[c].2.extend(members.iter().map(|&k| enforced[k]));
+                let more = reg.rules;
+                classes[c].1.rules.extend(more);
+            }
+            None => {
+                class_of.insert(key, classes.len());
+                classes.push((ns, reg, members.iter().map(|&k| enforced[k]).collect()));
+            }
+        }
+    }
+    for (_, _, members) in &mut classes {
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    classes.sort_by(|a, b| (&a.0, &a.2[0].name).cmp(&(&b.0, &b.2[0].name)));
     // Notes on rules whose UDP/SCTP ports Istio cannot see.
     let mut non_tcp = BTreeSet::new();
     for (_, reg, _) in &classes {
