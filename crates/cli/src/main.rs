@@ -5,6 +5,7 @@ mod audit;
 mod bank;
 mod bench;
 mod demo;
+mod istio_bench;
 mod plan;
 mod policy;
 mod quarantine;

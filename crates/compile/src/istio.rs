@@ -42,7 +42,7 @@ use bulkhead_core::conn::all_ports;
 use bulkhead_core::{IpSet, Labels, PortSet, Protocol};
 use bulkhead_intent::{Action, Identity, IdentityKind, Mode};
 use serde_json::{Map, Value, json};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The most ports one `ports`/`notPorts` list may enumerate (Istio takes single ports, not
@@ -454,38 +454,85 @@ fn strings(v: impl IntoIterator<Item = String>) -> Value {
     Value::Array(v.into_iter().map(Value::String).collect())
 }
 
-/// The `from` list of a source set (`None`: every source, no `from`).
-fn from_json(s: &Src) -> Option<Value> {
-    let mut out = Vec::new();
-    let p: Vec<String> = s.principals.iter().cloned().collect();
-    let ips = s.ips.cidrs();
-    if !s.neg {
-        if !p.is_empty() {
-            out.push(json!({"source": {"principals": p}}));
-        }
-        if !ips.is_empty() {
-            out.push(json!({"source": {"ipBlocks": ips, "notPrincipals": ["*"]}}));
-        }
-    } else {
-        if p.is_empty() && ips.is_empty() {
-            return None;
-        }
-        // Peers with a certificate other than the excluded principals…
-        let mut a = Map::new();
-        a.insert("principals".into(), json!(["*"]));
-        if !p.is_empty() {
-            a.insert("notPrincipals".into(), strings(p));
-        }
-        out.push(json!({ "source": a }));
-        // …and peers without one outside the excluded addresses.
-        let mut b = Map::new();
-        b.insert("notPrincipals".into(), json!(["*"]));
-        if !ips.is_empty() {
-            b.insert("notIpBlocks".into(), strings(ips));
-        }
-        out.push(json!({ "source": b }));
+/// How source sets are written.
+struct Emit {
+    /// Every inventory principal, per namespace.
+    ns_principals: HashMap<String, BTreeSet<String>>,
+    /// How many principal lists were shortened to namespaces.
+    shortened: Cell<usize>,
+}
+
+impl Emit {
+    /// The namespace of a principal `TD/ns/NS/sa/SA`.
+    fn ns_of(p: &str) -> Option<&str> {
+        let rest = &p[p.find("/ns/")? + 4..];
+        Some(&rest[..rest.find("/sa/")?])
     }
-    Some(Value::Array(out))
+
+    /// `(namespaces, other principals)`: a namespace whose every inventory principal (two or
+    /// more) is in `p` is written as the namespace.
+    fn split(&self, p: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+        let mut whole: BTreeSet<&str> = BTreeSet::new();
+        for x in p {
+            if let Some(ns) = Emit::ns_of(x)
+                && !whole.contains(ns)
+                && let Some(all) = self.ns_principals.get(ns)
+                && all.len() >= 2
+                && all.is_subset(p)
+            {
+                whole.insert(ns);
+            }
+        }
+        if !whole.is_empty() {
+            self.shortened.set(self.shortened.get() + 1);
+        }
+        let rest = p
+            .iter()
+            .filter(|x| Emit::ns_of(x).is_none_or(|ns| !whole.contains(ns)))
+            .cloned()
+            .collect();
+        (whole.into_iter().map(String::from).collect(), rest)
+    }
+
+    /// The `from` list of a source set (`None`: every source, no `from`).
+    fn from_json(&self, s: &Src) -> Option<Value> {
+        let mut out = Vec::new();
+        let (nss, p) = self.split(&s.principals);
+        let ips = s.ips.cidrs();
+        if !s.neg {
+            if !nss.is_empty() {
+                out.push(json!({"source": {"namespaces": nss}}));
+            }
+            if !p.is_empty() {
+                out.push(json!({"source": {"principals": p}}));
+            }
+            if !ips.is_empty() {
+                out.push(json!({"source": {"ipBlocks": ips, "notPrincipals": ["*"]}}));
+            }
+        } else {
+            if nss.is_empty() && p.is_empty() && ips.is_empty() {
+                return None;
+            }
+            // Peers with a certificate other than the excluded principals…
+            let mut a = Map::new();
+            a.insert("principals".into(), json!(["*"]));
+            if !nss.is_empty() {
+                a.insert("notNamespaces".into(), strings(nss));
+            }
+            if !p.is_empty() {
+                a.insert("notPrincipals".into(), strings(p));
+            }
+            out.push(json!({ "source": a }));
+            // …and peers without one outside the excluded addresses.
+            let mut b = Map::new();
+            b.insert("notPrincipals".into(), json!(["*"]));
+            if !ips.is_empty() {
+                b.insert("notIpBlocks".into(), strings(ips));
+            }
+            out.push(json!({ "source": b }));
+        }
+        Some(Value::Array(out))
+    }
 }
 
 fn port_list(set: &PortSet) -> Vec<String> {
@@ -528,11 +575,11 @@ fn to_json(ports: &PortSet, dst: &str) -> Result<Option<Value>, CompileError> {
     Ok(Some(json!([{ "operation": { key: port_list(list) } }])))
 }
 
-fn rules_json(pieces: &[Piece], dst: &str) -> Result<Vec<Value>, CompileError> {
+fn rules_json(emit: &Emit, pieces: &[Piece], dst: &str) -> Result<Vec<Value>, CompileError> {
     let mut out = Vec::new();
     for p in pieces {
         let mut rule = Map::new();
-        if let Some(f) = from_json(&p.src) {
+        if let Some(f) = emit.from_json(&p.src) {
             rule.insert("from".into(), f);
         }
         if let Some(t) = to_json(&p.ports, dst)? {
@@ -749,91 +796,194 @@ pub fn compile_with(
             r.label()
         ));
     }
-    let mut files: BTreeMap<String, String> = BTreeMap::new();
-    for (ns, reg, members) in &classes {
-        let ns_workloads: Vec<&Identity> = workloads
+    let mut ns_principals: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for (id, p) in opts.inventory.iter().zip(&ctx.principals) {
+        if let (Some(ns), Some(p)) = (id.namespace(), p) {
+            ns_principals
+                .entry(ns.to_string())
+                .or_default()
+                .insert(p.clone());
+        }
+    }
+    let emit = Emit {
+        ns_principals,
+        shortened: Cell::new(0),
+    };
+    let rule_refs = |rules: &BTreeSet<usize>, action: Action| -> String {
+        rules
             .iter()
-            .copied()
-            .filter(|w| w.namespace() == Some(ns.as_str()))
-            .collect();
-        let sels = selectors(members, &ns_workloads).ok_or_else(|| CompileError::Limit {
-            target: Target::Istio,
-            what: format!(
-                "no matchLabels picks exactly {} among the workloads of namespace {ns} (another \
-                 workload carries all their labels but is decided differently)",
-                members
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        })?;
-        let base = format!("bulkhead-{}", workload_name(members[0]));
-        let member_names = members
+            .map(|&i| &lowered.rules[i])
+            .filter(|r| r.action == action)
+            .map(|r| format!("{} {}", r.loc(), r.label()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let policy = |ns: &str,
+                  name: String,
+                  selector: &Labels,
+                  action: &str,
+                  rules: &[Value],
+                  refs: String,
+                  members: &str|
+     -> Value {
+        let mut spec = Map::new();
+        if !selector.is_empty() {
+            spec.insert("selector".into(), json!({ "matchLabels": selector }));
+        }
+        spec.insert("action".into(), json!(action));
+        if !rules.is_empty() {
+            spec.insert("rules".into(), Value::Array(rules.to_vec()));
+        }
+        let mut ann = Map::new();
+        ann.insert("bulkhead.dev/workloads".into(), json!(members));
+        if !refs.is_empty() {
+            ann.insert("bulkhead.dev/rules".into(), json!(refs));
+        }
+        json!({
+            "apiVersion": "security.istio.io/v1",
+            "kind": "AuthorizationPolicy",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": {"app.kubernetes.io/managed-by": "bulkhead"},
+                "annotations": ann,
+            },
+            "spec": spec,
+        })
+    };
+    let names = |members: &[&Identity]| {
+        members
             .iter()
             .map(|m| workload_name(m))
             .collect::<Vec<_>>()
-            .join(", ");
-        let rule_refs = |pieces_rules: &BTreeSet<usize>, action: Action| -> String {
-            pieces_rules
-                .iter()
-                .map(|&i| &lowered.rules[i])
-                .filter(|r| r.action == action)
-                .map(|r| format!("{} {}", r.loc(), r.label()))
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        let allow_rules = rules_json(&reg.allow, &members[0].name)?;
-        let deny_rules = rules_json(&reg.deny, &members[0].name)?;
+            .join(", ")
+    };
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    let namespaces: BTreeSet<&str> = classes.iter().map(|c| c.0.as_str()).collect();
+    for ns in namespaces {
+        let mine: Vec<&(String, Regions, Vec<&Identity>)> =
+            classes.iter().filter(|c| c.0 == ns).collect();
+        let ns_workloads: Vec<&Identity> = workloads
+            .iter()
+            .copied()
+            .filter(|w| w.namespace() == Some(ns))
+            .collect();
+        let all_members: Vec<&Identity> = mine.iter().flat_map(|c| c.2.iter().copied()).collect();
         let mut docs = Vec::new();
-        for (si, sel) in sels.iter().enumerate() {
-            let suffix = if sels.len() > 1 {
-                format!("-{}", si + 1)
-            } else {
-                String::new()
-            };
-            let selector = (!sel.is_empty()).then(|| json!({ "matchLabels": sel }));
-            let mut object = |action: &str, name: String, rules: &[Value], refs: String| {
-                let mut spec = Map::new();
-                if let Some(s) = &selector {
-                    spec.insert("selector".into(), s.clone());
-                }
-                spec.insert("action".into(), json!(action));
-                if !rules.is_empty() {
-                    spec.insert("rules".into(), Value::Array(rules.to_vec()));
-                }
-                let mut ann = Map::new();
-                ann.insert("bulkhead.dev/workloads".into(), json!(member_names));
-                if !refs.is_empty() {
-                    ann.insert("bulkhead.dev/rules".into(), json!(refs));
-                }
-                docs.push(json!({
-                    "apiVersion": "security.istio.io/v1",
-                    "kind": "AuthorizationPolicy",
-                    "metadata": {
-                        "name": name,
-                        "namespace": ns,
-                        "labels": {"app.kubernetes.io/managed-by": "bulkhead"},
-                        "annotations": ann,
-                    },
-                    "spec": spec,
-                }));
-            };
-            if !deny_rules.is_empty() {
-                object(
+        // A base for the namespace: the pieces every class shares, under one selector that
+        // picks exactly the enforced workloads of the namespace; each class then adds only what
+        // it has beyond the base (policies of one action add up: the union is the class's own).
+        let base_sel = match selectors(&all_members, &ns_workloads) {
+            Some(v) if v.len() == 1 && mine.len() > 1 => v.into_iter().next(),
+            _ => None,
+        };
+        let (base_allow, base_deny, base_rules) = match &base_sel {
+            Some(_) => {
+                let common = |f: &dyn Fn(&Regions) -> &Vec<Piece>| -> Vec<Piece> {
+                    f(&mine[0].1)
+                        .iter()
+                        .filter(|p| mine.iter().all(|c| f(&c.1).contains(p)))
+                        .cloned()
+                        .collect()
+                };
+                let rules: BTreeSet<usize> = mine[0]
+                    .1
+                    .rules
+                    .iter()
+                    .copied()
+                    .filter(|r| mine.iter().all(|c| c.1.rules.contains(r)))
+                    .collect();
+                (common(&|r| &r.allow), common(&|r| &r.deny), rules)
+            }
+            None => (Vec::new(), Vec::new(), BTreeSet::new()),
+        };
+        if let Some(sel) = &base_sel {
+            let who = format!("every enforced workload of namespace {ns}");
+            if !base_deny.is_empty() {
+                docs.push(policy(
+                    ns,
+                    "bulkhead-deny".to_string(),
+                    sel,
                     "DENY",
-                    format!("{base}-deny{suffix}"),
-                    &deny_rules,
-                    rule_refs(&reg.rules, Action::Deny),
-                );
+                    &rules_json(&emit, &base_deny, &who)?,
+                    rule_refs(&base_rules, Action::Deny),
+                    &who,
+                ));
             }
             // Always present: an ALLOW policy without rules is allow-nothing (default deny).
-            object(
+            docs.push(policy(
+                ns,
+                "bulkhead-allow".to_string(),
+                sel,
                 "ALLOW",
-                format!("{base}-allow{suffix}"),
-                &allow_rules,
-                rule_refs(&reg.rules, Action::Allow),
-            );
+                &rules_json(&emit, &base_allow, &who)?,
+                rule_refs(&base_rules, Action::Allow),
+                &who,
+            ));
+        }
+        for (_, reg, members) in &mine {
+            let allow: Vec<Piece> = reg
+                .allow
+                .iter()
+                .filter(|p| !base_allow.contains(p))
+                .cloned()
+                .collect();
+            let deny: Vec<Piece> = reg
+                .deny
+                .iter()
+                .filter(|p| !base_deny.contains(p))
+                .cloned()
+                .collect();
+            if base_sel.is_some() && allow.is_empty() && deny.is_empty() {
+                continue;
+            }
+            let sels = selectors(members, &ns_workloads).ok_or_else(|| CompileError::Limit {
+                target: Target::Istio,
+                what: format!(
+                    "no matchLabels picks exactly {} among the workloads of namespace {ns} \
+                     (another workload carries all their labels but is decided differently)",
+                    members
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+            let rules: BTreeSet<usize> = reg.rules.difference(&base_rules).copied().collect();
+            let stem = format!("bulkhead-{}", workload_name(members[0]));
+            let who = names(members);
+            let allow_rules = rules_json(&emit, &allow, &members[0].name)?;
+            let deny_rules = rules_json(&emit, &deny, &members[0].name)?;
+            for (si, sel) in sels.iter().enumerate() {
+                let suffix = if sels.len() > 1 {
+                    format!("-{}", si + 1)
+                } else {
+                    String::new()
+                };
+                if !deny_rules.is_empty() {
+                    docs.push(policy(
+                        ns,
+                        format!("{stem}-deny{suffix}"),
+                        sel,
+                        "DENY",
+                        &deny_rules,
+                        rule_refs(&rules, Action::Deny),
+                        &who,
+                    ));
+                }
+                // Without a base, this is the workload's allow-nothing default too.
+                if !allow_rules.is_empty() || base_sel.is_none() {
+                    docs.push(policy(
+                        ns,
+                        format!("{stem}-allow{suffix}"),
+                        sel,
+                        "ALLOW",
+                        &allow_rules,
+                        rule_refs(&rules, Action::Allow),
+                        &who,
+                    ));
+                }
+            }
         }
         let text = files.entry(format!("istio/{ns}.yaml")).or_default();
         for d in docs {
@@ -842,6 +992,14 @@ pub fn compile_with(
             }
             yaml(&d, 0, text);
         }
+    }
+    if emit.shortened.get() > 0 {
+        notes.push(format!(
+            "istio: {} source list(s) name every inventory service account of a namespace and \
+             are written as `namespaces`/`notNamespaces`: service accounts created later in \
+             those namespaces are covered too until the next compile",
+            emit.shortened.get()
+        ));
     }
     if !enforced.is_empty() {
         notes.push(

@@ -9,8 +9,9 @@
 //!    nothing; a rule matches when each of `from`, `to` (each a list: any item) matches; in a
 //!    `source`/`operation` every field present must match; `principals` need a peer identity
 //!    (`*` is a presence match: any non-empty value), `notPrincipals` match when no pattern does
-//!    (a plaintext peer has no principal, so it matches no pattern), `ipBlocks` hold the source
-//!    address, `ports` are strings compared with the destination port.
+//!    (a plaintext peer has no principal, so it matches no pattern), `namespaces` /
+//!    `notNamespaces` likewise on the namespace of the peer's identity, `ipBlocks` hold the
+//!    source address, `ports` are strings compared with the destination port.
 //!
 //! The property test: for random small intents × clusters, the interpreter over the compiled
 //! policies equals the evaluator's destination-side verdict (for a destination in an enforced
@@ -71,6 +72,12 @@ fn ip_in(blocks: &Value, ip: IpAddr) -> bool {
     })
 }
 
+fn ns_of(principal: Option<&str>) -> Option<&str> {
+    let p = principal?;
+    let rest = &p[p.find("/ns/")? + 4..];
+    Some(&rest[..rest.find("/sa/")?])
+}
+
 fn source_matches(s: &Value, r: &Req<'_>) -> bool {
     let m = s.as_object().expect("source is an object");
     m.iter().all(|(k, v)| match k.as_str() {
@@ -80,6 +87,9 @@ fn source_matches(s: &Value, r: &Req<'_>) -> bool {
         "notPrincipals" => !r
             .principal
             .is_some_and(|p| strs(v).iter().any(|pat| str_match(pat, p))),
+        // The source namespace comes from the peer certificate (`TD/ns/NS/sa/SA`).
+        "namespaces" => ns_of(r.principal).is_some_and(|n| strs(v).iter().any(|pat| str_match(pat, n))),
+        "notNamespaces" => !ns_of(r.principal).is_some_and(|n| strs(v).iter().any(|pat| str_match(pat, n))),
         "ipBlocks" => ip_in(v, r.ip),
         "notIpBlocks" => !ip_in(v, r.ip),
         other => panic!("the interpreter does not model source.{other}"),
