@@ -50,7 +50,11 @@ pub fn run(a: BenchIstioArgs) -> Result<()> {
     let (c0, t0) = (cpu_secs(), Instant::now());
     let out = compile(&intent, Target::Istio, &opts)?;
     let (c1, t1) = (cpu_secs(), Instant::now());
-    let objects: usize = out.files.values().map(|t| t.matches("kind: ").count()).sum();
+    let objects: usize = out
+        .files
+        .values()
+        .map(|t| t.matches("kind: ").count())
+        .sum();
     let bytes: usize = out.files.values().map(String::len).sum();
     let v = serde_json::json!({
         "identities": opts.inventory.len(),

@@ -251,6 +251,9 @@ fn tcp_ports(r: &LRule<'_>, d: &Identity) -> PortSet {
     set.intersect(&all_ports())
 }
 
+/// A `from` peer's principals, or the identity limit hit: `(principal, other workload)`.
+type PeerSources = Result<Src, (String, String)>;
+
 struct Ctx<'a> {
     lowered: &'a Lowered<'a>,
     inventory: &'a [Identity],
@@ -259,7 +262,7 @@ struct Ctx<'a> {
     /// Inventory indexes per principal.
     by_principal: HashMap<String, Vec<usize>>,
     /// Sources per distinct workload selector of a `from` peer.
-    peer_sources: RefCell<HashMap<WorkloadSel, Result<Src, (String, String)>>>,
+    peer_sources: RefCell<HashMap<WorkloadSel, PeerSources>>,
     /// Sources per rule.
     rule_sources: RefCell<HashMap<usize, Result<Src, CompileError>>>,
 }
@@ -495,7 +498,7 @@ impl Emit {
     }
 
     /// The `from` list of a source set (`None`: every source, no `from`).
-    fn from_json(&self, s: &Src) -> Option<Value> {
+    fn sources_json(&self, s: &Src) -> Option<Value> {
         let mut out = Vec::new();
         let (nss, p) = self.split(&s.principals);
         let ips = s.ips.cidrs();
@@ -579,7 +582,7 @@ fn rules_json(emit: &Emit, pieces: &[Piece], dst: &str) -> Result<Vec<Value>, Co
     let mut out = Vec::new();
     for p in pieces {
         let mut rule = Map::new();
-        if let Some(f) = emit.from_json(&p.src) {
+        if let Some(f) = emit.sources_json(&p.src) {
             rule.insert("from".into(), f);
         }
         if let Some(t) = to_json(&p.ports, dst)? {

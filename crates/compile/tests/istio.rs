@@ -88,8 +88,12 @@ fn source_matches(s: &Value, r: &Req<'_>) -> bool {
             .principal
             .is_some_and(|p| strs(v).iter().any(|pat| str_match(pat, p))),
         // The source namespace comes from the peer certificate (`TD/ns/NS/sa/SA`).
-        "namespaces" => ns_of(r.principal).is_some_and(|n| strs(v).iter().any(|pat| str_match(pat, n))),
-        "notNamespaces" => !ns_of(r.principal).is_some_and(|n| strs(v).iter().any(|pat| str_match(pat, n))),
+        "namespaces" => {
+            ns_of(r.principal).is_some_and(|n| strs(v).iter().any(|pat| str_match(pat, n)))
+        }
+        "notNamespaces" => {
+            !ns_of(r.principal).is_some_and(|n| strs(v).iter().any(|pat| str_match(pat, n)))
+        }
         "ipBlocks" => ip_in(v, r.ip),
         "notIpBlocks" => !ip_in(v, r.ip),
         other => panic!("the interpreter does not model source.{other}"),

@@ -175,7 +175,7 @@ proptest! {
         let access: Vec<&bulkhead_intent::Segment> = with
             .segments
             .iter()
-            .filter(|s| allow_to.contains(&s.meta.name) || s.meta.labels.get(q::ACCESS_LABEL).is_some())
+            .filter(|s| allow_to.contains(&s.meta.name) || matches!(s.meta.labels.get(q::ACCESS_LABEL).map(String::as_str), Some("management" | "forensics")))
             .collect();
         prop_assert_eq!(r.access.len(), access.len());
         let in_access = |id: &Identity| access.iter().any(|s| s.selector.matches(id));

@@ -267,6 +267,13 @@ fn named_ports(
     Ok(out)
 }
 
+/// What a pod or a pod template says about its workload.
+struct PodFacts {
+    labels: Labels,
+    ports: Vec<NamedPort>,
+    service_account: Option<String>,
+}
+
 /// Adds a member to the workload `(ns, name, kind)`, creating it if needed; returns the
 /// workload's index and that of `labels` among its `label_variants`.
 fn upsert_workload(
@@ -274,11 +281,14 @@ fn upsert_workload(
     index: &mut BTreeMap<(String, String, String), usize>,
     key: (String, String, String),
     member: String,
-    labels: Labels,
-    ports: Vec<NamedPort>,
+    facts: PodFacts,
     origin: Origin,
-    service_account: Option<String>,
 ) -> (usize, usize) {
+    let PodFacts {
+        labels,
+        ports,
+        service_account,
+    } = facts;
     if let Some(&i) = index.get(&key) {
         let w = &mut out.cluster.workloads[i];
         w.members.push(member);
@@ -359,12 +369,14 @@ fn pod(
         index,
         (ns, wname, wkind),
         name.clone(),
-        labels,
-        ports,
+        PodFacts {
+            labels,
+            ports,
+            service_account: o.spec.as_ref().and_then(|s| {
+                nonempty(&s.service_account_name).or_else(|| nonempty(&s.service_account))
+            }),
+        },
         origin(obj),
-        o.spec.as_ref().and_then(|s| {
-            nonempty(&s.service_account_name).or_else(|| nonempty(&s.service_account))
-        }),
     );
     let status = o.status.as_ref();
     if let Some(ip) = status
@@ -492,12 +504,14 @@ fn workload_manifest(
         index,
         (ns, name.clone(), obj.kind.clone()),
         name,
-        labels,
-        ports,
+        PodFacts {
+            labels,
+            ports,
+            service_account: template.spec.as_ref().and_then(|s| {
+                nonempty(&s.service_account_name).or_else(|| nonempty(&s.service_account))
+            }),
+        },
         origin(obj),
-        template.spec.as_ref().and_then(|s| {
-            nonempty(&s.service_account_name).or_else(|| nonempty(&s.service_account))
-        }),
     );
     Ok(())
 }
