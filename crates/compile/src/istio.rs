@@ -43,7 +43,7 @@ use bulkhead_core::{IpSet, Labels, PortSet, Protocol};
 use bulkhead_intent::{Action, Identity, IdentityKind, Mode};
 use serde_json::{Map, Value, json};
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The most ports one `ports`/`notPorts` list may enumerate (Istio takes single ports, not
 /// ranges).
@@ -78,10 +78,11 @@ pub fn compile(intent: &bulkhead_intent::Intent, opts: &Options) -> Result<Compi
 
 /// A set of request sources: `Pos` — a principal in `principals`, or no principal and a source
 /// address in `ips`; `neg` — the complement of that.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Src {
     neg: bool,
-    principals: BTreeSet<String>,
+    /// Interned principals (indexes into [`Ctx::names`]).
+    principals: BTreeSet<u32>,
     ips: IpSet,
 }
 
@@ -154,7 +155,7 @@ impl Src {
 }
 
 /// Sources × TCP ports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Piece {
     src: Src,
     ports: PortSet,
@@ -257,10 +258,12 @@ type PeerSources = Result<Src, (String, String)>;
 struct Ctx<'a> {
     lowered: &'a Lowered<'a>,
     inventory: &'a [Identity],
-    /// The principal of each inventory identity (workloads only).
-    principals: Vec<Option<String>>,
+    /// The principal of each inventory identity (workloads only), interned.
+    principals: Vec<Option<u32>>,
+    /// Interned principals.
+    names: Vec<String>,
     /// Inventory indexes per principal.
-    by_principal: HashMap<String, Vec<usize>>,
+    by_principal: HashMap<u32, Vec<usize>>,
     /// Sources per distinct workload selector of a `from` peer.
     peer_sources: RefCell<HashMap<WorkloadSel, PeerSources>>,
     /// Sources per rule.
@@ -269,18 +272,27 @@ struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     fn new(lowered: &'a Lowered<'a>, inventory: &'a [Identity], td: &str) -> Self {
-        let principals: Vec<Option<String>> =
-            inventory.iter().map(|id| principal(id, td)).collect();
-        let mut by_principal: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, p) in principals.iter().enumerate() {
+        let mut names: Vec<String> = Vec::new();
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut principals: Vec<Option<u32>> = Vec::with_capacity(inventory.len());
+        let mut by_principal: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (i, id) in inventory.iter().enumerate() {
+            let p = principal(id, td).map(|p| {
+                *ids.entry(p.clone()).or_insert_with(|| {
+                    names.push(p);
+                    (names.len() - 1) as u32
+                })
+            });
             if let Some(p) = p {
-                by_principal.entry(p.clone()).or_default().push(i);
+                by_principal.entry(p).or_default().push(i);
             }
+            principals.push(p);
         }
         Ctx {
             lowered,
             inventory,
             principals,
+            names,
             by_principal,
             peer_sources: RefCell::default(),
             rule_sources: RefCell::default(),
@@ -297,12 +309,15 @@ impl<'a> Ctx<'a> {
         let mut principals = BTreeSet::new();
         let mut result = Ok(());
         for (i, p) in self.principals.iter().enumerate() {
-            if let (true, Some(p)) = (picked[i], p)
-                && principals.insert(p.clone())
-                && let Some(&other) = self.by_principal[p].iter().find(|&&j| !picked[j])
+            if let (true, Some(p)) = (picked[i], *p)
+                && principals.insert(p)
+                && let Some(&other) = self.by_principal[&p].iter().find(|&&j| !picked[j])
                 && result.is_ok()
             {
-                result = Err((p.clone(), self.inventory[other].name.clone()));
+                result = Err((
+                    self.names[p as usize].clone(),
+                    self.inventory[other].name.clone(),
+                ));
             }
         }
         let r = result.map(|()| Src {
@@ -460,7 +475,9 @@ fn strings(v: impl IntoIterator<Item = String>) -> Value {
 /// How source sets are written.
 struct Emit {
     /// Every inventory principal, per namespace.
-    ns_principals: HashMap<String, BTreeSet<String>>,
+    ns_principals: HashMap<String, BTreeSet<u32>>,
+    /// Interned principals.
+    names: Vec<String>,
     /// How many principal lists were shortened to namespaces.
     shortened: Cell<usize>,
 }
@@ -474,10 +491,11 @@ impl Emit {
 
     /// `(namespaces, other principals)`: a namespace whose every inventory principal (two or
     /// more) is in `p` is written as the namespace.
-    fn split(&self, p: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+    fn split(&self, p: &BTreeSet<u32>) -> (Vec<String>, Vec<String>) {
+        let ns_of = |x: u32| Emit::ns_of(&self.names[x as usize]);
         let mut whole: BTreeSet<&str> = BTreeSet::new();
-        for x in p {
-            if let Some(ns) = Emit::ns_of(x)
+        for &x in p {
+            if let Some(ns) = ns_of(x)
                 && !whole.contains(ns)
                 && let Some(all) = self.ns_principals.get(ns)
                 && all.len() >= 2
@@ -489,11 +507,12 @@ impl Emit {
         if !whole.is_empty() {
             self.shortened.set(self.shortened.get() + 1);
         }
-        let rest = p
+        let mut rest: Vec<String> = p
             .iter()
-            .filter(|x| Emit::ns_of(x).is_none_or(|ns| !whole.contains(ns)))
-            .cloned()
+            .filter(|&&x| ns_of(x).is_none_or(|ns| !whole.contains(ns)))
+            .map(|&x| self.names[x as usize].clone())
             .collect();
+        rest.sort();
         (whole.into_iter().map(String::from).collect(), rest)
     }
 
@@ -750,10 +769,10 @@ pub fn compile_with(
     }
     // Then classes: the same namespace and the same regions.
     let mut classes: Vec<(String, Regions, Vec<&Identity>)> = Vec::new();
-    let mut class_of: HashMap<(String, String), usize> = HashMap::new();
+    let mut class_of: HashMap<(String, Vec<Piece>, Vec<Piece>), usize> = HashMap::new();
     for ((ns, rules, _), members) in by_key {
         let reg = regions(&ctx, enforced[members[0]], &rules)?;
-        let key = (ns.clone(), format!("{:?}|{:?}", reg.allow, reg.deny));
+        let key = (ns.clone(), reg.allow.clone(), reg.deny.clone());
         match class_of.get(&key) {
             Some(&c) => {
                 classes[c].2.extend(members.iter().map(|&k| enforced[k]));
@@ -799,17 +818,15 @@ pub fn compile_with(
             r.label()
         ));
     }
-    let mut ns_principals: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let mut ns_principals: HashMap<String, BTreeSet<u32>> = HashMap::new();
     for (id, p) in opts.inventory.iter().zip(&ctx.principals) {
         if let (Some(ns), Some(p)) = (id.namespace(), p) {
-            ns_principals
-                .entry(ns.to_string())
-                .or_default()
-                .insert(p.clone());
+            ns_principals.entry(ns.to_string()).or_default().insert(*p);
         }
     }
     let emit = Emit {
         ns_principals,
+        names: ctx.names.clone(),
         shortened: Cell::new(0),
     };
     let rule_refs = |rules: &BTreeSet<usize>, action: Action| -> String {
@@ -883,9 +900,11 @@ pub fn compile_with(
         let (base_allow, base_deny, base_rules) = match &base_sel {
             Some(_) => {
                 let common = |f: &dyn Fn(&Regions) -> &Vec<Piece>| -> Vec<Piece> {
+                    let sets: Vec<HashSet<&Piece>> =
+                        mine.iter().map(|c| f(&c.1).iter().collect()).collect();
                     f(&mine[0].1)
                         .iter()
-                        .filter(|p| mine.iter().all(|c| f(&c.1).contains(p)))
+                        .filter(|p| sets.iter().all(|set| set.contains(p)))
                         .cloned()
                         .collect()
                 };
@@ -924,17 +943,19 @@ pub fn compile_with(
                 &who,
             ));
         }
+        let base_allow_set: HashSet<&Piece> = base_allow.iter().collect();
+        let base_deny_set: HashSet<&Piece> = base_deny.iter().collect();
         for (_, reg, members) in &mine {
             let allow: Vec<Piece> = reg
                 .allow
                 .iter()
-                .filter(|p| !base_allow.contains(p))
+                .filter(|p| !base_allow_set.contains(p))
                 .cloned()
                 .collect();
             let deny: Vec<Piece> = reg
                 .deny
                 .iter()
-                .filter(|p| !base_deny.contains(p))
+                .filter(|p| !base_deny_set.contains(p))
                 .cloned()
                 .collect();
             if base_sel.is_some() && allow.is_empty() && deny.is_empty() {
