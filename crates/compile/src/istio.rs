@@ -118,7 +118,7 @@ impl Src {
         match (self.neg, o.neg) {
             (false, false) => Src {
                 neg: false,
-                principals: self.principals.union(&o.principals).cloned().collect(),
+                principals: self.principals.union(&o.principals).copied().collect(),
                 ips: self.ips.union(&o.ips),
             },
             (true, true) => Src {
@@ -146,7 +146,34 @@ impl Src {
     }
 
     fn intersect(&self, o: &Src) -> Src {
-        self.complement().union(&o.complement()).complement()
+        match (self.neg, o.neg) {
+            (false, false) => Src {
+                neg: false,
+                principals: self
+                    .principals
+                    .intersection(&o.principals)
+                    .copied()
+                    .collect(),
+                ips: self.ips.intersect(&o.ips),
+            },
+            (true, true) => Src {
+                neg: true,
+                principals: self.principals.union(&o.principals).copied().collect(),
+                ips: self.ips.union(&o.ips),
+            },
+            (false, true) | (true, false) => {
+                let (pos, neg) = if self.neg { (o, self) } else { (self, o) };
+                Src {
+                    neg: false,
+                    principals: pos
+                        .principals
+                        .difference(&neg.principals)
+                        .copied()
+                        .collect(),
+                    ips: pos.ips.subtract(&neg.ips),
+                }
+            }
+        }
     }
 
     fn subtract(&self, o: &Src) -> Src {
@@ -164,9 +191,13 @@ struct Piece {
 impl Piece {
     /// `self` minus `o`, as at most two disjoint pieces.
     fn minus(&self, o: &Piece, out: &mut Vec<Piece>) {
+        // Ports first: disjoint ports are the cheap, common case.
+        if self.ports.intersect(&o.ports).is_empty() {
+            out.push(self.clone());
+            return;
+        }
         let si = self.src.intersect(&o.src);
-        let pi = self.ports.intersect(&o.ports);
-        if si.is_empty() || pi.is_empty() {
+        if si.is_empty() {
             out.push(self.clone());
             return;
         }
