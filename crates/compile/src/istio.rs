@@ -299,7 +299,14 @@ struct Ctx<'a> {
     peer_sources: RefCell<HashMap<WorkloadSel, PeerSources>>,
     /// Sources per rule.
     rule_sources: RefCell<HashMap<usize, Result<Src, CompileError>>>,
+    /// Interned region states (what was passed, or reached by the other action, so far).
+    states: RefCell<HashMap<Vec<Piece>, u32>>,
+    /// A rule's reach and effective part, per (rule, ports, passed state, other-action state):
+    /// destinations that differ only in later rules share the work.
+    memo: RefCell<HashMap<Memo, (Vec<Piece>, Vec<Piece>)>>,
 }
+
+type Memo = (usize, PortSet, u32, u32);
 
 impl<'a> Ctx<'a> {
     fn new(lowered: &'a Lowered<'a>, inventory: &'a [Identity], td: &str) -> Self {
@@ -327,6 +334,8 @@ impl<'a> Ctx<'a> {
             by_principal,
             peer_sources: RefCell::default(),
             rule_sources: RefCell::default(),
+            states: RefCell::default(),
+            memo: RefCell::default(),
         }
     }
 
@@ -360,6 +369,16 @@ impl<'a> Ctx<'a> {
             .borrow_mut()
             .insert(sel.clone(), r.clone());
         r
+    }
+
+    fn intern(&self, v: &[Piece]) -> u32 {
+        let mut st = self.states.borrow_mut();
+        if let Some(&id) = st.get(v) {
+            return id;
+        }
+        let id = st.len() as u32;
+        st.insert(v.to_vec(), id);
+        id
     }
 
     /// The sources of rule `i` (resolved against the inventory).
@@ -440,12 +459,15 @@ fn regions(ctx: &Ctx<'_>, d: &Identity, rules: &[u32]) -> Result<Regions, Compil
         deny: Vec::new(),
         rules: BTreeSet::new(),
     };
+    let (mut passed_id, mut allow_id, mut deny_id): (Option<u32>, Option<u32>, Option<u32>) =
+        (None, None, None);
     for &i in rules {
         let i = i as usize;
         let r = &ctx.lowered.rules[i];
         if tier != Some(r.tier) {
             tier = Some(r.tier);
             passed.clear();
+            passed_id = None;
         }
         let ports = tcp_ports(r, d);
         if ports.is_empty() {
@@ -455,28 +477,54 @@ fn regions(ctx: &Ctx<'_>, d: &Identity, rules: &[u32]) -> Result<Regions, Compil
         if src.is_empty() {
             continue;
         }
-        let reach = minus_all(vec![Piece { src, ports }], &passed);
+        let pid = *passed_id.get_or_insert_with(|| ctx.intern(&passed));
+        let other = match r.action {
+            Action::Allow => *deny_id.get_or_insert_with(|| ctx.intern(&deny_reach)),
+            Action::Deny => *allow_id.get_or_insert_with(|| ctx.intern(&allow_reach)),
+            Action::Pass => u32::MAX,
+        };
+        let key = (i, ports, pid, other);
+        let known = ctx.memo.borrow().get(&key).cloned();
+        let (reach, effective) = match known {
+            Some(v) => v,
+            None => {
+                let reach = minus_all(
+                    vec![Piece {
+                        src,
+                        ports: key.1.clone(),
+                    }],
+                    &passed,
+                );
+                let effective = match r.action {
+                    Action::Allow => minus_all(reach.clone(), &deny_reach),
+                    Action::Deny => minus_all(reach.clone(), &allow_reach),
+                    Action::Pass => reach.clone(),
+                };
+                ctx.memo
+                    .borrow_mut()
+                    .insert(key, (reach.clone(), effective.clone()));
+                (reach, effective)
+            }
+        };
         if reach.is_empty() {
             continue;
         }
-        let effective = match r.action {
+        match r.action {
             Action::Allow => {
-                let e = minus_all(reach.clone(), &deny_reach);
-                out.allow.extend(e.iter().cloned());
+                out.allow.extend(effective.iter().cloned());
                 allow_reach.extend(reach);
-                e
+                allow_id = None;
             }
             Action::Deny => {
-                let e = minus_all(reach.clone(), &allow_reach);
-                out.deny.extend(e.iter().cloned());
+                out.deny.extend(effective.iter().cloned());
                 deny_reach.extend(reach);
-                e
+                deny_id = None;
             }
             Action::Pass => {
-                passed.extend(reach.iter().cloned());
-                reach
+                passed.extend(reach);
+                passed_id = None;
             }
-        };
+        }
         if !effective.is_empty() {
             out.rules.insert(i);
         }
@@ -511,6 +559,8 @@ struct Emit {
     names: Vec<String>,
     /// How many principal lists were shortened to namespaces.
     shortened: Cell<usize>,
+    /// Written source sets.
+    written: RefCell<HashMap<Src, Option<Value>>>,
 }
 
 impl Emit {
@@ -549,6 +599,15 @@ impl Emit {
 
     /// The `from` list of a source set (`None`: every source, no `from`).
     fn sources_json(&self, s: &Src) -> Option<Value> {
+        if let Some(v) = self.written.borrow().get(s) {
+            return v.clone();
+        }
+        let v = self.write_sources(s);
+        self.written.borrow_mut().insert(s.clone(), v.clone());
+        v
+    }
+
+    fn write_sources(&self, s: &Src) -> Option<Value> {
         let mut out = Vec::new();
         let (nss, p) = self.split(&s.principals);
         let ips = s.ips.cidrs();
@@ -859,6 +918,7 @@ pub fn compile_with(
         ns_principals,
         names: ctx.names.clone(),
         shortened: Cell::new(0),
+        written: RefCell::default(),
     };
     let rule_refs = |rules: &BTreeSet<usize>, action: Action| -> String {
         rules

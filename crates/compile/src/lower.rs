@@ -158,23 +158,25 @@ pub struct Lowered<'a> {
 impl<'a> Lowered<'a> {
     pub fn new(intent: &'a Intent, target: Target, opts: &Options) -> Result<Self, CompileError> {
         let mut rules = Vec::new();
+        let mut cache = HostCache::new();
         for pi in intent.policy_order() {
             let policy = &intent.policies[pi];
             for (index, rule) in policy.rules.iter().enumerate() {
-                let side = |peers: &[bulkhead_intent::PeerAt]| -> Result<Vec<LPeer>, CompileError> {
-                    let mut out = Vec::new();
-                    for p in peers {
-                        out.extend(resolve(intent, &p.peer, opts).map_err(|what| {
-                            CompileError::Unsupported {
-                                target,
-                                loc: p.loc.clone(),
-                                what,
-                                hint: None,
-                            }
-                        })?);
-                    }
-                    Ok(out)
-                };
+                let mut side =
+                    |peers: &[bulkhead_intent::PeerAt]| -> Result<Vec<LPeer>, CompileError> {
+                        let mut out = Vec::new();
+                        for p in peers {
+                            out.extend(resolve_cached(intent, &p.peer, opts, &mut cache).map_err(
+                                |what| CompileError::Unsupported {
+                                    target,
+                                    loc: p.loc.clone(),
+                                    what,
+                                    hint: None,
+                                },
+                            )?);
+                        }
+                        Ok(out)
+                    };
                 rules.push(LRule {
                     tier: policy.tier,
                     policy,
@@ -245,7 +247,7 @@ fn host_addresses(sel: &Selector, inventory: &[Identity]) -> IpSet {
     }
 }
 
-fn entity(s: &EntitySelector, opts: &Options) -> Vec<LPeer> {
+fn entity(s: &EntitySelector, opts: &Options, cache: &mut HostCache) -> Vec<LPeer> {
     let mut out = Vec::new();
     if let Some(w) = workload_part(s) {
         out.push(LPeer::Workloads(w));
@@ -253,23 +255,38 @@ fn entity(s: &EntitySelector, opts: &Options) -> Vec<LPeer> {
     if let Some(h) = &s.hosts {
         out.push(LPeer::Hosts {
             selector: h.clone(),
-            addresses: host_addresses(h, &opts.inventory),
+            addresses: cache
+                .entry(h.clone())
+                .or_insert_with(|| host_addresses(h, &opts.inventory))
+                .clone(),
         });
     }
     out
 }
 
+/// Host addresses per host selector, so each selector scans the inventory once.
+type HostCache = std::collections::HashMap<Selector, IpSet>;
+
 /// One peer of the intent as what targets select. `Err`: an unknown segment.
 pub fn resolve(intent: &Intent, peer: &Peer, opts: &Options) -> Result<Vec<LPeer>, String> {
+    resolve_cached(intent, peer, opts, &mut HostCache::new())
+}
+
+fn resolve_cached(
+    intent: &Intent,
+    peer: &Peer,
+    opts: &Options,
+    cache: &mut HostCache,
+) -> Result<Vec<LPeer>, String> {
     Ok(match peer {
         Peer::Any => vec![LPeer::Any],
         Peer::Segment(name) => {
             let seg = intent
                 .segment(name)
                 .ok_or_else(|| format!("a reference to segment {name:?}, which does not exist"))?;
-            entity(&seg.selector, opts)
+            entity(&seg.selector, opts, cache)
         }
-        Peer::Selector(s) => entity(s, opts),
+        Peer::Selector(s) => entity(s, opts, cache),
         Peer::Namespace(n) => vec![LPeer::Workloads(WorkloadSel {
             namespaces: Some(Selector::label(NAMESPACE_NAME_LABEL, n)),
             pods: None,
