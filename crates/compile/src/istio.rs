@@ -303,10 +303,12 @@ struct Ctx<'a> {
     states: RefCell<HashMap<Vec<Piece>, u32>>,
     /// A rule's reach and effective part, per (rule, ports, passed state, other-action state):
     /// destinations that differ only in later rules share the work.
-    memo: RefCell<HashMap<Memo, (Vec<Piece>, Vec<Piece>)>>,
+    memo: RefCell<HashMap<Memo, ReachAndEffect>>,
 }
 
 type Memo = (usize, PortSet, u32, u32);
+/// A rule's reach and its effective part.
+type ReachAndEffect = (Vec<Piece>, Vec<Piece>);
 
 impl<'a> Ctx<'a> {
     fn new(lowered: &'a Lowered<'a>, inventory: &'a [Identity], td: &str) -> Self {
