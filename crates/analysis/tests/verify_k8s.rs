@@ -193,6 +193,7 @@ fn cluster() -> impl Strategy<Value = Cluster> {
                     members: vec![format!("w{i}")],
                     addresses: Vec::new(),
                     origin: Origin::default(),
+                    service_account: None,
                 });
             }
             for (i, mut p) in policies.into_iter().enumerate() {

@@ -20,6 +20,9 @@ pub enum BenchCommand {
     /// The verifier: invariants checked over synthetic identities and rules; prints JSON with
     /// CPU seconds.
     Verify(crate::verify::BenchVerifyArgs),
+    /// The istio compiler: the bank policy plus synthetic rules over synthetic workloads to
+    /// AuthorizationPolicies; prints JSON with CPU seconds.
+    Istio(crate::istio_bench::BenchIstioArgs),
     /// Brownfield verification: invariants checked against a cluster's Kubernetes policies
     /// (`verify --k8s`); prints JSON with CPU seconds.
     VerifyK8s(crate::verify_k8s::BenchVerifyK8sArgs),
@@ -125,6 +128,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Agent(a) => crate::nft_bench::run_agent_bench(a)?,
         BenchCommand::NftCompile(a) => crate::nft_bench::run_nft_compile(a)?,
         BenchCommand::Verify(a) => crate::verify::run_bench(a)?,
+        BenchCommand::Istio(a) => crate::istio_bench::run(a)?,
         BenchCommand::VerifyK8s(a) => crate::verify_k8s::run_bench(a)?,
         BenchCommand::Simulate(a) => crate::simulate::run_bench(a)?,
         BenchCommand::Recommend(a) => crate::recommend::run_bench(a)?,

@@ -7,8 +7,10 @@ mod bank;
 mod bench;
 mod demo;
 mod nft_bench;
+mod istio_bench;
 mod plan;
 mod policy;
+mod quarantine;
 mod recommend;
 mod see;
 mod see_bench;
@@ -156,6 +158,11 @@ enum Command {
     /// is violated, 2 more traffic newly blocked than --max-blocked, 3 input error (3 > 1 > 2);
     /// text, JSON, JUnit or SARIF.
     Plan(plan::PlanArgs),
+    /// Isolate one workload or host now: an overlay in the guardrail tier of the policy (every
+    /// target compiles it) keeping forensic and management access; `--list` shows them.
+    Quarantine(quarantine::QuarantineArgs),
+    /// Remove a quarantine.
+    Release(quarantine::ReleaseArgs),
     /// Bulkhead's whole job on the reference bank from an empty store: simulate, ingest, map,
     /// recommend, verify, rehearse a risky change; a short report and where the files are.
     Demo(demo::DemoArgs),
@@ -287,6 +294,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Recommend(args) => return Ok(recommend::run(args)),
         // 0 safe, 1 invariant violated, 2 too much blocked, 3 input error.
         Command::Plan(args) => return Ok(plan::run(args)),
+        // 0 done, 1 refused, 3 input error.
+        Command::Quarantine(args) => return Ok(quarantine::run(args)),
+        Command::Release(args) => return Ok(quarantine::run_release(args)),
         Command::Flows { command } => {
             if !telemetry::run_flows(command)? {
                 return Ok(ExitCode::FAILURE);

@@ -87,6 +87,7 @@ pub fn inventory_identities(manifests: &[PathBuf], hosts: &[PathBuf]) -> Result<
                 c.ns_labels(&w.namespace).clone(),
             );
             id.named_ports = w.named_ports.clone();
+            id.service_account = w.service_account.clone();
             ids.push(id);
         }
     }

@@ -234,6 +234,7 @@ fn external(name: &str, cidrs: &[String]) -> Identity {
         labels: Labels::new(),
         addresses,
         named_ports: Vec::new(),
+        service_account: None,
     }
 }
 

@@ -50,6 +50,9 @@ pub struct Workload {
     /// Pod addresses known from the input (`status.podIP`), for attributing an address.
     pub addresses: Vec<std::net::IpAddr>,
     pub origin: Origin,
+    /// The pods' service account (`spec.serviceAccountName`, the pod template's for workload
+    /// kinds; `None` when not written, which Kubernetes reads as `default`).
+    pub service_account: Option<String>,
 }
 
 impl Workload {

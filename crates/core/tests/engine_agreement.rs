@@ -434,6 +434,7 @@ fn cluster() -> impl Strategy<Value = Cluster> {
                     members: vec![format!("w{i}")],
                     addresses: Vec::new(),
                     origin: Origin::default(),
+                    service_account: None,
                 });
             }
             for (i, (mut p, letter)) in policies.into_iter().enumerate() {
@@ -733,6 +734,7 @@ fn workload_in(ns: &str, name: &str, app: &str, ports: &[(&str, Protocol, u16)])
         members: vec![name.to_string()],
         addresses: Vec::new(),
         origin: Origin::default(),
+        service_account: None,
     }
 }
 

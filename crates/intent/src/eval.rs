@@ -50,6 +50,10 @@ pub struct Identity {
     pub addresses: Vec<IpAddr>,
     /// Named container ports (rules may name them).
     pub named_ports: Vec<NamedPort>,
+    /// A Kubernetes workload's service account (`spec.serviceAccountName` of its pods; `None`
+    /// when the inventory does not say, which Kubernetes reads as `default`). Identity-based
+    /// targets (Istio's SPIFFE principals) need it.
+    pub service_account: Option<String>,
 }
 
 impl Identity {
@@ -63,16 +67,23 @@ impl Identity {
             labels,
             addresses: Vec::new(),
             named_ports: Vec::new(),
+            service_account: None,
         }
     }
 
-    pub fn host(name: &str, labels: Labels, addresses: Vec<IpAddr>) -> Self {
+    /// A host; its labels get the implicit [`HOST_NAME_LABEL`](crate::quarantine::HOST_NAME_LABEL)
+    /// `: NAME` (unless the inventory sets it), so one host can be selected alone (quarantine).
+    pub fn host(name: &str, mut labels: Labels, addresses: Vec<IpAddr>) -> Self {
+        labels
+            .entry(crate::quarantine::HOST_NAME_LABEL.to_string())
+            .or_insert_with(|| name.to_string());
         Identity {
             name: name.to_string(),
             kind: IdentityKind::Host,
             labels,
             addresses,
             named_ports: Vec::new(),
+            service_account: None,
         }
     }
 
@@ -83,6 +94,7 @@ impl Identity {
             labels: Labels::new(),
             addresses: vec![ip],
             named_ports: Vec::new(),
+            service_account: None,
         }
     }
 

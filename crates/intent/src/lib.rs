@@ -13,6 +13,7 @@ mod eval;
 mod lint;
 pub mod load;
 mod model;
+pub mod quarantine;
 pub mod recommend;
 mod schema;
 mod simulate;
@@ -24,7 +25,7 @@ pub use eval::{
     SideMode, Universe, Verdict,
 };
 pub use lint::{LintOptions, lint};
-pub use load::{Loaded, load_paths, load_str};
+pub use load::{Loaded, load_paths, load_paths_at, load_str};
 pub use model::{
     API_VERSION, Action, EntitySelector, Intent, Invariant, InvariantKind, Meta, Mode, Peer,
     PeerAt, Policy, PortMatch, Rule, Segment, Tier,

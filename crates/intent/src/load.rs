@@ -29,6 +29,8 @@ pub struct Loaded {
     pub files: usize,
     /// Resources read (including those left out for errors).
     pub documents: usize,
+    /// Quarantines left out because their `expires` is past (see [`crate::quarantine`]).
+    pub expired_quarantines: Vec<crate::quarantine::Info>,
 }
 
 impl Loaded {
@@ -37,8 +39,31 @@ impl Loaded {
     }
 }
 
-/// Reads files and directories (recursively, in name order).
+/// Reads files and directories (recursively, in name order). Quarantines whose `expires` is
+/// past (by the system clock) are left out and listed in [`Loaded::expired_quarantines`].
 pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Loaded {
+    load_paths_at(paths, Some(now_secs()))
+}
+
+/// Seconds since the epoch, by the system clock.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// [`load_paths`] with an injected clock: quarantines expired at `now` (seconds since the
+/// epoch) are left out; `None` keeps every resource.
+pub fn load_paths_at<P: AsRef<Path>>(paths: &[P], now: Option<i64>) -> Loaded {
+    let mut out = load_all(paths);
+    if let Some(now) = now {
+        out.expired_quarantines = crate::quarantine::drop_expired(&mut out.intent, now);
+    }
+    out
+}
+
+fn load_all<P: AsRef<Path>>(paths: &[P]) -> Loaded {
     let mut out = Loaded::default();
     for p in paths {
         let p = p.as_ref();

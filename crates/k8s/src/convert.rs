@@ -267,6 +267,13 @@ fn named_ports(
     Ok(out)
 }
 
+/// What a pod or a pod template says about its workload.
+struct PodFacts {
+    labels: Labels,
+    ports: Vec<NamedPort>,
+    service_account: Option<String>,
+}
+
 /// Adds a member to the workload `(ns, name, kind)`, creating it if needed; returns the
 /// workload's index and that of `labels` among its `label_variants`.
 fn upsert_workload(
@@ -274,10 +281,14 @@ fn upsert_workload(
     index: &mut BTreeMap<(String, String, String), usize>,
     key: (String, String, String),
     member: String,
-    labels: Labels,
-    ports: Vec<NamedPort>,
+    facts: PodFacts,
     origin: Origin,
 ) -> (usize, usize) {
+    let PodFacts {
+        labels,
+        ports,
+        service_account,
+    } = facts;
     if let Some(&i) = index.get(&key) {
         let w = &mut out.cluster.workloads[i];
         w.members.push(member);
@@ -293,6 +304,9 @@ fn upsert_workload(
                 w.named_ports.push(p);
             }
         }
+        if w.service_account.is_none() {
+            w.service_account = service_account;
+        }
         return (i, variant);
     }
     let (namespace, name, kind) = key.clone();
@@ -306,6 +320,7 @@ fn upsert_workload(
         members: vec![member],
         addresses: Vec::new(),
         origin,
+        service_account,
     });
     index.insert(key, out.cluster.workloads.len() - 1);
     (out.cluster.workloads.len() - 1, 0)
@@ -354,8 +369,13 @@ fn pod(
         index,
         (ns, wname, wkind),
         name.clone(),
-        labels,
-        ports,
+        PodFacts {
+            labels,
+            ports,
+            service_account: o.spec.as_ref().and_then(|s| {
+                nonempty(&s.service_account_name).or_else(|| nonempty(&s.service_account))
+            }),
+        },
         origin(obj),
     );
     let status = o.status.as_ref();
@@ -484,11 +504,21 @@ fn workload_manifest(
         index,
         (ns, name.clone(), obj.kind.clone()),
         name,
-        labels,
-        ports,
+        PodFacts {
+            labels,
+            ports,
+            service_account: template.spec.as_ref().and_then(|s| {
+                nonempty(&s.service_account_name).or_else(|| nonempty(&s.service_account))
+            }),
+        },
         origin(obj),
     );
     Ok(())
+}
+
+/// A written, non-empty string field.
+fn nonempty(s: &Option<String>) -> Option<String> {
+    s.clone().filter(|s| !s.is_empty())
 }
 
 fn selector(s: &LabelSelector) -> Result<Selector, String> {

@@ -895,6 +895,7 @@ mod tests {
         "endPort",
         "protocol",
         "containers",
+        "serviceAccountName",
         "containerPort",
         "priority",
         "controller",

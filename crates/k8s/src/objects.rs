@@ -94,6 +94,11 @@ pub struct Spec {
     // Pod
     #[serde(default)]
     pub containers: Option<Vec<Container>>,
+    #[serde(default)]
+    pub service_account_name: Option<String>,
+    /// Deprecated alias of `serviceAccountName`, still accepted by the API server.
+    #[serde(default)]
+    pub service_account: Option<String>,
     // Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, ReplicationController
     #[serde(default)]
     pub template: Option<PodTemplate>,
@@ -154,6 +159,11 @@ pub struct JobSpec {
 pub struct PodSpec {
     #[serde(default)]
     pub containers: Option<Vec<Container>>,
+    #[serde(default)]
+    pub service_account_name: Option<String>,
+    /// Deprecated alias of `serviceAccountName`.
+    #[serde(default)]
+    pub service_account: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
