@@ -110,8 +110,9 @@ pub struct Agent {
     args: AgentArgs,
     nft: Nft,
     applied: Option<Applied>,
-    /// The source digest last compiled (successfully or not) and its result.
-    seen: Option<(Digest, Result<Ruleset, String>)>,
+    /// The source digest last compiled (successfully or not), its result, and when the
+    /// earliest quarantine in it expires (the result is stale from then on).
+    seen: Option<(Digest, Result<Ruleset, String>, Option<i64>)>,
     /// The last failure recorded, so a repeating one is recorded once.
     last_failure: Option<String>,
     counters: BTreeMap<String, u64>,
@@ -141,6 +142,17 @@ pub fn compile_source(
     host: &str,
     force: ModeOverride,
 ) -> Result<Ruleset, String> {
+    compile_source_until(policy, hosts, host, force).map(|(rs, _)| rs)
+}
+
+/// [`compile_source`], with the time (seconds since the epoch) the earliest active quarantine
+/// of the policy expires: the ruleset is only valid until then, though no file changes.
+fn compile_source_until(
+    policy: &Path,
+    hosts: &[PathBuf],
+    host: &str,
+    force: ModeOverride,
+) -> Result<(Ruleset, Option<i64>), String> {
     if !policy.is_dir() {
         return Err(format!("{}: no such directory", policy.display()));
     }
@@ -162,7 +174,13 @@ pub fn compile_source(
         inventory,
         ..Options::default()
     };
-    compile_host(&loaded.intent, &opts, host, force).map_err(|e| e.to_string())
+    let until = bulkhead_intent::quarantine::list(&loaded.intent)
+        .iter()
+        .filter_map(|q| q.expires_at)
+        .min();
+    compile_host(&loaded.intent, &opts, host, force)
+        .map(|rs| (rs, until))
+        .map_err(|e| e.to_string())
 }
 
 impl Agent {
@@ -313,15 +331,34 @@ impl Agent {
         let compiled = match source {
             Err(e) => Err((None, format!("cannot read the policy source: {e:#}"))),
             Ok(d) => {
-                let fresh = !matches!(&self.seen, Some((s, _)) if *s == d);
+                let now = bulkhead_intent::load::now_secs();
+                let expired = matches!(&self.seen, Some((s, _, Some(t))) if *s == d && *t <= now);
+                let fresh = !matches!(&self.seen, Some((s, _, _)) if *s == d) || expired;
                 if fresh {
-                    let r =
-                        compile_source(&self.args.policy, &self.args.hosts, &self.args.host, force);
-                    self.seen = Some((d, r));
+                    let (r, until) = match compile_source_until(
+                        &self.args.policy,
+                        &self.args.hosts,
+                        &self.args.host,
+                        force,
+                    ) {
+                        Ok((rs, until)) => (Ok(rs), until),
+                        Err(e) => (Err(e), None),
+                    };
+                    self.seen = Some((d, r, until));
+                    if expired {
+                        println!("agent: a quarantine expired; recompiled without it");
+                        // The applied ruleset was compiled with the quarantine: mark it as
+                        // from no current source, so the new one is applied.
+                        if let Some(a) = &mut self.applied
+                            && a.source.is_some()
+                        {
+                            a.source = Some(Digest::of(b"a quarantine in it expired"));
+                        }
+                    }
                 }
                 match &self.seen {
-                    Some((_, Ok(rs))) => Ok((d, rs.clone())),
-                    Some((_, Err(e))) => Err((Some(d), e.clone())),
+                    Some((_, Ok(rs), _)) => Ok((d, rs.clone())),
+                    Some((_, Err(e), _)) => Err((Some(d), e.clone())),
                     None => Err((Some(d), "not compiled".into())),
                 }
             }
