@@ -4,6 +4,7 @@
 mod audit;
 mod bank;
 mod bench;
+mod compile;
 mod demo;
 mod plan;
 mod policy;
@@ -154,6 +155,10 @@ enum Command {
     /// is violated, 2 more traffic newly blocked than --max-blocked, 3 input error (3 > 1 > 2);
     /// text, JSON, JUnit or SARIF.
     Plan(plan::PlanArgs),
+    /// Compile the intent to an enforcement target's manifests (k8s: NetworkPolicy with
+    /// AdminNetworkPolicy or ClusterNetworkPolicy). Exit 0 compiled, 3 input error or an
+    /// intent the target cannot express.
+    Compile(compile::CompileArgs),
     /// Bulkhead's whole job on the reference bank from an empty store: simulate, ingest, map,
     /// recommend, verify, rehearse a risky change; a short report and where the files are.
     Demo(demo::DemoArgs),
@@ -279,6 +284,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Recommend(args) => return Ok(recommend::run(args)),
         // 0 safe, 1 invariant violated, 2 too much blocked, 3 input error.
         Command::Plan(args) => return Ok(plan::run(args)),
+        Command::Compile(args) => return Ok(compile::run(args)),
         Command::Flows { command } => {
             if !telemetry::run_flows(command)? {
                 return Ok(ExitCode::FAILURE);

@@ -265,3 +265,77 @@ pub fn resolve(intent: &Intent, peer: &Peer, opts: &Options) -> Result<Vec<LPeer
         Peer::Cidr(set) => vec![LPeer::Addresses(set.clone())],
     })
 }
+
+/// Whether two requirements on the same key can never hold together.
+pub fn requirements_conflict(a: &bulkhead_core::Requirement, b: &bulkhead_core::Requirement) -> bool {
+    use bulkhead_core::Operator::*;
+    if a.key != b.key {
+        return false;
+    }
+    let one_way = |x: &bulkhead_core::Requirement, y: &bulkhead_core::Requirement| match (x.op, y.op)
+    {
+        (In, In) => !x.values.iter().any(|v| y.values.contains(v)),
+        (In, NotIn) => x.values.iter().all(|v| y.values.contains(v)),
+        (In, DoesNotExist) | (Exists, DoesNotExist) => true,
+        _ => false,
+    };
+    one_way(a, b) || one_way(b, a)
+}
+
+/// True when no label set satisfies both selectors (`None`: every label set), decided from the
+/// requirements alone: some pair of them conflicts.
+pub fn selectors_disjoint(a: Option<&Selector>, b: Option<&Selector>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else {
+        // One side matches everything: disjoint only when the other matches nothing.
+        return a.or(b).is_some_and(selector_empty);
+    };
+    a.requirements()
+        .iter()
+        .any(|x| b.requirements().iter().any(|y| requirements_conflict(x, y)))
+        || selector_empty(a)
+        || selector_empty(b)
+}
+
+/// True when no label set satisfies the selector (two of its requirements conflict).
+pub fn selector_empty(s: &Selector) -> bool {
+    let r = s.requirements();
+    r.iter()
+        .enumerate()
+        .any(|(i, x)| r[i + 1..].iter().any(|y| requirements_conflict(x, y)))
+}
+
+/// True when every label set `small` matches, `big` matches too, whatever the labels: each of
+/// `big`'s requirements is one of `small`'s (`None`: every label set).
+pub fn selector_contains(big: Option<&Selector>, small: Option<&Selector>) -> bool {
+    match (big, small) {
+        (None, _) => true,
+        (Some(b), None) => b.is_everything(),
+        (Some(b), Some(s)) => {
+            selector_empty(s)
+                || b.requirements()
+                    .iter()
+                    .all(|r| s.requirements().contains(r))
+        }
+    }
+}
+
+impl WorkloadSel {
+    /// True when the selector provably picks no workload.
+    pub fn is_empty(&self) -> bool {
+        self.namespaces.as_ref().is_some_and(selector_empty)
+            || self.pods.as_ref().is_some_and(selector_empty)
+    }
+
+    /// True when no workload is picked by both, whatever the cluster.
+    pub fn disjoint(&self, o: &WorkloadSel) -> bool {
+        selectors_disjoint(self.namespaces.as_ref(), o.namespaces.as_ref())
+            || selectors_disjoint(self.pods.as_ref(), o.pods.as_ref())
+    }
+
+    /// True when every workload `o` picks, `self` picks too, whatever the cluster.
+    pub fn contains(&self, o: &WorkloadSel) -> bool {
+        o.is_empty()
+            || (selector_contains(self.namespaces.as_ref(), o.namespaces.as_ref())
+                && selector_contains(self.pods.as_ref(), o.pods.as_ref()))
+    }
+}
