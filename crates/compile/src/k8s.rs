@@ -414,15 +414,18 @@ fn address_walk(
                         ));
                     }
                 }
+                // Only what is still live in this tier is decided: a `pass` earlier in the
+                // tier set its connections aside for the next tier.
+                undecided = subtract(&undecided, &x).map_err(undecidable)?;
+                live = subtract(&live, &m).map_err(undecidable)?;
                 if !x.is_empty() {
                     out.insert(i, x);
                 }
-                live = subtract(&live, &m).map_err(undecidable)?;
-                undecided = subtract(&undecided, &m).map_err(undecidable)?;
             }
             Action::Deny => {
+                let x = intersect(&live, &m).map_err(undecidable)?;
+                undecided = subtract(&undecided, &x).map_err(undecidable)?;
                 live = subtract(&live, &m).map_err(undecidable)?;
-                undecided = subtract(&undecided, &m).map_err(undecidable)?;
             }
             Action::Pass => {
                 live = subtract(&live, &m).map_err(undecidable)?;

@@ -233,6 +233,8 @@ fn compiled_k8s_keeps_the_evaluators_meaning() {
             match compile(&intent, Target::K8s, &opts) {
                 Ok(c) => {
                     compiled += 1;
+                    let errs = common::schema::validate_files(&c.files);
+                    assert!(errs.is_empty(), "case {case} ({api:?}): {errs:#?}\n{yaml}");
                     match compare(&intent, &ids, &c.files) {
                         Ok(p) => pairs += p,
                         Err((bad, why)) => panic!(

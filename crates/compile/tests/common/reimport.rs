@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use bulkhead_core::{Endpoint, Engine, IpRange, Protocol};
-use bulkhead_intent::{Evaluator, Identity, IdentityKind, Intent, Verdict};
+use bulkhead_intent::{Evaluator, Identity, IdentityKind, Intent, SideMode, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -95,6 +95,18 @@ pub fn compare(
     ids: &[Identity],
     files: &BTreeMap<String, String>,
 ) -> Result<usize, (Vec<Mismatch>, String)> {
+    compare_sides(intent, ids, files, false)
+}
+
+/// As [`compare`]; with `pod_sides_only`, hosts' own sides (enforced by the nftables target,
+/// not by Kubernetes) are left out: expected is "no pod side drops", a pod side dropping when
+/// the pod is enforced and the deciding rule is not an `allow`.
+pub fn compare_sides(
+    intent: &Intent,
+    ids: &[Identity],
+    files: &BTreeMap<String, String>,
+    pod_sides_only: bool,
+) -> Result<usize, (Vec<Mismatch>, String)> {
     let dir = tempfile::tempdir().unwrap();
     for (rel, text) in files {
         std::fs::write(dir.path().join(rel), text).unwrap();
@@ -139,6 +151,7 @@ pub fn compare(
         .iter()
         .map(|&p| (p, probe_ports(&ev, ids, p)))
         .collect();
+    let profiles: Vec<_> = ids.iter().map(|i| ev.profile(i)).collect();
     let mut bad = Vec::new();
     let mut pairs = 0;
     for (si, s) in ids.iter().enumerate() {
@@ -151,9 +164,19 @@ pub fn compare(
             let allowed = engine.allowed(endpoint(s), endpoint(d));
             for (proto, ps) in &ports {
                 for &port in ps {
-                    let v = ev.decide(s, d, *proto, port).verdict;
+                    let dec = ev.decide_profiles(&profiles[si], &profiles[di], *proto, port);
+                    let v = dec.verdict;
+                    let expected = if pod_sides_only {
+                        let allow = dec.rule.is_some_and(|r| r.action == bulkhead_intent::Action::Allow);
+                        let drops = |i: usize| {
+                            pod(&ids[i]) && profiles[i].mode == SideMode::Enforce && !allow
+                        };
+                        !drops(si) && !drops(di)
+                    } else {
+                        v != Verdict::Deny
+                    };
                     let k = allowed.contains(*proto, port);
-                    if (v != Verdict::Deny) != k && bad.len() < 5 {
+                    if expected != k && bad.len() < 5 {
                         bad.push(Mismatch {
                             src: s.name.clone(),
                             dst: d.name.clone(),
@@ -171,5 +194,46 @@ pub fn compare(
         Ok(pairs)
     } else {
         Err((bad, String::new()))
+    }
+}
+
+/// Compiled files and a cluster, loaded with the Kubernetes engine, for asking single questions.
+pub struct Reimported {
+    pub engine: Engine<'static>,
+    index: BTreeMap<String, usize>,
+}
+
+impl Reimported {
+    pub fn new(ids: &[Identity], files: &BTreeMap<String, String>) -> Reimported {
+        let dir = tempfile::tempdir().unwrap();
+        for (rel, text) in files {
+            std::fs::write(dir.path().join(rel), text).unwrap();
+        }
+        std::fs::write(dir.path().join("cluster.yaml"), cluster_yaml(ids)).unwrap();
+        let loaded = bulkhead_k8s::Loaded::from_paths(&[dir.path()]);
+        assert!(loaded.errors.is_empty(), "re-import: {:?}", loaded.errors);
+        let index = loaded
+            .cluster
+            .workloads
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (format!("{}/{}", w.namespace, w.name), i))
+            .collect();
+        Reimported {
+            engine: Engine::owned(loaded.cluster),
+            index,
+        }
+    }
+
+    /// `ns/name` of a pod, or an address.
+    pub fn allows(&self, src: &str, dst: &str, proto: Protocol, port: u16) -> bool {
+        let ep = |s: &str| match self.index.get(s) {
+            Some(&i) => Endpoint::Workload(i),
+            None => match s.parse::<IpAddr>().expect("a pod name or an address") {
+                IpAddr::V4(a) => Endpoint::External(IpRange::V4(u32::from(a), u32::from(a))),
+                IpAddr::V6(a) => Endpoint::External(IpRange::V6(u128::from(a), u128::from(a))),
+            },
+        };
+        self.engine.allowed(ep(src), ep(dst)).contains(proto, port)
     }
 }
