@@ -388,32 +388,39 @@ fn address_walk(
             }
             Rel::Contains => {}
         }
+        // What this rule decides (allow, deny) or sets aside (pass) for the subject.
+        let x = intersect(&live, &m).map_err(undecidable)?;
+        // A kept-aside deny matters if it would take something from this allow; a kept-aside
+        // pass if this allow or deny of its own tier would decide something it passes.
+        for (pi, pm) in &pending {
+            let p = &rules[*pi];
+            let matters = match p.action {
+                Action::Deny => r.action == Action::Allow,
+                _ => p.tier == r.tier && r.action != Action::Pass,
+            };
+            if !matters {
+                continue;
+            }
+            let hit = match intersect(&x, pm) {
+                Ok(v) => !v.is_empty(),
+                Err(_) => true,
+            };
+            if hit {
+                return Err(unsupported(
+                    p,
+                    format!(
+                        "rule {} for addresses ({}): whether it applies to {subject} (the subject of rule {} at {}) cannot be decided from the selectors",
+                        p.label(),
+                        d.key(),
+                        r.label(),
+                        r.loc()
+                    ),
+                    "select the rule's workloads with the same labels as the rules it precedes (e.g. the segment), or with labels that cannot overlap",
+                ));
+            }
+        }
         match r.action {
             Action::Allow => {
-                let x = intersect(&live, &m).map_err(undecidable)?;
-                for (pi, pm) in &pending {
-                    let p = &rules[*pi];
-                    if p.action == Action::Pass && p.tier != r.tier {
-                        continue;
-                    }
-                    let hit = match intersect(&x, pm) {
-                        Ok(v) => !v.is_empty(),
-                        Err(_) => true,
-                    };
-                    if hit {
-                        return Err(unsupported(
-                            p,
-                            format!(
-                                "rule {} for addresses ({}): whether it applies to {subject} (the subject of the allow {} at {}) cannot be decided from the selectors",
-                                p.label(),
-                                d.key(),
-                                r.label(),
-                                r.loc()
-                            ),
-                            "select the rule's workloads with the same labels as the allows it precedes (e.g. the segment), or with labels that cannot overlap",
-                        ));
-                    }
-                }
                 // Only what is still live in this tier is decided: a `pass` earlier in the
                 // tier set its connections aside for the next tier.
                 undecided = subtract(&undecided, &x).map_err(undecidable)?;
@@ -423,7 +430,6 @@ fn address_walk(
                 }
             }
             Action::Deny => {
-                let x = intersect(&live, &m).map_err(undecidable)?;
                 undecided = subtract(&undecided, &x).map_err(undecidable)?;
                 live = subtract(&live, &m).map_err(undecidable)?;
             }
