@@ -364,7 +364,14 @@ fn address_walk(
         if s.addrs.is_empty() {
             continue;
         }
-        let m = rects_of(&s.addrs, &r.ports);
+        let mut m = rects_of(&s.addrs, &r.ports);
+        if d == Dir::Egress {
+            // Named ports are the destination's container ports: addresses have none.
+            m.retain(|x| !matches!(x.ports, PSel::Named(..)));
+            if m.is_empty() {
+                continue;
+            }
+        }
         let undecidable = |_: Undecidable| {
             unsupported(
                 r,
@@ -816,6 +823,16 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                         if !subj.namespaces.as_ref().is_none_or(|s| s.matches(labels)) {
                             continue;
                         }
+                        // Allows go where the inventory has workloads they select; the default
+                        // deny covers every namespace, so a workload that appears elsewhere is
+                        // isolated (closed) until compiled again.
+                        let populated = opts.inventory.iter().any(|id| {
+                            id.namespace() == Some(ns.as_str())
+                                && subj.pods.as_ref().is_none_or(|p| p.matches(&id.labels))
+                        });
+                        if !populated {
+                            continue;
+                        }
                         let mut rules = Vec::new();
                         if !pods.is_empty() {
                             let mut rule = Map::new();
@@ -897,7 +914,7 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
     }
     if !enforced.is_empty() {
         notes.push(format!(
-            "NetworkPolicies are namespaced: they were generated for the {} namespace{} of the inventory; a namespace added later gets no default deny until compiled again",
+            "NetworkPolicies are namespaced: the default deny was placed in the {} namespace{} of the inventory, the allows where the inventory has workloads they select; compile again when namespaces or workloads are added (a new namespace gets no default deny, a workload of an enforced segment in a namespace without its allows is isolated)",
             namespaces.len(),
             if namespaces.len() == 1 { "" } else { "s" }
         ));
