@@ -8,6 +8,8 @@ use bulkhead_intent::Severity;
 use bulkhead_synth::SplitMix64;
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -174,6 +176,7 @@ fn run_inner(a: &CompileArgs) -> Result<ExitCode> {
             after,
         )?;
     }
+    let mut out = String::new();
     match a.format {
         LintFormat::Json => {
             let v = serde_json::json!({
@@ -184,10 +187,11 @@ fn run_inner(a: &CompileArgs) -> Result<ExitCode> {
                 "objects": kinds,
                 "notes": compiled.notes,
             });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            out.push_str(&(serde_json::to_string_pretty(&v)? + "\n"));
         }
         LintFormat::Text => {
-            println!(
+            let _ = writeln!(
+                out,
                 "compiled {} for {target} into {}: {objects} object{}",
                 a.policy
                     .iter()
@@ -198,16 +202,18 @@ fn run_inner(a: &CompileArgs) -> Result<ExitCode> {
                 if objects == 1 { "" } else { "s" }
             );
             for (k, n) in &kinds {
-                println!("  {n:>6}  {k}");
+                let _ = writeln!(out, "  {n:>6}  {k}");
             }
             for f in compiled.files.keys() {
-                println!("  wrote {}", a.out.join(f).display());
+                let _ = writeln!(out, "  wrote {}", a.out.join(f).display());
             }
             for n in &compiled.notes {
-                println!("note: {n}");
+                let _ = writeln!(out, "note: {n}");
             }
         }
     }
+    // A closed pipe (`| head`) is not an error of the compile, which is written already.
+    let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -274,7 +274,10 @@ fn rects_of(addrs: &IpSet, ports: &Option<LPorts>) -> Vec<Rect> {
         Some(p) => {
             let mut c = ConnSet::none();
             for &(proto, lo, hi) in &p.ranges {
-                c = c.union(&ConnSet::ports(proto, bulkhead_core::RangeSet::range(lo, hi)));
+                c = c.union(&ConnSet::ports(
+                    proto,
+                    bulkhead_core::RangeSet::range(lo, hi),
+                ));
             }
             let mut out = Vec::new();
             if !c.is_empty() {
@@ -699,7 +702,10 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         {
             return Err(unsupported(
                 r,
-                format!("rule {}: it names hosts, whose addresses come from the host inventory, and none was given", r.label()),
+                format!(
+                    "rule {}: it names hosts, whose addresses come from the host inventory, and none was given",
+                    r.label()
+                ),
                 "pass the host inventory with --hosts FILE",
             ));
         }
@@ -931,8 +937,9 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
     if !nps.is_empty() {
         files.insert(
             "networkpolicies.yaml".to_string(),
-            header("NetworkPolicy: application and baseline allows, default deny of enforced segments")
-                + &yaml_documents(nps.values()),
+            header(
+                "NetworkPolicy: application and baseline allows, default deny of enforced segments",
+            ) + &yaml_documents(nps.values()),
         );
     }
     if !admin.is_empty() {
@@ -946,7 +953,10 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                 "ClusterNetworkPolicy v1alpha2, tier Admin: the guardrail tier",
             ),
         };
-        files.insert(file.to_string(), header(what) + &yaml_documents(admin.iter()));
+        files.insert(
+            file.to_string(),
+            header(what) + &yaml_documents(admin.iter()),
+        );
     }
     Ok(Compiled { files, notes })
 }
@@ -954,7 +964,10 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
 /// Application and baseline `deny`/`pass` rules cannot be said with NetworkPolicy (an allow
 /// list): refuse one that takes precedence over a later `allow` for a workload pair with an
 /// enforced workload on either side, on some common port.
-fn check_np_exceptions(low: &Lowered, enforced: &[(&Segment, WorkloadSel)]) -> Result<(), CompileError> {
+fn check_np_exceptions(
+    low: &Lowered,
+    enforced: &[(&Segment, WorkloadSel)],
+) -> Result<(), CompileError> {
     let lower: Vec<&LRule> = low
         .rules
         .iter()

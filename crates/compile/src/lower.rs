@@ -267,18 +267,21 @@ pub fn resolve(intent: &Intent, peer: &Peer, opts: &Options) -> Result<Vec<LPeer
 }
 
 /// Whether two requirements on the same key can never hold together.
-pub fn requirements_conflict(a: &bulkhead_core::Requirement, b: &bulkhead_core::Requirement) -> bool {
+pub fn requirements_conflict(
+    a: &bulkhead_core::Requirement,
+    b: &bulkhead_core::Requirement,
+) -> bool {
     use bulkhead_core::Operator::*;
     if a.key != b.key {
         return false;
     }
-    let one_way = |x: &bulkhead_core::Requirement, y: &bulkhead_core::Requirement| match (x.op, y.op)
-    {
-        (In, In) => !x.values.iter().any(|v| y.values.contains(v)),
-        (In, NotIn) => x.values.iter().all(|v| y.values.contains(v)),
-        (In, DoesNotExist) | (Exists, DoesNotExist) => true,
-        _ => false,
-    };
+    let one_way =
+        |x: &bulkhead_core::Requirement, y: &bulkhead_core::Requirement| match (x.op, y.op) {
+            (In, In) => !x.values.iter().any(|v| y.values.contains(v)),
+            (In, NotIn) => x.values.iter().all(|v| y.values.contains(v)),
+            (In, DoesNotExist) | (Exists, DoesNotExist) => true,
+            _ => false,
+        };
     one_way(a, b) || one_way(b, a)
 }
 

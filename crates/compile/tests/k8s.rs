@@ -41,7 +41,11 @@ fn cluster() -> Vec<Identity> {
         pod("shop", "free", &[]),
         pod("other", "free2", &[]),
         pod("kube-system", "coredns", &[("app", "coredns")]),
-        Identity::host("backup", labels(&[("app", "backup")]), vec!["192.0.2.10".parse().unwrap()]),
+        Identity::host(
+            "backup",
+            labels(&[("app", "backup")]),
+            vec!["192.0.2.10".parse().unwrap()],
+        ),
     ]
 }
 
@@ -280,7 +284,10 @@ spec:
     .unwrap_err();
     assert!(e.to_string().contains("names hosts"), "{e}");
     let e = compile(&i, Target::K8s, &Options::default()).unwrap_err();
-    assert!(e.to_string().contains("--inventory") || matches!(e, CompileError::Unsupported { .. }), "{e}");
+    assert!(
+        e.to_string().contains("--inventory") || matches!(e, CompileError::Unsupported { .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -424,7 +431,11 @@ fn bank_golden_files() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         on_disk.sort();
-        assert_eq!(on_disk, files.keys().cloned().collect::<Vec<_>>(), "{sub}: files");
+        assert_eq!(
+            on_disk,
+            files.keys().cloned().collect::<Vec<_>>(),
+            "{sub}: files"
+        );
         for (rel, text) in &files {
             let want = std::fs::read_to_string(d.join(rel)).unwrap();
             assert!(

@@ -101,7 +101,14 @@ fn cluster(rng: &mut Rng) -> Vec<Identity> {
             vec![format!("192.0.2.{}", 10 + i).parse().unwrap()],
         ));
     }
-    for a in ["198.51.100.7", "198.51.100.200", "10.1.2.3", "192.0.2.99", "2001:db8::5", "203.0.113.1"] {
+    for a in [
+        "198.51.100.7",
+        "198.51.100.200",
+        "10.1.2.3",
+        "192.0.2.99",
+        "2001:db8::5",
+        "203.0.113.1",
+    ] {
         if rng.chance(60) {
             ids.push(Identity::external(a.parse().unwrap()));
         }
@@ -157,7 +164,10 @@ fn intent_yaml(rng: &mut Rng) -> String {
         let sel = if rng.chance(75) {
             format!("podSelector: {{matchLabels: {{seg: {}}}}}", SEGS[g])
         } else {
-            format!("namespaceSelector: {{matchLabels: {{team: {}}}}}", rng.pick(TEAMS))
+            format!(
+                "namespaceSelector: {{matchLabels: {{team: {}}}}}",
+                rng.pick(TEAMS)
+            )
         };
         let mode = if rng.chance(70) { "enforce" } else { "observe" };
         let _ = write!(
@@ -223,7 +233,11 @@ fn compiled_k8s_keeps_the_evaluators_meaning() {
         let ids = cluster(&mut rng);
         let yaml = intent_yaml(&mut rng);
         let loaded = load_str("intent.yaml", &yaml);
-        assert!(!loaded.has_errors(), "generator: {:?}\n{yaml}", loaded.diagnostics);
+        assert!(
+            !loaded.has_errors(),
+            "generator: {:?}\n{yaml}",
+            loaded.diagnostics
+        );
         let intent = loaded.intent;
         for api in [K8sApi::Anp, K8sApi::Cnp] {
             let opts = Options {
@@ -245,7 +259,13 @@ fn compiled_k8s_keeps_the_evaluators_meaning() {
                 }
                 Err(CompileError::Unsupported { what, .. }) => {
                     refused += 1;
-                    let key: String = what.split(':').next_back().unwrap_or("").chars().take(60).collect();
+                    let key: String = what
+                        .split(':')
+                        .next_back()
+                        .unwrap_or("")
+                        .chars()
+                        .take(60)
+                        .collect();
                     *reasons.entry(key).or_default() += 1;
                 }
                 Err(e) => panic!("case {case} ({api:?}): not Unsupported: {e}\n{yaml}"),

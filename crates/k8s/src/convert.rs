@@ -131,8 +131,9 @@ impl Builder {
                         .map(|p| out.cluster.policies.push(p))
                 }
             }
-            "ClusterNetworkPolicy" => cluster_network_policy(obj, &mut out.warnings)
-                .map(|p| out.cluster.policies.push(p)),
+            "ClusterNetworkPolicy" => {
+                cluster_network_policy(obj, &mut out.warnings).map(|p| out.cluster.policies.push(p))
+            }
             "Service" => service(out, obj),
             _ => Ok(()), // Other supported kinds carry nothing for connectivity yet.
         };
@@ -836,10 +837,14 @@ fn admin_policy_of(
             }
             let ports = match (&r.ports, &r.protocols) {
                 (Some(_), _) if cnp => {
-                    return Err(format!("{at}.ports: a ClusterNetworkPolicy rule lists protocols"));
+                    return Err(format!(
+                        "{at}.ports: a ClusterNetworkPolicy rule lists protocols"
+                    ));
                 }
                 (_, Some(_)) if !cnp => {
-                    return Err(format!("{at}.protocols: only ClusterNetworkPolicy rules list protocols"));
+                    return Err(format!(
+                        "{at}.protocols: only ClusterNetworkPolicy rules list protocols"
+                    ));
                 }
                 (None, None) => None,
                 (Some(ps), None) => Some(

@@ -1,3 +1,3 @@
 //! Test support shared by the compiler tests.
-pub mod schema;
 pub mod reimport;
+pub mod schema;

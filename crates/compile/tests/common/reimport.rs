@@ -167,7 +167,9 @@ pub fn compare_sides(
                     let dec = ev.decide_profiles(&profiles[si], &profiles[di], *proto, port);
                     let v = dec.verdict;
                     let expected = if pod_sides_only {
-                        let allow = dec.rule.is_some_and(|r| r.action == bulkhead_intent::Action::Allow);
+                        let allow = dec
+                            .rule
+                            .is_some_and(|r| r.action == bulkhead_intent::Action::Allow);
                         let drops = |i: usize| {
                             pod(&ids[i]) && profiles[i].mode == SideMode::Enforce && !allow
                         };
