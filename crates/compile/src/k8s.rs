@@ -300,6 +300,9 @@ fn rects_of(addrs: &IpSet, ports: &Option<LPorts>) -> Vec<Rect> {
 // ---------------------------------------------------------------------------------------------
 // Whether a rule applies to a NetworkPolicy subject (a pod selector in a known namespace).
 
+/// A NetworkPolicy subject of the address walk: direction, namespace, pod selector.
+type WalkKey = (Dir, String, Option<Selector>);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Rel {
     Contains,
@@ -666,15 +669,12 @@ fn metadata(name: &str, ns: Option<&str>, r: Option<&LRule>, seg: &str, tier: &s
         json!({MANAGED_BY: "bulkhead", "bulkhead.dev/tier": tier}),
     );
     let mut ann = Map::new();
-    match r {
-        Some(r) => {
-            ann.insert(
-                SOURCE_ANNOTATION.into(),
-                json!(format!("{}:{}", r.loc().file, r.loc().line)),
-            );
-            ann.insert(RULE_ANNOTATION.into(), json!(r.label()));
-        }
-        None => {}
+    if let Some(r) = r {
+        ann.insert(
+            SOURCE_ANNOTATION.into(),
+            json!(format!("{}:{}", r.loc().file, r.loc().line)),
+        );
+        ann.insert(RULE_ANNOTATION.into(), json!(r.label()));
     }
     ann.insert(SEGMENT_ANNOTATION.into(), json!(seg));
     md.insert("annotations".into(), Value::Object(ann));
@@ -801,8 +801,7 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
             );
         }
     }
-    let mut walks: BTreeMap<(Dir, String, Option<Selector>), BTreeMap<usize, Vec<Rect>>> =
-        BTreeMap::new();
+    let mut walks: BTreeMap<WalkKey, BTreeMap<usize, Vec<Rect>>> = BTreeMap::new();
     let mut ip_blocks = false;
     for (i, r) in low.rules.iter().enumerate() {
         if r.action != Action::Allow {

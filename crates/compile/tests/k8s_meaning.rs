@@ -160,9 +160,9 @@ fn ports(rng: &mut Rng, named: bool) -> Option<String> {
 fn intent_yaml(rng: &mut Rng) -> String {
     let mut y = String::new();
     let segs = 1 + rng.below(3);
-    for g in 0..segs {
+    for (g, seg) in SEGS.iter().enumerate().take(segs) {
         let sel = if rng.chance(75) {
-            format!("podSelector: {{matchLabels: {{seg: {}}}}}", SEGS[g])
+            format!("podSelector: {{matchLabels: {{seg: {seg}}}}}")
         } else {
             format!(
                 "namespaceSelector: {{matchLabels: {{team: {}}}}}",
