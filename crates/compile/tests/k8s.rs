@@ -445,3 +445,34 @@ fn bank_golden_files() {
         }
     }
 }
+
+#[test]
+fn more_guardrail_objects_than_priorities_is_a_limit_error() {
+    // Each rule needs one admin object (subject db); priorities run 0-1000, so 1,001 rules fit
+    // and 1,002 do not.
+    let rules = |n: usize| {
+        let mut y = String::from(
+            "apiVersion: bulkhead.dev/v1alpha1\nkind: Policy\nmetadata: {name: g}\nspec:\n  tier: guardrail\n  rules:\n",
+        );
+        for i in 0..n {
+            y.push_str(&format!(
+                "    - {{action: deny, from: [{{segment: web}}], to: [{{segment: db}}], ports: [{{protocol: TCP, port: {}}}]}}\n",
+                i + 1
+            ));
+        }
+        intent(&y)
+    };
+    // from web to db: ingress subject db, egress subject web: two objects per rule.
+    let c = build(&rules(500), K8sApi::Anp).unwrap();
+    assert_eq!(
+        c.files["adminnetworkpolicies.yaml"]
+            .matches("kind: AdminNetworkPolicy")
+            .count(),
+        1000
+    );
+    // 1,002 objects would need priority 1001.
+    assert!(matches!(
+        build(&rules(501), K8sApi::Anp),
+        Err(CompileError::Limit { .. })
+    ));
+}
