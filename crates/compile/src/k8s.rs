@@ -454,6 +454,66 @@ fn address_walk(
     Ok(out)
 }
 
+/// The inventory's workloads by namespace and label, to tell where a subject has workloads.
+struct Inventory<'a> {
+    ids: &'a [bulkhead_intent::Identity],
+    /// namespace → workload indexes.
+    by_ns: BTreeMap<&'a str, Vec<usize>>,
+    /// (namespace, key, value) → workload indexes.
+    by_label: std::collections::HashMap<(&'a str, &'a str, &'a str), Vec<usize>>,
+    cache: std::collections::HashMap<(String, Option<Selector>), bool>,
+}
+
+impl<'a> Inventory<'a> {
+    fn new(ids: &'a [bulkhead_intent::Identity]) -> Self {
+        let mut by_ns: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut by_label: std::collections::HashMap<(&str, &str, &str), Vec<usize>> =
+            Default::default();
+        for (i, id) in ids.iter().enumerate() {
+            let Some(ns) = id.namespace() else { continue };
+            by_ns.entry(ns).or_default().push(i);
+            for (k, v) in &id.labels {
+                by_label.entry((ns, k, v)).or_default().push(i);
+            }
+        }
+        Inventory {
+            ids,
+            by_ns,
+            by_label,
+            cache: Default::default(),
+        }
+    }
+
+    /// Does namespace `ns` hold a workload `pods` selects?
+    fn populated(&mut self, ns: &str, pods: Option<&Selector>) -> bool {
+        let key = (ns.to_string(), pods.cloned());
+        if let Some(&b) = self.cache.get(&key) {
+            return b;
+        }
+        // Candidates: the fewest workloads of one `key in (value)` requirement, else all.
+        let mut cands: Option<&Vec<usize>> = self.by_ns.get(ns);
+        for r in pods.map(Selector::requirements).unwrap_or_default() {
+            if r.op == Operator::In && r.values.len() == 1 {
+                let c = self.by_label.get(&(ns, r.key.as_str(), r.values[0].as_str()));
+                match c {
+                    None => {
+                        cands = None;
+                        break;
+                    }
+                    Some(c) if cands.is_none_or(|x| c.len() < x.len()) => cands = Some(c),
+                    Some(_) => {}
+                }
+            }
+        }
+        let b = cands.is_some_and(|c| {
+            c.iter()
+                .any(|&i| pods.is_none_or(|p| p.matches(&self.ids[i].labels)))
+        });
+        self.cache.insert(key, b);
+        b
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // JSON of selectors, ports and peers.
 
@@ -801,6 +861,7 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
             );
         }
     }
+    let mut inv = Inventory::new(&opts.inventory);
     let mut walks: BTreeMap<WalkKey, BTreeMap<usize, Vec<Rect>>> = BTreeMap::new();
     let mut ip_blocks = false;
     for (i, r) in low.rules.iter().enumerate() {
@@ -831,11 +892,7 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                         // Allows go where the inventory has workloads they select; the default
                         // deny covers every namespace, so a workload that appears elsewhere is
                         // isolated (closed) until compiled again.
-                        let populated = opts.inventory.iter().any(|id| {
-                            id.namespace() == Some(ns.as_str())
-                                && subj.pods.as_ref().is_none_or(|p| p.matches(&id.labels))
-                        });
-                        if !populated {
+                        if !inv.populated(ns, subj.pods.as_ref()) {
                             continue;
                         }
                         let mut rules = Vec::new();
