@@ -146,7 +146,7 @@ fn unsupported(r: &LRule, what: String, hint: &str) -> CompileError {
 // ---------------------------------------------------------------------------------------------
 // Ports and addresses as sets of rectangles, for the walk over address peers.
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum PSel {
     All,
     Conns(ConnSet),
@@ -206,54 +206,84 @@ fn p_sub(a: &PSel, b: &PSel) -> Result<Option<PSel>, Undecidable> {
     })
 }
 
+/// Whether two sorted, disjoint range lists share a point (no allocation).
+fn ranges_meet<T: Ord + Copy>(a: &[(T, T)], b: &[(T, T)]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        if x.1 < y.0 {
+            i += 1;
+        } else if y.1 < x.0 {
+            j += 1;
+        } else {
+            return true;
+        }
+    }
+    false
+}
+
+fn addrs_meet(a: &IpSet, b: &IpSet) -> bool {
+    ranges_meet(a.v4.ranges(), b.v4.ranges()) || ranges_meet(a.v6.ranges(), b.v6.ranges())
+}
+
 fn normalize(v: Vec<Rect>) -> Vec<Rect> {
     let mut out: Vec<Rect> = Vec::new();
+    let mut at: std::collections::HashMap<PSel, usize> = Default::default();
     for r in v {
         if r.addrs.is_empty() {
             continue;
         }
-        match out.iter_mut().find(|o| o.ports == r.ports) {
-            Some(o) => o.addrs = o.addrs.union(&r.addrs),
-            None => out.push(r),
+        match at.get(&r.ports) {
+            Some(&i) => out[i].addrs = out[i].addrs.union(&r.addrs),
+            None => {
+                at.insert(r.ports.clone(), out.len());
+                out.push(r);
+            }
         }
     }
     out
 }
 
-fn subtract(list: &[Rect], m: &[Rect]) -> Result<Vec<Rect>, Undecidable> {
-    let mut cur = list.to_vec();
+/// `list −= m`, in place; `list` stays normalised (one rectangle per port selection).
+fn subtract_in(list: &mut Vec<Rect>, m: &[Rect]) -> Result<(), Undecidable> {
     for b in m {
-        let mut next = Vec::new();
-        for a in cur {
-            let common = a.addrs.intersect(&b.addrs);
-            if common.is_empty() {
-                next.push(a);
+        let mut extra: Vec<Rect> = Vec::new();
+        let mut emptied = false;
+        for a in list.iter_mut() {
+            if !addrs_meet(&a.addrs, &b.addrs) || matches!(p_inter(&a.ports, &b.ports), Ok(None)) {
                 continue;
             }
-            next.push(Rect {
-                addrs: a.addrs.subtract(&b.addrs),
-                ports: a.ports.clone(),
-            });
+            let common = a.addrs.intersect(&b.addrs);
             if let Some(p) = p_sub(&a.ports, &b.ports)? {
-                next.push(Rect {
+                extra.push(Rect {
                     addrs: common,
                     ports: p,
                 });
             }
+            a.addrs = a.addrs.subtract(&b.addrs);
+            emptied |= a.addrs.is_empty();
         }
-        cur = normalize(next);
+        if emptied {
+            list.retain(|a| !a.addrs.is_empty());
+        }
+        for e in extra {
+            match list.iter_mut().find(|o| o.ports == e.ports) {
+                Some(o) => o.addrs = o.addrs.union(&e.addrs),
+                None => list.push(e),
+            }
+        }
     }
-    Ok(cur)
+    Ok(())
 }
 
 fn intersect(list: &[Rect], m: &[Rect]) -> Result<Vec<Rect>, Undecidable> {
     let mut out = Vec::new();
     for a in list {
         for b in m {
-            let common = a.addrs.intersect(&b.addrs);
-            if common.is_empty() {
+            if !addrs_meet(&a.addrs, &b.addrs) {
                 continue;
             }
+            let common = a.addrs.intersect(&b.addrs);
             if let Some(p) = p_inter(&a.ports, &b.ports)? {
                 out.push(Rect {
                     addrs: common,
@@ -300,6 +330,36 @@ fn rects_of(addrs: &IpSet, ports: &Option<LPorts>) -> Vec<Rect> {
 // ---------------------------------------------------------------------------------------------
 // Whether a rule applies to a NetworkPolicy subject (a pod selector in a known namespace).
 
+/// Where a walk over the rules stands for one subject: resumed when a later rule asks.
+struct Walk {
+    /// The next rule to walk.
+    pos: usize,
+    live: Vec<Rect>,
+    undecided: Vec<Rect>,
+    tier: Option<Tier>,
+    /// Deny and pass rules that may apply to the subject, kept aside.
+    pending: Vec<(usize, Vec<Rect>)>,
+    /// What each allow decides.
+    out: BTreeMap<usize, Vec<Rect>>,
+}
+
+impl Default for Walk {
+    fn default() -> Self {
+        let everything = vec![Rect {
+            addrs: IpSet::all(),
+            ports: PSel::All,
+        }];
+        Walk {
+            pos: 0,
+            live: everything.clone(),
+            undecided: everything,
+            tier: None,
+            pending: Vec::new(),
+            out: BTreeMap::new(),
+        }
+    }
+}
+
 /// A NetworkPolicy subject of the address walk: direction, namespace, pod selector.
 type WalkKey = (Dir, String, Option<Selector>);
 
@@ -341,42 +401,41 @@ fn rule_rel(subjects: &[WorkloadSel], ns_labels: &Labels, pods: Option<&Selector
 /// `ns_labels`, in direction `d`: the rule chain walked over address peers (tiers in order,
 /// `pass` skipping the rest of its tier). Keyed by rule index.
 fn address_walk(
+    walk: &mut Walk,
+    upto: usize,
     rules: &[LRule],
     sides: &[[Side; 2]],
+    rects: &[[Vec<Rect>; 2]],
     d: Dir,
     ns_name: &str,
     ns_labels: &Labels,
     pods: Option<&Selector>,
-) -> Result<BTreeMap<usize, Vec<Rect>>, CompileError> {
-    let everything = vec![Rect {
-        addrs: IpSet::all(),
-        ports: PSel::All,
-    }];
-    let mut undecided = everything.clone();
-    let mut live = everything;
-    let mut tier: Option<Tier> = None;
-    let mut out = BTreeMap::new();
-    let mut pending: Vec<(usize, Vec<Rect>)> = Vec::new();
+) -> Result<(), CompileError> {
+    let Walk {
+        pos,
+        mut live,
+        mut undecided,
+        mut tier,
+        mut pending,
+        mut out,
+    } = std::mem::take(walk);
     let subject = match pods {
         Some(p) => format!("workloads {p} of namespace {ns_name}"),
         None => format!("the workloads of namespace {ns_name}"),
     };
-    for (i, r) in rules.iter().enumerate() {
+    for (i, r) in rules.iter().enumerate().take(upto + 1).skip(pos) {
         if tier != Some(r.tier) {
             live = undecided.clone();
             tier = Some(r.tier);
         }
         let s = &sides[i][d as usize];
-        if s.addrs.is_empty() {
+        let m = &rects[i][d as usize];
+        if m.is_empty() {
             continue;
         }
-        let mut m = rects_of(&s.addrs, &r.ports);
-        if d == Dir::Egress {
-            // Named ports are the destination's container ports: addresses have none.
-            m.retain(|x| !matches!(x.ports, PSel::Named(..)));
-            if m.is_empty() {
-                continue;
-            }
+        let rel = rule_rel(&s.subjects, ns_labels, pods);
+        if rel == Rel::Disjoint {
+            continue;
         }
         let undecidable = |_: Undecidable| {
             unsupported(
@@ -388,7 +447,7 @@ fn address_walk(
                 "use numbered ports in rules that name addresses, or name the same port in every overlapping rule",
             )
         };
-        match rule_rel(&s.subjects, ns_labels, pods) {
+        match rel {
             Rel::Disjoint => continue,
             // An allow that may apply to some of the subject's workloads decides, for those,
             // connections its own NetworkPolicy allows: leaving it out here only lets later
@@ -396,13 +455,13 @@ fn address_walk(
             // only if it would take something from a later allow of this subject.
             Rel::Unknown if r.action == Action::Allow => continue,
             Rel::Unknown => {
-                pending.push((i, m));
+                pending.push((i, m.clone()));
                 continue;
             }
             Rel::Contains => {}
         }
         // What this rule decides (allow, deny) or sets aside (pass) for the subject.
-        let x = intersect(&live, &m).map_err(undecidable)?;
+        let x = intersect(&live, m).map_err(undecidable)?;
         // A kept-aside deny matters if it would take something from this allow; a kept-aside
         // pass if this allow or deny of its own tier would decide something it passes.
         for (pi, pm) in &pending {
@@ -436,22 +495,30 @@ fn address_walk(
             Action::Allow => {
                 // Only what is still live in this tier is decided: a `pass` earlier in the
                 // tier set its connections aside for the next tier.
-                undecided = subtract(&undecided, &x).map_err(undecidable)?;
-                live = subtract(&live, &m).map_err(undecidable)?;
+                subtract_in(&mut undecided, &x).map_err(undecidable)?;
+                subtract_in(&mut live, m).map_err(undecidable)?;
                 if !x.is_empty() {
                     out.insert(i, x);
                 }
             }
             Action::Deny => {
-                undecided = subtract(&undecided, &x).map_err(undecidable)?;
-                live = subtract(&live, &m).map_err(undecidable)?;
+                subtract_in(&mut undecided, &x).map_err(undecidable)?;
+                subtract_in(&mut live, m).map_err(undecidable)?;
             }
             Action::Pass => {
-                live = subtract(&live, &m).map_err(undecidable)?;
+                subtract_in(&mut live, m).map_err(undecidable)?;
             }
         }
     }
-    Ok(out)
+    *walk = Walk {
+        pos: pos.max(upto + 1),
+        live,
+        undecided,
+        tier,
+        pending,
+        out,
+    };
+    Ok(())
 }
 
 /// The inventory's workloads by namespace and label, to tell where a subject has workloads.
@@ -494,7 +561,9 @@ impl<'a> Inventory<'a> {
         let mut cands: Option<&Vec<usize>> = self.by_ns.get(ns);
         for r in pods.map(Selector::requirements).unwrap_or_default() {
             if r.op == Operator::In && r.values.len() == 1 {
-                let c = self.by_label.get(&(ns, r.key.as_str(), r.values[0].as_str()));
+                let c = self
+                    .by_label
+                    .get(&(ns, r.key.as_str(), r.values[0].as_str()));
                 match c {
                     None => {
                         cands = None;
@@ -749,7 +818,11 @@ fn segment_source(s: &Segment) -> String {
 
 /// Compiles `intent` for `k8s`.
 pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError> {
+    let t0 = std::time::Instant::now();
     let low = Lowered::new(intent, Target::K8s, opts)?;
+    if std::env::var_os("BH_PROF").is_some() {
+        eprintln!("lowered {:?}", t0.elapsed());
+    }
     let mut notes = Vec::new();
     let has_hosts = opts.inventory.iter().any(|i| i.kind == IdentityKind::Host);
     // Host peers need the inventory's addresses.
@@ -833,7 +906,29 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         .map(|r| [side(r, Dir::Ingress), side(r, Dir::Egress)])
         .collect();
     check_np_exceptions(&low, &enforced)?;
+    // Each rule's addresses × ports per direction (named ports are the destination's container
+    // ports: addresses, as destinations, have none).
+    let rects: Vec<[Vec<Rect>; 2]> = low
+        .rules
+        .iter()
+        .zip(&sides)
+        .map(|(r, sd)| {
+            let of = |s: &Side| {
+                if s.addrs.is_empty() {
+                    Vec::new()
+                } else {
+                    rects_of(&s.addrs, &r.ports)
+                }
+            };
+            let mut eg = of(&sd[1]);
+            eg.retain(|x| !matches!(x.ports, PSel::Named(..)));
+            [of(&sd[0]), eg]
+        })
+        .collect();
 
+    if std::env::var_os("BH_PROF").is_some() {
+        eprintln!("checked {:?}", t0.elapsed());
+    }
     // Guardrails → admin policies.
     let admin = admin_objects(&low, &sides, &enforced, opts.k8s_api)?;
 
@@ -862,7 +957,7 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         }
     }
     let mut inv = Inventory::new(&opts.inventory);
-    let mut walks: BTreeMap<WalkKey, BTreeMap<usize, Vec<Rect>>> = BTreeMap::new();
+    let mut walks: BTreeMap<WalkKey, Walk> = BTreeMap::new();
     let mut ip_blocks = false;
     for (i, r) in low.rules.iter().enumerate() {
         if r.action != Action::Allow {
@@ -909,18 +1004,21 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                         }
                         if !s.addrs.is_empty() {
                             let key = (d, ns.clone(), subj.pods.clone());
-                            if !walks.contains_key(&key) {
-                                let w = address_walk(
+                            {
+                                let w = walks.entry(key.clone()).or_default();
+                                address_walk(
+                                    w,
+                                    i,
                                     &low.rules,
                                     &sides,
+                                    &rects,
                                     d,
                                     ns,
                                     labels,
                                     subj.pods.as_ref(),
                                 )?;
-                                walks.insert(key.clone(), w);
                             }
-                            for rect in walks[&key].get(&i).into_iter().flatten() {
+                            for rect in walks[&key].out.get(&i).into_iter().flatten() {
                                 ip_blocks = true;
                                 let mut rule = Map::new();
                                 rule.insert(
@@ -983,6 +1081,9 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
     }
     if ip_blocks {
         notes.push("addresses are NetworkPolicy ipBlocks, meant for addresses outside the cluster: on network plugins that also match pod IPs against ipBlocks, keep the pod network out of the intent's CIDRs".to_string());
+    }
+    if std::env::var_os("BH_PROF").is_some() {
+        eprintln!("nps {:?} walks {}", t0.elapsed(), walks.len());
     }
     let mut files = BTreeMap::new();
     let header = |what: &str| {

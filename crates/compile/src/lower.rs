@@ -158,23 +158,26 @@ pub struct Lowered<'a> {
 impl<'a> Lowered<'a> {
     pub fn new(intent: &'a Intent, target: Target, opts: &Options) -> Result<Self, CompileError> {
         let mut rules = Vec::new();
+        let mut host_index = HostIndex::new(&opts.inventory);
         for pi in intent.policy_order() {
             let policy = &intent.policies[pi];
             for (index, rule) in policy.rules.iter().enumerate() {
-                let side = |peers: &[bulkhead_intent::PeerAt]| -> Result<Vec<LPeer>, CompileError> {
-                    let mut out = Vec::new();
-                    for p in peers {
-                        out.extend(resolve(intent, &p.peer, opts).map_err(|what| {
-                            CompileError::Unsupported {
-                                target,
-                                loc: p.loc.clone(),
-                                what,
-                                hint: None,
-                            }
-                        })?);
-                    }
-                    Ok(out)
-                };
+                let mut side =
+                    |peers: &[bulkhead_intent::PeerAt]| -> Result<Vec<LPeer>, CompileError> {
+                        let mut out = Vec::new();
+                        for p in peers {
+                            out.extend(
+                                resolve_with(intent, &p.peer, &mut |h| host_index.addresses(h))
+                                    .map_err(|what| CompileError::Unsupported {
+                                        target,
+                                        loc: p.loc.clone(),
+                                        what,
+                                        hint: None,
+                                    })?,
+                            );
+                        }
+                        Ok(out)
+                    };
                 rules.push(LRule {
                     tier: policy.tier,
                     policy,
@@ -233,7 +236,7 @@ fn host_addresses(sel: &Selector, inventory: &[Identity]) -> IpSet {
         .fold(IpSet::empty(), |acc, &a| acc.union(&IpSet::addr(a)))
 }
 
-fn entity(s: &EntitySelector, opts: &Options) -> Vec<LPeer> {
+fn entity(s: &EntitySelector, hosts: &mut dyn FnMut(&Selector) -> IpSet) -> Vec<LPeer> {
     let mut out = Vec::new();
     if let Some(w) = workload_part(s) {
         out.push(LPeer::Workloads(w));
@@ -241,23 +244,98 @@ fn entity(s: &EntitySelector, opts: &Options) -> Vec<LPeer> {
     if let Some(h) = &s.hosts {
         out.push(LPeer::Hosts {
             selector: h.clone(),
-            addresses: host_addresses(h, &opts.inventory),
+            addresses: hosts(h),
         });
     }
     out
 }
 
+/// The inventory's hosts by label, and the addresses each host selector picks (memoised): a
+/// policy of thousands of rules over thousands of hosts asks for the same selectors again.
+struct HostIndex<'a> {
+    hosts: Vec<&'a Identity>,
+    by_label: std::collections::HashMap<(&'a str, &'a str), Vec<usize>>,
+    cache: std::collections::HashMap<Selector, IpSet>,
+}
+
+impl<'a> HostIndex<'a> {
+    fn new(inventory: &'a [Identity]) -> Self {
+        let hosts: Vec<&Identity> = inventory
+            .iter()
+            .filter(|id| id.kind == IdentityKind::Host)
+            .collect();
+        let mut by_label: std::collections::HashMap<(&str, &str), Vec<usize>> = Default::default();
+        for (i, h) in hosts.iter().enumerate() {
+            for (k, v) in &h.labels {
+                by_label.entry((k, v)).or_default().push(i);
+            }
+        }
+        HostIndex {
+            hosts,
+            by_label,
+            cache: Default::default(),
+        }
+    }
+
+    fn addresses(&mut self, sel: &Selector) -> IpSet {
+        if let Some(a) = self.cache.get(sel) {
+            return a.clone();
+        }
+        let all: Vec<usize> = (0..self.hosts.len()).collect();
+        let mut cands: &[usize] = &all;
+        for r in sel.requirements() {
+            if r.op == bulkhead_core::Operator::In && r.values.len() == 1 {
+                match self.by_label.get(&(r.key.as_str(), r.values[0].as_str())) {
+                    None => {
+                        cands = &[];
+                        break;
+                    }
+                    Some(c) if c.len() < cands.len() => cands = c,
+                    Some(_) => {}
+                }
+            }
+        }
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for &i in cands {
+            let h = self.hosts[i];
+            if sel.matches(&h.labels) {
+                for a in &h.addresses {
+                    match a {
+                        std::net::IpAddr::V4(x) => v4.push((u32::from(*x), u32::from(*x))),
+                        std::net::IpAddr::V6(x) => v6.push((u128::from(*x), u128::from(*x))),
+                    }
+                }
+            }
+        }
+        let set = IpSet {
+            v4: bulkhead_core::RangeSet::from_ranges(v4),
+            v6: bulkhead_core::RangeSet::from_ranges(v6),
+        };
+        self.cache.insert(sel.clone(), set.clone());
+        set
+    }
+}
+
 /// One peer of the intent as what targets select. `Err`: an unknown segment.
 pub fn resolve(intent: &Intent, peer: &Peer, opts: &Options) -> Result<Vec<LPeer>, String> {
+    resolve_with(intent, peer, &mut |h| host_addresses(h, &opts.inventory))
+}
+
+fn resolve_with(
+    intent: &Intent,
+    peer: &Peer,
+    hosts: &mut dyn FnMut(&Selector) -> IpSet,
+) -> Result<Vec<LPeer>, String> {
     Ok(match peer {
         Peer::Any => vec![LPeer::Any],
         Peer::Segment(name) => {
             let seg = intent
                 .segment(name)
                 .ok_or_else(|| format!("a reference to segment {name:?}, which does not exist"))?;
-            entity(&seg.selector, opts)
+            entity(&seg.selector, hosts)
         }
-        Peer::Selector(s) => entity(s, opts),
+        Peer::Selector(s) => entity(s, hosts),
         Peer::Namespace(n) => vec![LPeer::Workloads(WorkloadSel {
             namespaces: Some(Selector::label(NAMESPACE_NAME_LABEL, n)),
             pods: None,
