@@ -521,65 +521,63 @@ fn address_walk(
     Ok(())
 }
 
-/// The inventory's workloads by namespace and label, to tell where a subject has workloads.
+/// The inventory's workloads by label, to tell in which namespaces a subject has workloads.
 struct Inventory<'a> {
     ids: &'a [bulkhead_intent::Identity],
-    /// namespace → workload indexes.
-    by_ns: BTreeMap<&'a str, Vec<usize>>,
-    /// (namespace, key, value) → workload indexes.
-    by_label: std::collections::HashMap<(&'a str, &'a str, &'a str), Vec<usize>>,
-    cache: std::collections::HashMap<(String, Option<Selector>), bool>,
+    workloads: Vec<usize>,
+    /// (key, value) → workload indexes.
+    by_label: std::collections::HashMap<(&'a str, &'a str), Vec<usize>>,
+    cache: std::collections::HashMap<Option<Selector>, std::collections::BTreeSet<String>>,
 }
 
 impl<'a> Inventory<'a> {
     fn new(ids: &'a [bulkhead_intent::Identity]) -> Self {
-        let mut by_ns: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        let mut by_label: std::collections::HashMap<(&str, &str, &str), Vec<usize>> =
+        let mut workloads = Vec::new();
+        let mut by_label: std::collections::HashMap<(&str, &str), Vec<usize>> =
             Default::default();
         for (i, id) in ids.iter().enumerate() {
-            let Some(ns) = id.namespace() else { continue };
-            by_ns.entry(ns).or_default().push(i);
+            if id.namespace().is_none() {
+                continue;
+            }
+            workloads.push(i);
             for (k, v) in &id.labels {
-                by_label.entry((ns, k, v)).or_default().push(i);
+                by_label.entry((k, v)).or_default().push(i);
             }
         }
         Inventory {
             ids,
-            by_ns,
+            workloads,
             by_label,
             cache: Default::default(),
         }
     }
 
-    /// Does namespace `ns` hold a workload `pods` selects?
-    fn populated(&mut self, ns: &str, pods: Option<&Selector>) -> bool {
-        let key = (ns.to_string(), pods.cloned());
-        if let Some(&b) = self.cache.get(&key) {
-            return b;
-        }
-        // Candidates: the fewest workloads of one `key in (value)` requirement, else all.
-        let mut cands: Option<&Vec<usize>> = self.by_ns.get(ns);
-        for r in pods.map(Selector::requirements).unwrap_or_default() {
-            if r.op == Operator::In && r.values.len() == 1 {
-                let c = self
-                    .by_label
-                    .get(&(ns, r.key.as_str(), r.values[0].as_str()));
-                match c {
-                    None => {
-                        cands = None;
-                        break;
+    /// The namespaces holding a workload `pods` selects.
+    fn namespaces_with(&mut self, pods: Option<&Selector>) -> &std::collections::BTreeSet<String> {
+        let key = pods.cloned();
+        if !self.cache.contains_key(&key) {
+            // Candidates: the fewest workloads of one `key in (value)` requirement, else all.
+            let mut cands: &[usize] = &self.workloads;
+            for r in pods.map(Selector::requirements).unwrap_or_default() {
+                if r.op == Operator::In && r.values.len() == 1 {
+                    match self.by_label.get(&(r.key.as_str(), r.values[0].as_str())) {
+                        None => {
+                            cands = &[];
+                            break;
+                        }
+                        Some(c) if c.len() < cands.len() => cands = c,
+                        Some(_) => {}
                     }
-                    Some(c) if cands.is_none_or(|x| c.len() < x.len()) => cands = Some(c),
-                    Some(_) => {}
                 }
             }
+            let set = cands
+                .iter()
+                .filter(|&&i| pods.is_none_or(|p| p.matches(&self.ids[i].labels)))
+                .filter_map(|&i| self.ids[i].namespace().map(str::to_string))
+                .collect();
+            self.cache.insert(key.clone(), set);
         }
-        let b = cands.is_some_and(|c| {
-            c.iter()
-                .any(|&i| pods.is_none_or(|p| p.matches(&self.ids[i].labels)))
-        });
-        self.cache.insert(key, b);
-        b
+        &self.cache[&key]
     }
 }
 
@@ -818,11 +816,7 @@ fn segment_source(s: &Segment) -> String {
 
 /// Compiles `intent` for `k8s`.
 pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError> {
-    let t0 = std::time::Instant::now();
     let low = Lowered::new(intent, Target::K8s, opts)?;
-    if std::env::var_os("BH_PROF").is_some() {
-        eprintln!("lowered {:?}", t0.elapsed());
-    }
     let mut notes = Vec::new();
     let has_hosts = opts.inventory.iter().any(|i| i.kind == IdentityKind::Host);
     // Host peers need the inventory's addresses.
@@ -925,10 +919,6 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
             [of(&sd[0]), eg]
         })
         .collect();
-
-    if std::env::var_os("BH_PROF").is_some() {
-        eprintln!("checked {:?}", t0.elapsed());
-    }
     // Guardrails → admin policies.
     let admin = admin_objects(&low, &sides, &enforced, opts.k8s_api)?;
 
@@ -980,14 +970,15 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                     if subj.is_empty() {
                         continue;
                     }
-                    for (ns, labels) in &namespaces {
-                        if !subj.namespaces.as_ref().is_none_or(|s| s.matches(labels)) {
+                    // Allows go where the inventory has workloads they select; the default deny
+                    // covers every namespace, so a workload that appears elsewhere is isolated
+                    // (closed) until compiled again.
+                    let populated = inv.namespaces_with(subj.pods.as_ref()).clone();
+                    for ns in &populated {
+                        let Some(labels) = namespaces.get(ns) else {
                             continue;
-                        }
-                        // Allows go where the inventory has workloads they select; the default
-                        // deny covers every namespace, so a workload that appears elsewhere is
-                        // isolated (closed) until compiled again.
-                        if !inv.populated(ns, subj.pods.as_ref()) {
+                        };
+                        if !subj.namespaces.as_ref().is_none_or(|s| s.matches(labels)) {
                             continue;
                         }
                         let mut rules = Vec::new();
@@ -1081,9 +1072,6 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
     }
     if ip_blocks {
         notes.push("addresses are NetworkPolicy ipBlocks, meant for addresses outside the cluster: on network plugins that also match pod IPs against ipBlocks, keep the pod network out of the intent's CIDRs".to_string());
-    }
-    if std::env::var_os("BH_PROF").is_some() {
-        eprintln!("nps {:?} walks {}", t0.elapsed(), walks.len());
     }
     let mut files = BTreeMap::new();
     let header = |what: &str| {
