@@ -533,8 +533,7 @@ struct Inventory<'a> {
 impl<'a> Inventory<'a> {
     fn new(ids: &'a [bulkhead_intent::Identity]) -> Self {
         let mut workloads = Vec::new();
-        let mut by_label: std::collections::HashMap<(&str, &str), Vec<usize>> =
-            Default::default();
+        let mut by_label: std::collections::HashMap<(&str, &str), Vec<usize>> = Default::default();
         for (i, id) in ids.iter().enumerate() {
             if id.namespace().is_none() {
                 continue;
@@ -808,6 +807,16 @@ fn metadata(name: &str, ns: Option<&str>, r: Option<&LRule>, seg: &str, tier: &s
     Value::Object(md)
 }
 
+/// An object from its parts, moved rather than serialised again (`json!` would copy `spec`).
+fn k8s_object(api_version: &str, kind: &str, metadata: Value, spec: Map<String, Value>) -> Value {
+    let mut m = Map::new();
+    m.insert("apiVersion".into(), Value::String(api_version.into()));
+    m.insert("kind".into(), Value::String(kind.into()));
+    m.insert("metadata".into(), metadata);
+    m.insert("spec".into(), Value::Object(spec));
+    Value::Object(m)
+}
+
 fn segment_source(s: &Segment) -> String {
     format!("{}:{}", s.loc.file, s.loc.line)
 }
@@ -1051,12 +1060,12 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                         spec.insert(d.key().into(), Value::Array(rules));
                         nps.insert(
                             (ns.clone(), name.clone()),
-                            json!({
-                                "apiVersion": "networking.k8s.io/v1",
-                                "kind": "NetworkPolicy",
-                                "metadata": metadata(&name, Some(ns), Some(r), seg.name(), r.tier.as_str()),
-                                "spec": Value::Object(spec),
-                            }),
+                            k8s_object(
+                                "networking.k8s.io/v1",
+                                "NetworkPolicy",
+                                metadata(&name, Some(ns), Some(r), seg.name(), r.tier.as_str()),
+                                spec,
+                            ),
                         );
                     }
                 }
@@ -1313,12 +1322,12 @@ fn admin_objects(
                 K8sApi::Anp => (ANP_API, "AdminNetworkPolicy"),
                 K8sApi::Cnp => (CNP_API, "ClusterNetworkPolicy"),
             };
-            out.push(json!({
-                "apiVersion": api_version,
-                "kind": kind,
-                "metadata": metadata(&name, None, Some(r), &seg, "guardrail"),
-                "spec": Value::Object(spec),
-            }));
+            out.push(k8s_object(
+                api_version,
+                kind,
+                metadata(&name, None, Some(r), &seg, "guardrail"),
+                spec,
+            ));
             priority += 1;
         }
     }
