@@ -1341,10 +1341,7 @@ fn yaml_documents<'a>(docs: impl Iterator<Item = &'a Value>) -> String {
     let mut out = String::new();
     for d in docs {
         out.push_str("---\n");
-        for l in yaml_block(d, 0) {
-            out.push_str(&l);
-            out.push('\n');
-        }
+        yaml_block(d, 0, None, &mut out);
     }
     out
 }
@@ -1381,37 +1378,58 @@ pub fn yaml_string(s: &str) -> String {
     }
 }
 
-fn yaml_block(v: &Value, indent: usize) -> Vec<String> {
-    let pad = " ".repeat(indent);
-    let mut out = Vec::new();
+/// Writes `v` as a block at `indent`; `first`, if given, replaces the first line's indentation
+/// (a sequence item's `- `).
+fn yaml_block(v: &Value, indent: usize, first: Option<&str>, out: &mut String) {
+    let mut lead = first;
+    fn pad(lead: &mut Option<&str>, indent: usize, out: &mut String) {
+        match lead.take() {
+            Some(f) => out.push_str(f),
+            None => out.extend(std::iter::repeat_n(' ', indent)),
+        }
+    }
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, v) in m {
-                let k = yaml_string(k);
+                pad(&mut lead, indent, out);
+                out.push_str(&yaml_string(k));
                 match yaml_scalar(v) {
-                    Some(s) => out.push(format!("{pad}{k}: {s}")),
+                    Some(s) => {
+                        out.push_str(": ");
+                        out.push_str(&s);
+                        out.push('\n');
+                    }
                     None => {
-                        out.push(format!("{pad}{k}:"));
-                        out.extend(yaml_block(v, indent + 2));
+                        out.push_str(":\n");
+                        yaml_block(v, indent + 2, None, out);
                     }
                 }
             }
         }
         Value::Array(a) if !a.is_empty() => {
+            let dash = format!("{}- ", " ".repeat(indent));
             for item in a {
                 match yaml_scalar(item) {
-                    Some(s) => out.push(format!("{pad}- {s}")),
+                    Some(s) => {
+                        pad(&mut lead, indent, out);
+                        out.push_str("- ");
+                        out.push_str(&s);
+                        out.push('\n');
+                    }
                     None => {
-                        let mut lines = yaml_block(item, indent + 2);
-                        if let Some(first) = lines.first_mut() {
-                            *first = format!("{pad}- {}", &first[indent + 2..]);
-                        }
-                        out.extend(lines);
+                        let d = match lead.take() {
+                            Some(f) => format!("{f}- "),
+                            None => dash.clone(),
+                        };
+                        yaml_block(item, indent + 2, Some(&d), out);
                     }
                 }
             }
         }
-        other => out.push(format!("{pad}{}", yaml_scalar(other).unwrap_or_default())),
+        other => {
+            pad(&mut lead, indent, out);
+            out.push_str(&yaml_scalar(other).unwrap_or_default());
+            out.push('\n');
+        }
     }
-    out
 }
