@@ -461,7 +461,12 @@ fn address_walk(
             Rel::Contains => {}
         }
         // What this rule decides (allow, deny) or sets aside (pass) for the subject.
-        let x = intersect(&live, m).map_err(undecidable)?;
+        // (A pass with nothing kept aside needs only the subtraction below.)
+        let x = if r.action == Action::Pass && pending.is_empty() {
+            Vec::new()
+        } else {
+            intersect(&live, m).map_err(undecidable)?
+        };
         // A kept-aside deny matters if it would take something from this allow; a kept-aside
         // pass if this allow or deny of its own tier would decide something it passes.
         for (pi, pm) in &pending {
