@@ -400,17 +400,27 @@ fn rule_rel(subjects: &[WorkloadSel], ns_labels: &Labels, pods: Option<&Selector
 /// The addresses × ports each `allow` rule decides for workloads of `pods` in a namespace with
 /// `ns_labels`, in direction `d`: the rule chain walked over address peers (tiers in order,
 /// `pass` skipping the rest of its tier). Keyed by rule index.
+/// The rules in evaluation order with what each names per direction.
+struct Chain<'c, 'a> {
+    rules: &'c [LRule<'a>],
+    sides: &'c [[Side; 2]],
+    rects: &'c [[Vec<Rect>; 2]],
+}
+
 fn address_walk(
     walk: &mut Walk,
     upto: usize,
-    rules: &[LRule],
-    sides: &[[Side; 2]],
-    rects: &[[Vec<Rect>; 2]],
+    chain: &Chain,
     d: Dir,
     ns_name: &str,
     ns_labels: &Labels,
     pods: Option<&Selector>,
 ) -> Result<(), CompileError> {
+    let Chain {
+        rules,
+        sides,
+        rects,
+    } = *chain;
     let Walk {
         pos,
         mut live,
@@ -962,6 +972,11 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
     }
     let mut inv = Inventory::new(&opts.inventory);
     let mut walks: BTreeMap<WalkKey, Walk> = BTreeMap::new();
+    let chain = Chain {
+        rules: &low.rules,
+        sides: &sides,
+        rects: &rects,
+    };
     let mut ip_blocks = false;
     for (i, r) in low.rules.iter().enumerate() {
         if r.action != Action::Allow {
@@ -1011,17 +1026,7 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                             let key = (d, ns.clone(), subj.pods.clone());
                             {
                                 let w = walks.entry(key.clone()).or_default();
-                                address_walk(
-                                    w,
-                                    i,
-                                    &low.rules,
-                                    &sides,
-                                    &rects,
-                                    d,
-                                    ns,
-                                    labels,
-                                    subj.pods.as_ref(),
-                                )?;
+                                address_walk(w, i, &chain, d, ns, labels, subj.pods.as_ref())?;
                             }
                             for rect in walks[&key].out.get(&i).into_iter().flatten() {
                                 ip_blocks = true;
