@@ -39,6 +39,9 @@ pub enum BenchCommand {
     Agent(crate::nft_bench::AgentBenchArgs),
     /// Compile one host's nftables ruleset from a large synthetic intent; prints JSON.
     NftCompile(crate::nft_bench::NftCompileArgs),
+    /// The compilers: the synthetic intent of `bench intent` compiled per target; prints JSON
+    /// with CPU seconds per target.
+    Compile(crate::compile::BenchCompileArgs),
     /// Write a deterministic synthetic cluster (the benchmark's standard shape) as Kubernetes
     /// manifests: namespaces.yaml, workloads.yaml (split beyond 5000), netpols.yaml, anps.yaml.
     Generate {
@@ -132,6 +135,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::VerifyK8s(a) => crate::verify_k8s::run_bench(a)?,
         BenchCommand::Simulate(a) => crate::simulate::run_bench(a)?,
         BenchCommand::Recommend(a) => crate::recommend::run_bench(a)?,
+        BenchCommand::Compile(a) => crate::compile::run_bench(a)?,
         BenchCommand::Generate {
             workloads,
             namespaces,

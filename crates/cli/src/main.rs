@@ -5,6 +5,7 @@ mod agent;
 mod audit;
 mod bank;
 mod bench;
+mod compile;
 mod demo;
 mod istio_bench;
 mod nft_bench;
@@ -163,6 +164,10 @@ enum Command {
     Quarantine(quarantine::QuarantineArgs),
     /// Remove a quarantine.
     Release(quarantine::ReleaseArgs),
+    /// Compile the intent to an enforcement target's manifests (k8s: NetworkPolicy with
+    /// AdminNetworkPolicy or ClusterNetworkPolicy). Exit 0 compiled, 3 input error or an
+    /// intent the target cannot express.
+    Compile(compile::CompileArgs),
     /// Bulkhead's whole job on the reference bank from an empty store: simulate, ingest, map,
     /// recommend, verify, rehearse a risky change; a short report and where the files are.
     Demo(demo::DemoArgs),
@@ -297,6 +302,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         // 0 done, 1 refused, 3 input error.
         Command::Quarantine(args) => return Ok(quarantine::run(args)),
         Command::Release(args) => return Ok(quarantine::run_release(args)),
+        Command::Compile(args) => return Ok(compile::run(args)),
         Command::Flows { command } => {
             if !telemetry::run_flows(command)? {
                 return Ok(ExitCode::FAILURE);

@@ -158,7 +158,7 @@ pub struct Lowered<'a> {
 impl<'a> Lowered<'a> {
     pub fn new(intent: &'a Intent, target: Target, opts: &Options) -> Result<Self, CompileError> {
         let mut rules = Vec::new();
-        let mut hosts = HostCache::new(&opts.inventory);
+        let mut host_index = HostIndex::new(&opts.inventory);
         for pi in intent.policy_order() {
             let policy = &intent.policies[pi];
             for (index, rule) in policy.rules.iter().enumerate() {
@@ -166,14 +166,15 @@ impl<'a> Lowered<'a> {
                     |peers: &[bulkhead_intent::PeerAt]| -> Result<Vec<LPeer>, CompileError> {
                         let mut out = Vec::new();
                         for p in peers {
-                            out.extend(resolve_with(intent, &p.peer, &mut hosts).map_err(
-                                |what| CompileError::Unsupported {
-                                    target,
-                                    loc: p.loc.clone(),
-                                    what,
-                                    hint: None,
-                                },
-                            )?);
+                            out.extend(
+                                resolve_with(intent, &p.peer, &mut |h| host_index.addresses(h))
+                                    .map_err(|what| CompileError::Unsupported {
+                                        target,
+                                        loc: p.loc.clone(),
+                                        what,
+                                        hint: None,
+                                    })?,
+                            );
                         }
                         Ok(out)
                     };
@@ -251,17 +252,29 @@ fn addresses_of(addrs: impl IntoIterator<Item = std::net::IpAddr>) -> IpSet {
     }
 }
 
-/// Host selectors resolved once per distinct selector while lowering (a rule set names the same
-/// segments over and over; each resolution scans the inventory).
-struct HostCache<'a> {
+fn entity(s: &EntitySelector, hosts: &mut dyn FnMut(&Selector) -> IpSet) -> Vec<LPeer> {
+    let mut out = Vec::new();
+    if let Some(w) = workload_part(s) {
+        out.push(LPeer::Workloads(w));
+    }
+    if let Some(h) = &s.hosts {
+        out.push(LPeer::Hosts {
+            selector: h.clone(),
+            addresses: hosts(h),
+        });
+    }
+    out
+}
+
+/// The inventory's hosts by label, and the addresses each host selector picks (memoised): a
+/// policy of thousands of rules over thousands of hosts asks for the same selectors again.
+struct HostIndex<'a> {
     hosts: Vec<&'a Identity>,
-    /// `(key, value)` → indexes into `hosts`: the candidates of a selector that requires
-    /// `key in (…)`.
     by_label: std::collections::HashMap<(&'a str, &'a str), Vec<usize>>,
     cache: std::collections::HashMap<Selector, IpSet>,
 }
 
-impl<'a> HostCache<'a> {
+impl<'a> HostIndex<'a> {
     fn new(inventory: &'a [Identity]) -> Self {
         let hosts: Vec<&Identity> = inventory
             .iter()
@@ -273,7 +286,7 @@ impl<'a> HostCache<'a> {
                 by_label.entry((k, v)).or_default().push(i);
             }
         }
-        HostCache {
+        HostIndex {
             hosts,
             by_label,
             cache: Default::default(),
@@ -284,74 +297,44 @@ impl<'a> HostCache<'a> {
         if let Some(a) = self.cache.get(sel) {
             return a.clone();
         }
-        let first_in = sel
-            .requirements()
-            .iter()
-            .find(|r| r.op == bulkhead_core::Operator::In);
-        let a = match first_in {
-            Some(r) => {
-                let mut cand: Vec<usize> = r
-                    .values
-                    .iter()
-                    .flat_map(|v| {
-                        self.by_label
-                            .get(&(r.key.as_str(), v.as_str()))
-                            .into_iter()
-                            .flatten()
-                            .copied()
-                    })
-                    .collect();
-                cand.sort_unstable();
-                cand.dedup();
-                addresses_of(
-                    cand.into_iter()
-                        .map(|i| self.hosts[i])
-                        .filter(|id| sel.matches(&id.labels))
-                        .flat_map(|id| id.addresses.iter().copied()),
-                )
+        let all: Vec<usize> = (0..self.hosts.len()).collect();
+        let mut cands: &[usize] = &all;
+        for r in sel.requirements() {
+            if r.op == bulkhead_core::Operator::In && r.values.len() == 1 {
+                match self.by_label.get(&(r.key.as_str(), r.values[0].as_str())) {
+                    None => {
+                        cands = &[];
+                        break;
+                    }
+                    Some(c) if c.len() < cands.len() => cands = c,
+                    Some(_) => {}
+                }
             }
-            None => addresses_of(
-                self.hosts
-                    .iter()
-                    .filter(|id| sel.matches(&id.labels))
-                    .flat_map(|id| id.addresses.iter().copied()),
-            ),
-        };
-        self.cache.insert(sel.clone(), a.clone());
-        a
+        }
+        let set = addresses_of(
+            cands
+                .iter()
+                .map(|&i| self.hosts[i])
+                .filter(|h| sel.matches(&h.labels))
+                .flat_map(|h| h.addresses.iter().copied()),
+        );
+        self.cache.insert(sel.clone(), set.clone());
+        set
     }
 }
 
-fn entity(s: &EntitySelector, opts: &Options) -> Vec<LPeer> {
-    let mut out = Vec::new();
-    if let Some(w) = workload_part(s) {
-        out.push(LPeer::Workloads(w));
-    }
-    if let Some(h) = &s.hosts {
-        out.push(LPeer::Hosts {
-            selector: h.clone(),
-            addresses: host_addresses(h, &opts.inventory),
-        });
-    }
-    out
+/// One peer of the intent as what targets select. `Err`: an unknown segment.
+pub fn resolve(intent: &Intent, peer: &Peer, opts: &Options) -> Result<Vec<LPeer>, String> {
+    resolve_with(intent, peer, &mut |h| host_addresses(h, &opts.inventory))
 }
 
-/// [`resolve`] with host selectors resolved through a cache.
-fn resolve_with(intent: &Intent, peer: &Peer, hosts: &mut HostCache) -> Result<Vec<LPeer>, String> {
-    let entity = |s: &EntitySelector, hosts: &mut HostCache| {
-        let mut out = Vec::new();
-        if let Some(w) = workload_part(s) {
-            out.push(LPeer::Workloads(w));
-        }
-        if let Some(h) = &s.hosts {
-            out.push(LPeer::Hosts {
-                selector: h.clone(),
-                addresses: hosts.addresses(h),
-            });
-        }
-        out
-    };
+fn resolve_with(
+    intent: &Intent,
+    peer: &Peer,
+    hosts: &mut dyn FnMut(&Selector) -> IpSet,
+) -> Result<Vec<LPeer>, String> {
     Ok(match peer {
+        Peer::Any => vec![LPeer::Any],
         Peer::Segment(name) => {
             let seg = intent
                 .segment(name)
@@ -359,27 +342,89 @@ fn resolve_with(intent: &Intent, peer: &Peer, hosts: &mut HostCache) -> Result<V
             entity(&seg.selector, hosts)
         }
         Peer::Selector(s) => entity(s, hosts),
-        other => resolve(intent, other, &Options::default())?,
-    })
-}
-
-/// One peer of the intent as what targets select. `Err`: an unknown segment.
-pub fn resolve(intent: &Intent, peer: &Peer, opts: &Options) -> Result<Vec<LPeer>, String> {
-    Ok(match peer {
-        Peer::Any => vec![LPeer::Any],
-        Peer::Segment(name) => {
-            let seg = intent
-                .segment(name)
-                .ok_or_else(|| format!("a reference to segment {name:?}, which does not exist"))?;
-            entity(&seg.selector, opts)
-        }
-        Peer::Selector(s) => entity(s, opts),
         Peer::Namespace(n) => vec![LPeer::Workloads(WorkloadSel {
             namespaces: Some(Selector::label(NAMESPACE_NAME_LABEL, n)),
             pods: None,
         })],
         Peer::Cidr(set) => vec![LPeer::Addresses(set.clone())],
     })
+}
+
+/// Whether two requirements on the same key can never hold together.
+pub fn requirements_conflict(
+    a: &bulkhead_core::Requirement,
+    b: &bulkhead_core::Requirement,
+) -> bool {
+    use bulkhead_core::Operator::*;
+    if a.key != b.key {
+        return false;
+    }
+    let one_way =
+        |x: &bulkhead_core::Requirement, y: &bulkhead_core::Requirement| match (x.op, y.op) {
+            (In, In) => !x.values.iter().any(|v| y.values.contains(v)),
+            (In, NotIn) => x.values.iter().all(|v| y.values.contains(v)),
+            (In, DoesNotExist) | (Exists, DoesNotExist) => true,
+            _ => false,
+        };
+    one_way(a, b) || one_way(b, a)
+}
+
+/// True when no label set satisfies both selectors (`None`: every label set), decided from the
+/// requirements alone: some pair of them conflicts.
+pub fn selectors_disjoint(a: Option<&Selector>, b: Option<&Selector>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else {
+        // One side matches everything: disjoint only when the other matches nothing.
+        return a.or(b).is_some_and(selector_empty);
+    };
+    a.requirements()
+        .iter()
+        .any(|x| b.requirements().iter().any(|y| requirements_conflict(x, y)))
+        || selector_empty(a)
+        || selector_empty(b)
+}
+
+/// True when no label set satisfies the selector (two of its requirements conflict).
+pub fn selector_empty(s: &Selector) -> bool {
+    let r = s.requirements();
+    r.iter()
+        .enumerate()
+        .any(|(i, x)| r[i + 1..].iter().any(|y| requirements_conflict(x, y)))
+}
+
+/// True when every label set `small` matches, `big` matches too, whatever the labels: each of
+/// `big`'s requirements is one of `small`'s (`None`: every label set).
+pub fn selector_contains(big: Option<&Selector>, small: Option<&Selector>) -> bool {
+    match (big, small) {
+        (None, _) => true,
+        (Some(b), None) => b.is_everything(),
+        (Some(b), Some(s)) => {
+            selector_empty(s)
+                || b.requirements()
+                    .iter()
+                    .all(|r| s.requirements().contains(r))
+        }
+    }
+}
+
+impl WorkloadSel {
+    /// True when the selector provably picks no workload.
+    pub fn is_empty(&self) -> bool {
+        self.namespaces.as_ref().is_some_and(selector_empty)
+            || self.pods.as_ref().is_some_and(selector_empty)
+    }
+
+    /// True when no workload is picked by both, whatever the cluster.
+    pub fn disjoint(&self, o: &WorkloadSel) -> bool {
+        selectors_disjoint(self.namespaces.as_ref(), o.namespaces.as_ref())
+            || selectors_disjoint(self.pods.as_ref(), o.pods.as_ref())
+    }
+
+    /// True when every workload `o` picks, `self` picks too, whatever the cluster.
+    pub fn contains(&self, o: &WorkloadSel) -> bool {
+        o.is_empty()
+            || (selector_contains(self.namespaces.as_ref(), o.namespaces.as_ref())
+                && selector_contains(self.pods.as_ref(), o.pods.as_ref()))
+    }
 }
 
 /// A manifest document as block-style YAML. Strings are written as JSON strings (a YAML 1.2

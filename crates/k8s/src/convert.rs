@@ -131,6 +131,9 @@ impl Builder {
                         .map(|p| out.cluster.policies.push(p))
                 }
             }
+            "ClusterNetworkPolicy" => {
+                cluster_network_policy(obj, &mut out.warnings).map(|p| out.cluster.policies.push(p))
+            }
             "Service" => service(out, obj),
             _ => Ok(()), // Other supported kinds carry nothing for connectivity yet.
         };
@@ -727,18 +730,44 @@ fn pods_match(p: &NamespacedPods) -> Result<PodMatch, String> {
     })
 }
 
+/// A ClusterNetworkPolicy (`policy.networking.k8s.io/v1alpha2`): tier `Admin` reads as an
+/// AdminNetworkPolicy (`Accept`/`Deny`/`Pass`), tier `Baseline` as a BaselineAdminNetworkPolicy
+/// (`Accept`/`Deny`; `Pass` hands the connection to the default allow, i.e. allows it).
+fn cluster_network_policy(obj: &Located, warnings: &mut Vec<String>) -> Result<Policy, String> {
+    let spec = obj.object.spec.as_ref().ok_or("spec is missing")?;
+    let layer = match spec.tier.as_deref() {
+        Some("Admin") => Layer::Admin,
+        Some("Baseline") => Layer::Baseline,
+        Some(t) => return Err(format!("spec.tier: {t:?} is not Admin or Baseline")),
+        None => return Err("spec.tier is missing".to_string()),
+    };
+    admin_policy_of(obj, layer, true, warnings)
+}
+
 fn admin_policy(obj: &Located, layer: Layer, warnings: &mut Vec<String>) -> Result<Policy, String> {
+    admin_policy_of(obj, layer, false, warnings)
+}
+
+fn admin_policy_of(
+    obj: &Located,
+    layer: Layer,
+    cnp: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Policy, String> {
     let o = &obj.object;
     let name = name_of(o)?;
     let kind = obj.kind.clone();
-    if layer == Layer::Baseline && name != "default" {
+    if layer == Layer::Baseline && !cnp && name != "default" {
         return Err("a BaselineAdminNetworkPolicy must be named \"default\"".to_string());
     }
     let spec = o.spec.as_ref().ok_or("spec is missing")?;
     let priority = match (layer, spec.priority) {
         (Layer::Admin, Some(p)) if (0..=1000).contains(&p) => p as i32,
+        (_, Some(p)) if cnp && (0..=1000).contains(&p) => p as i32,
         (Layer::Admin, Some(p)) => return Err(format!("spec.priority {p} is out of range 0-1000")),
+        (_, Some(p)) if cnp => return Err(format!("spec.priority {p} is out of range 0-1000")),
         (Layer::Admin, None) => return Err("spec.priority is missing".to_string()),
+        (_, None) if cnp => return Err("spec.priority is missing".to_string()),
         _ => 0,
     };
     let subject = match spec.subject.as_ref() {
@@ -762,16 +791,19 @@ fn admin_policy(obj: &Located, layer: Layer, warnings: &mut Vec<String>) -> Resu
         for (i, r) in list.iter().enumerate() {
             let at = format!("spec.{dir}[{i}]");
             let action = match r.action.as_deref() {
-                Some("Allow") => Action::Allow,
+                Some("Allow") if !cnp => Action::Allow,
+                Some("Accept") if cnp => Action::Allow,
                 Some("Deny") => Action::Deny,
                 Some("Pass") if layer == Layer::Admin => Action::Pass,
+                // Baseline tier: the next tier is the default allow.
+                Some("Pass") if cnp => Action::Allow,
                 Some(a) => {
                     return Err(format!(
                         "{at}.action: {a:?} is not valid here (expected {})",
-                        if layer == Layer::Admin {
-                            "Allow, Deny or Pass"
-                        } else {
-                            "Allow or Deny"
+                        match (cnp, layer) {
+                            (true, _) => "Accept, Deny or Pass",
+                            (false, Layer::Admin) => "Allow, Deny or Pass",
+                            _ => "Allow or Deny",
                         }
                     ));
                 }
@@ -833,12 +865,28 @@ fn admin_policy(obj: &Located, layer: Layer, warnings: &mut Vec<String>) -> Resu
                     peers.push(Peer::Ips(set));
                 }
             }
-            let ports = match &r.ports {
-                None => None,
-                Some(ps) => Some(
+            let ports = match (&r.ports, &r.protocols) {
+                (Some(_), _) if cnp => {
+                    return Err(format!(
+                        "{at}.ports: a ClusterNetworkPolicy rule lists protocols"
+                    ));
+                }
+                (_, Some(_)) if !cnp => {
+                    return Err(format!(
+                        "{at}.protocols: only ClusterNetworkPolicy rules list protocols"
+                    ));
+                }
+                (None, None) => None,
+                (Some(ps), None) => Some(
                     ps.iter()
                         .enumerate()
                         .map(|(j, p)| admin_port(p).map_err(|e| format!("{at}.ports[{j}]: {e}")))
+                        .collect::<Result<_, _>>()?,
+                ),
+                (_, Some(ps)) => Some(
+                    ps.iter()
+                        .enumerate()
+                        .map(|(j, p)| cnp_port(p).map_err(|e| format!("{at}.protocols[{j}]: {e}")))
                         .collect::<Result<_, _>>()?,
                 ),
             };
@@ -869,6 +917,45 @@ fn admin_policy(obj: &Located, layer: Layer, warnings: &mut Vec<String>) -> Resu
         egress,
         origin: origin(obj),
     })
+}
+
+fn cnp_port(p: &objects::CnpProtocol) -> Result<PortMatch, String> {
+    let given = [
+        p.tcp.as_ref().map(|x| (Protocol::Tcp, x)),
+        p.udp.as_ref().map(|x| (Protocol::Udp, x)),
+        p.sctp.as_ref().map(|x| (Protocol::Sctp, x)),
+    ];
+    let protos: Vec<(Protocol, &objects::CnpPorts)> = given.into_iter().flatten().collect();
+    match (protos.as_slice(), &p.destination_named_port) {
+        ([], Some(name)) => Ok(PortMatch::Named {
+            protocol: None,
+            name: name.clone(),
+        }),
+        ([(proto, ports)], None) => match &ports.destination_port {
+            None => Ok(PortMatch::Conns(ConnSet::protocol(*proto))),
+            Some(dp) => match (dp.number, &dp.range) {
+                (Some(n), None) => Ok(PortMatch::Conns(ConnSet::single(
+                    *proto,
+                    port_number(n, "destinationPort.number")?,
+                ))),
+                (None, Some(r)) => {
+                    let start = port_number(r.start, "destinationPort.range.start")?;
+                    let end = port_number(r.end, "destinationPort.range.end")?;
+                    if end <= start {
+                        return Err(format!(
+                            "destinationPort.range end {end} must be above start {start}"
+                        ));
+                    }
+                    Ok(PortMatch::Conns(ConnSet::ports(
+                        *proto,
+                        RangeSet::range(start, end),
+                    )))
+                }
+                _ => Err("destinationPort: give exactly one of number or range".to_string()),
+            },
+        },
+        _ => Err("give exactly one of tcp, udp, sctp or destinationNamedPort".to_string()),
+    }
 }
 
 fn admin_port(p: &PolicyPort) -> Result<PortMatch, String> {

@@ -27,6 +27,7 @@ pub const SUPPORTED_KINDS: &[&str] = &[
     "NetworkPolicy",
     "AdminNetworkPolicy",
     "BaselineAdminNetworkPolicy",
+    "ClusterNetworkPolicy",
 ];
 
 /// A problem in the input, with where it is.

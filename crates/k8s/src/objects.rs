@@ -120,6 +120,9 @@ pub struct Spec {
     pub priority: Option<i64>,
     #[serde(default)]
     pub subject: Option<AdminSubject>,
+    // ClusterNetworkPolicy (v1alpha2): `Admin` or `Baseline`.
+    #[serde(default)]
+    pub tier: Option<String>,
     // Service
     #[serde(default, rename = "clusterIP")]
     pub cluster_ip: Option<String>,
@@ -244,6 +247,46 @@ pub struct PolicyRule {
     pub to: Option<Vec<PolicyPeer>>,
     #[serde(default)]
     pub ports: Option<Vec<PolicyPort>>,
+    /// ClusterNetworkPolicy (v1alpha2) rules' ports.
+    #[serde(default)]
+    pub protocols: Option<Vec<CnpProtocol>>,
+}
+
+/// A ClusterNetworkPolicy port condition: `tcp`/`udp`/`sctp` with a `destinationPort`, or a
+/// `destinationNamedPort`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CnpProtocol {
+    #[serde(default)]
+    pub tcp: Option<CnpPorts>,
+    #[serde(default)]
+    pub udp: Option<CnpPorts>,
+    #[serde(default)]
+    pub sctp: Option<CnpPorts>,
+    #[serde(default)]
+    pub destination_named_port: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CnpPorts {
+    #[serde(default)]
+    pub destination_port: Option<CnpPort>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CnpPort {
+    #[serde(default)]
+    pub number: Option<i64>,
+    #[serde(default)]
+    pub range: Option<CnpRange>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CnpRange {
+    pub start: i64,
+    pub end: i64,
 }
 
 #[derive(Debug, Default, Deserialize)]

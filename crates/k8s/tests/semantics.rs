@@ -1593,3 +1593,98 @@ fn pods_of_one_owner_told_apart_by_a_policy_are_an_error() {
         }
     }
 }
+
+#[test]
+fn cluster_network_policy_tiers_actions_and_protocols() {
+    use bulkhead_core::Protocol::{Sctp, Tcp, Udp};
+    let allowed = |yaml: &str, src: &str, dst: &str| {
+        let loaded = load(&format!("{BASE}---\n{yaml}"));
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let engine = Engine::new(&loaded.cluster);
+        engine.allowed(endpoint(&loaded, src), endpoint(&loaded, dst))
+    };
+    // Admin tier: Accept decides before NetworkPolicy (ns1 is deny-all); pods without a
+    // namespaceSelector are pods of every namespace.
+    let admin = r#"apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: accept-d}
+spec:
+  tier: Admin
+  priority: 5
+  subject: {namespaces: {matchLabels: {team: red}}}
+  ingress:
+  - {action: Accept, from: [{pods: {podSelector: {matchLabels: {app: d}}}}]}
+---
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: ns1}
+spec: {podSelector: {}}
+"#;
+    assert!(allowed(admin, "d", "a").is_all());
+    assert!(allowed(admin, "c", "a").is_empty());
+    // Deny on protocols: a whole protocol by range, a number, a named port of the destination.
+    let deny = r#"apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: deny-some}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {pods: {podSelector: {matchLabels: {app: a}}}}
+  ingress:
+  - action: Deny
+    from: [{namespaces: {}}]
+    protocols:
+    - {tcp: {destinationPort: {range: {start: 1, end: 65535}}}}
+    - {udp: {destinationPort: {number: 53}}}
+    - {destinationNamedPort: metrics}
+"#;
+    let c = allowed(deny, "b", "a");
+    assert!(!c.contains(Tcp, 80) && !c.contains(Tcp, 65535));
+    assert!(!c.contains(Udp, 53) && c.contains(Udp, 54));
+    assert!(!c.contains(Sctp, 9100) && c.contains(Sctp, 9101));
+    // Pass hands over to NetworkPolicy.
+    let pass = r#"apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: pass-b}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {namespaces: {}}
+  ingress:
+  - {action: Pass, from: [{pods: {podSelector: {matchLabels: {app: b}}}}]}
+  - {action: Accept, from: [{namespaces: {}}]}
+---
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: ns1}
+spec: {podSelector: {}}
+"#;
+    assert!(allowed(pass, "b", "a").is_empty());
+    assert!(allowed(pass, "d", "a").is_all());
+    // Baseline tier: after NetworkPolicy, for pods no NetworkPolicy isolates; Pass there leads
+    // to the default allow.
+    let baseline = r#"apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: base}
+spec:
+  tier: Baseline
+  priority: 1
+  subject: {namespaces: {}}
+  ingress:
+  - {action: Pass, from: [{pods: {podSelector: {matchLabels: {app: d}}}}]}
+  - {action: Deny, from: [{namespaces: {}}]}
+"#;
+    assert!(allowed(baseline, "b", "a").is_empty());
+    assert!(allowed(baseline, "d", "a").is_all());
+    // Malformed: AdminNetworkPolicy's action name, a missing tier.
+    expect_error(
+        "Allow is not a ClusterNetworkPolicy action",
+        "kind: ClusterNetworkPolicy\napiVersion: policy.networking.k8s.io/v1alpha2\nmetadata: {name: x}\nspec:\n  tier: Admin\n  priority: 1\n  subject: {namespaces: {}}\n  ingress: [{action: Allow, from: [{namespaces: {}}]}]\n",
+        1,
+        "Accept, Deny or Pass",
+    );
+    expect_error(
+        "tier is required",
+        "kind: ClusterNetworkPolicy\napiVersion: policy.networking.k8s.io/v1alpha2\nmetadata: {name: x}\nspec:\n  priority: 1\n  subject: {namespaces: {}}\n",
+        1,
+        "spec.tier is missing",
+    );
+}
