@@ -355,7 +355,14 @@ fn compile_target(
 /// seconds each; prints JSON.
 pub fn run_bench(a: BenchCompileArgs) -> Result<()> {
     let mut rng = SplitMix64::new(a.seed);
-    let (intent, ids) = synthetic(&a.policy, a.workloads, a.rules, &mut rng)?;
+    let (intent, mut ids) = synthetic(&a.policy, a.workloads, a.rules, &mut rng)?;
+    // One service account per workload, as a mesh that authorises by identity runs (Istio
+    // refuses a principal shared with workloads a rule does not select).
+    for id in &mut ids {
+        if let bulkhead_intent::IdentityKind::Workload { .. } = id.kind {
+            id.service_account = Some(id.name.rsplit('/').next().unwrap_or("sa").to_string());
+        }
+    }
     let targets: Vec<Target> = if a.target == "all" {
         Target::ALL.to_vec()
     } else {
