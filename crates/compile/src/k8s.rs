@@ -182,6 +182,17 @@ fn p_inter(a: &PSel, b: &PSel) -> Result<Option<PSel>, Undecidable> {
     })
 }
 
+/// Whether [`p_inter`] is non-empty, without building the intersection.
+fn p_meet(a: &PSel, b: &PSel) -> Result<bool, Undecidable> {
+    match (a, b) {
+        (PSel::All, _) | (_, PSel::All) => Ok(true),
+        (PSel::Conns(x), PSel::Conns(y)) => Ok(Protocol::ALL
+            .iter()
+            .any(|&p| ranges_meet(x.ports_of(p).ranges(), y.ports_of(p).ranges()))),
+        _ => p_inter(a, b).map(|r| r.is_some()),
+    }
+}
+
 fn p_sub(a: &PSel, b: &PSel) -> Result<Option<PSel>, Undecidable> {
     Ok(match (a, b) {
         (_, PSel::All) => None,
@@ -250,7 +261,7 @@ fn subtract_in(list: &mut Vec<Rect>, m: &[Rect]) -> Result<(), Undecidable> {
         let mut extra: Vec<Rect> = Vec::new();
         let mut emptied = false;
         for a in list.iter_mut() {
-            if !addrs_meet(&a.addrs, &b.addrs) || matches!(p_inter(&a.ports, &b.ports), Ok(None)) {
+            if !addrs_meet(&a.addrs, &b.addrs) || matches!(p_meet(&a.ports, &b.ports), Ok(false)) {
                 continue;
             }
             let common = a.addrs.intersect(&b.addrs);
@@ -280,13 +291,12 @@ fn intersect(list: &[Rect], m: &[Rect]) -> Result<Vec<Rect>, Undecidable> {
     let mut out = Vec::new();
     for a in list {
         for b in m {
-            if !addrs_meet(&a.addrs, &b.addrs) {
+            if !addrs_meet(&a.addrs, &b.addrs) || !p_meet(&a.ports, &b.ports)? {
                 continue;
             }
-            let common = a.addrs.intersect(&b.addrs);
             if let Some(p) = p_inter(&a.ports, &b.ports)? {
                 out.push(Rect {
-                    addrs: common,
+                    addrs: a.addrs.intersect(&b.addrs),
                     ports: p,
                 });
             }
