@@ -43,6 +43,7 @@ use bulkhead_core::{IpSet, Labels, PortSet, Protocol};
 use bulkhead_intent::{Action, Identity, IdentityKind, Mode};
 use serde_json::{Map, Value, json};
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The most ports one `ports`/`notPorts` list may enumerate (Istio takes single ports, not
@@ -81,16 +82,48 @@ pub fn compile(intent: &bulkhead_intent::Intent, opts: &Options) -> Result<Compi
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Src {
     neg: bool,
-    /// Interned principals (indexes into [`Ctx::names`]).
-    principals: BTreeSet<u32>,
+    /// Interned principals (indexes into [`Ctx::names`]), shared: pieces are copied far more
+    /// often than their sources change.
+    principals: Rc<BTreeSet<u32>>,
     ips: IpSet,
+}
+
+type Principals = Rc<BTreeSet<u32>>;
+
+/// Set operations on shared principal sets that share an operand when the result is one.
+fn set_union(a: &Principals, b: &Principals) -> Principals {
+    if b.is_empty() || Rc::ptr_eq(a, b) {
+        a.clone()
+    } else if a.is_empty() {
+        b.clone()
+    } else {
+        Rc::new(a.union(b).copied().collect())
+    }
+}
+
+fn set_intersection(a: &Principals, b: &Principals) -> Principals {
+    if a.is_empty() || Rc::ptr_eq(a, b) {
+        a.clone()
+    } else if b.is_empty() {
+        b.clone()
+    } else {
+        Rc::new(a.intersection(b).copied().collect())
+    }
+}
+
+fn set_difference(a: &Principals, b: &Principals) -> Principals {
+    if a.is_empty() || b.is_empty() {
+        a.clone()
+    } else {
+        Rc::new(a.difference(b).copied().collect())
+    }
 }
 
 impl Src {
     fn none() -> Src {
         Src {
             neg: false,
-            principals: BTreeSet::new(),
+            principals: Rc::default(),
             ips: IpSet::empty(),
         }
     }
@@ -118,27 +151,19 @@ impl Src {
         match (self.neg, o.neg) {
             (false, false) => Src {
                 neg: false,
-                principals: self.principals.union(&o.principals).copied().collect(),
+                principals: set_union(&self.principals, &o.principals),
                 ips: self.ips.union(&o.ips),
             },
             (true, true) => Src {
                 neg: true,
-                principals: self
-                    .principals
-                    .intersection(&o.principals)
-                    .cloned()
-                    .collect(),
+                principals: set_intersection(&self.principals, &o.principals),
                 ips: self.ips.intersect(&o.ips),
             },
             (false, true) | (true, false) => {
                 let (pos, neg) = if self.neg { (o, self) } else { (self, o) };
                 Src {
                     neg: true,
-                    principals: neg
-                        .principals
-                        .difference(&pos.principals)
-                        .cloned()
-                        .collect(),
+                    principals: set_difference(&neg.principals, &pos.principals),
                     ips: neg.ips.subtract(&pos.ips),
                 }
             }
@@ -149,27 +174,19 @@ impl Src {
         match (self.neg, o.neg) {
             (false, false) => Src {
                 neg: false,
-                principals: self
-                    .principals
-                    .intersection(&o.principals)
-                    .copied()
-                    .collect(),
+                principals: set_intersection(&self.principals, &o.principals),
                 ips: self.ips.intersect(&o.ips),
             },
             (true, true) => Src {
                 neg: true,
-                principals: self.principals.union(&o.principals).copied().collect(),
+                principals: set_union(&self.principals, &o.principals),
                 ips: self.ips.union(&o.ips),
             },
             (false, true) | (true, false) => {
                 let (pos, neg) = if self.neg { (o, self) } else { (self, o) };
                 Src {
                     neg: false,
-                    principals: pos
-                        .principals
-                        .difference(&neg.principals)
-                        .copied()
-                        .collect(),
+                    principals: set_difference(&pos.principals, &neg.principals),
                     ips: pos.ips.subtract(&neg.ips),
                 }
             }
@@ -215,7 +232,7 @@ impl Piece {
     }
 }
 
-fn minus_all(mut region: Vec<Piece>, by: &[Piece]) -> Vec<Piece> {
+fn minus_all<'p>(mut region: Vec<Piece>, by: impl IntoIterator<Item = &'p Piece>) -> Vec<Piece> {
     for b in by {
         if region.is_empty() {
             break;
@@ -283,6 +300,74 @@ fn tcp_ports(r: &LRule<'_>, d: &Identity) -> PortSet {
     set.intersect(&all_ports())
 }
 
+/// Candidates for a workload selector among a list of identities, by label: a selector that
+/// requires `key in (…)` (of the pod or of its namespace) can only pick identities carrying one
+/// of those pairs, so each distinct selector is matched against those, not the whole list.
+struct SelIndex {
+    /// Indexes of the workloads of the list.
+    workloads: Vec<usize>,
+    /// `(key, value)` of a workload's own labels → indexes.
+    by_pod: HashMap<(String, String), Vec<usize>>,
+    /// `(key, value)` of a workload's namespace labels → indexes.
+    by_ns: HashMap<(String, String), Vec<usize>>,
+}
+
+impl SelIndex {
+    fn new<'i>(ids: impl IntoIterator<Item = &'i Identity>) -> Self {
+        let mut ix = SelIndex {
+            workloads: Vec::new(),
+            by_pod: HashMap::new(),
+            by_ns: HashMap::new(),
+        };
+        for (i, id) in ids.into_iter().enumerate() {
+            if let IdentityKind::Workload {
+                namespace_labels, ..
+            } = &id.kind
+            {
+                ix.workloads.push(i);
+                for (k, v) in &id.labels {
+                    ix.by_pod.entry((k.clone(), v.clone())).or_default().push(i);
+                }
+                for (k, v) in namespace_labels {
+                    ix.by_ns.entry((k.clone(), v.clone())).or_default().push(i);
+                }
+            }
+        }
+        ix
+    }
+
+    /// Indexes (ascending, no repeats) that include every workload `sel` can pick; the caller
+    /// still matches each one.
+    fn candidates(&self, sel: &WorkloadSel) -> Vec<usize> {
+        let first_in = |s: &Option<bulkhead_core::Selector>| {
+            s.as_ref().and_then(|s| {
+                s.requirements()
+                    .iter()
+                    .find(|r| r.op == bulkhead_core::Operator::In)
+                    .cloned()
+            })
+        };
+        let (req, map) = match (first_in(&sel.pods), first_in(&sel.namespaces)) {
+            (Some(r), _) => (r, &self.by_pod),
+            (None, Some(r)) => (r, &self.by_ns),
+            (None, None) => return self.workloads.clone(),
+        };
+        let mut out: Vec<usize> = req
+            .values
+            .iter()
+            .flat_map(|v| {
+                map.get(&(req.key.clone(), v.clone()))
+                    .into_iter()
+                    .flatten()
+                    .copied()
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
 /// A `from` peer's principals, or the identity limit hit: `(principal, other workload)`.
 type PeerSources = Result<Src, (String, String)>;
 
@@ -295,20 +380,31 @@ struct Ctx<'a> {
     names: Vec<String>,
     /// Inventory indexes per principal.
     by_principal: HashMap<u32, Vec<usize>>,
+    /// The inventory's workloads by label.
+    index: SelIndex,
     /// Sources per distinct workload selector of a `from` peer.
     peer_sources: RefCell<HashMap<WorkloadSel, PeerSources>>,
     /// Sources per rule.
     rule_sources: RefCell<HashMap<usize, Result<Src, CompileError>>>,
-    /// Interned region states (what was passed, or reached by the other action, so far).
-    states: RefCell<HashMap<Vec<Piece>, u32>>,
+    /// Interned reaches (the pieces a rule adds to a region state).
+    reaches: RefCell<HashMap<Vec<Piece>, u32>>,
+    /// Interned region states (what was passed, or reached by the other action, so far): a
+    /// state is the empty state (0) or a state extended by an interned reach, so an id stands
+    /// for one list of pieces without hashing the whole list at every step.
+    states: RefCell<HashMap<(u32, u32), u32>>,
     /// A rule's reach and effective part, per (rule, ports, passed state, other-action state):
     /// destinations that differ only in later rules share the work.
-    memo: RefCell<HashMap<Memo, ReachAndEffect>>,
+    memo: RefCell<HashMap<Memo, Rc<ReachAndEffect>>>,
 }
 
 type Memo = (usize, PortSet, u32, u32);
-/// A rule's reach and its effective part.
-type ReachAndEffect = (Vec<Piece>, Vec<Piece>);
+
+/// A rule's reach (with its interned id) and its effective part.
+struct ReachAndEffect {
+    reach: Vec<Piece>,
+    reach_id: u32,
+    effective: Vec<Piece>,
+}
 
 impl<'a> Ctx<'a> {
     fn new(lowered: &'a Lowered<'a>, inventory: &'a [Identity], td: &str) -> Self {
@@ -334,8 +430,10 @@ impl<'a> Ctx<'a> {
             principals,
             names,
             by_principal,
+            index: SelIndex::new(inventory),
             peer_sources: RefCell::default(),
             rule_sources: RefCell::default(),
+            reaches: RefCell::default(),
             states: RefCell::default(),
             memo: RefCell::default(),
         }
@@ -347,7 +445,10 @@ impl<'a> Ctx<'a> {
         if let Some(r) = self.peer_sources.borrow().get(sel) {
             return r.clone();
         }
-        let picked: Vec<bool> = self.inventory.iter().map(|id| sel.matches(id)).collect();
+        let mut picked: Vec<bool> = vec![false; self.inventory.len()];
+        for i in self.index.candidates(sel) {
+            picked[i] = sel.matches(&self.inventory[i]);
+        }
         let mut principals = BTreeSet::new();
         let mut result = Ok(());
         for (i, p) in self.principals.iter().enumerate() {
@@ -364,7 +465,7 @@ impl<'a> Ctx<'a> {
         }
         let r = result.map(|()| Src {
             neg: false,
-            principals,
+            principals: Rc::new(principals),
             ips: IpSet::empty(),
         });
         self.peer_sources
@@ -373,14 +474,21 @@ impl<'a> Ctx<'a> {
         r
     }
 
-    fn intern(&self, v: &[Piece]) -> u32 {
-        let mut st = self.states.borrow_mut();
+    fn intern_reach(&self, v: &[Piece]) -> u32 {
+        let mut st = self.reaches.borrow_mut();
         if let Some(&id) = st.get(v) {
             return id;
         }
         let id = st.len() as u32;
         st.insert(v.to_vec(), id);
         id
+    }
+
+    /// The state `state` extended by the reach `reach_id` (ids from 1; 0 is the empty state).
+    fn extend_state(&self, state: u32, reach_id: u32) -> u32 {
+        let mut st = self.states.borrow_mut();
+        let next = st.len() as u32 + 1;
+        *st.entry((state, reach_id)).or_insert(next)
     }
 
     /// The sources of rule `i` (resolved against the inventory).
@@ -418,12 +526,12 @@ impl<'a> Ctx<'a> {
                 },
                 LPeer::Hosts { addresses, .. } => Src {
                     neg: false,
-                    principals: BTreeSet::new(),
+                    principals: Rc::default(),
                     ips: addresses.clone(),
                 },
                 LPeer::Addresses(set) => Src {
                     neg: false,
-                    principals: BTreeSet::new(),
+                    principals: Rc::default(),
                     ips: set.clone(),
                 },
             };
@@ -452,24 +560,27 @@ struct Regions {
 /// of each `deny` minus the reach of every earlier `allow` (earlier rules of the same action
 /// need not be subtracted: they decide alike).
 fn regions(ctx: &Ctx<'_>, d: &Identity, rules: &[u32]) -> Result<Regions, CompileError> {
-    let mut allow_reach: Vec<Piece> = Vec::new();
-    let mut deny_reach: Vec<Piece> = Vec::new();
-    let mut passed: Vec<Piece> = Vec::new();
+    // Regions as the memoised reaches they are made of (shared, not copied).
+    let mut allow_reach: Vec<Rc<ReachAndEffect>> = Vec::new();
+    let mut deny_reach: Vec<Rc<ReachAndEffect>> = Vec::new();
+    let mut passed: Vec<Rc<ReachAndEffect>> = Vec::new();
+    // How many pieces the three regions hold.
+    let mut held = 0usize;
     let mut tier = None;
     let mut out = Regions {
         allow: Vec::new(),
         deny: Vec::new(),
         rules: BTreeSet::new(),
     };
-    let (mut passed_id, mut allow_id, mut deny_id): (Option<u32>, Option<u32>, Option<u32>) =
-        (None, None, None);
+    let (mut passed_id, mut allow_id, mut deny_id) = (0u32, 0u32, 0u32);
     for &i in rules {
         let i = i as usize;
         let r = &ctx.lowered.rules[i];
         if tier != Some(r.tier) {
             tier = Some(r.tier);
+            held -= passed.iter().map(|x| x.reach.len()).sum::<usize>();
             passed.clear();
-            passed_id = None;
+            passed_id = 0;
         }
         let ports = tcp_ports(r, d);
         if ports.is_empty() {
@@ -479,15 +590,14 @@ fn regions(ctx: &Ctx<'_>, d: &Identity, rules: &[u32]) -> Result<Regions, Compil
         if src.is_empty() {
             continue;
         }
-        let pid = *passed_id.get_or_insert_with(|| ctx.intern(&passed));
         let other = match r.action {
-            Action::Allow => *deny_id.get_or_insert_with(|| ctx.intern(&deny_reach)),
-            Action::Deny => *allow_id.get_or_insert_with(|| ctx.intern(&allow_reach)),
+            Action::Allow => deny_id,
+            Action::Deny => allow_id,
             Action::Pass => u32::MAX,
         };
-        let key = (i, ports, pid, other);
+        let key = (i, ports, passed_id, other);
         let known = ctx.memo.borrow().get(&key).cloned();
-        let (reach, effective) = match known {
+        let step = match known {
             Some(v) => v,
             None => {
                 let reach = minus_all(
@@ -495,42 +605,50 @@ fn regions(ctx: &Ctx<'_>, d: &Identity, rules: &[u32]) -> Result<Regions, Compil
                         src,
                         ports: key.1.clone(),
                     }],
-                    &passed,
+                    passed.iter().flat_map(|x| &x.reach),
                 );
                 let effective = match r.action {
-                    Action::Allow => minus_all(reach.clone(), &deny_reach),
-                    Action::Deny => minus_all(reach.clone(), &allow_reach),
+                    Action::Allow => {
+                        minus_all(reach.clone(), deny_reach.iter().flat_map(|x| &x.reach))
+                    }
+                    Action::Deny => {
+                        minus_all(reach.clone(), allow_reach.iter().flat_map(|x| &x.reach))
+                    }
                     Action::Pass => reach.clone(),
                 };
-                ctx.memo
-                    .borrow_mut()
-                    .insert(key, (reach.clone(), effective.clone()));
-                (reach, effective)
+                let v = Rc::new(ReachAndEffect {
+                    reach_id: ctx.intern_reach(&reach),
+                    reach,
+                    effective,
+                });
+                ctx.memo.borrow_mut().insert(key, v.clone());
+                v
             }
         };
-        if reach.is_empty() {
+        if step.reach.is_empty() {
             continue;
         }
         match r.action {
             Action::Allow => {
-                out.allow.extend(effective.iter().cloned());
-                allow_reach.extend(reach);
-                allow_id = None;
+                out.allow.extend(step.effective.iter().cloned());
+                allow_id = ctx.extend_state(allow_id, step.reach_id);
+                allow_reach.push(step.clone());
             }
             Action::Deny => {
-                out.deny.extend(effective.iter().cloned());
-                deny_reach.extend(reach);
-                deny_id = None;
+                out.deny.extend(step.effective.iter().cloned());
+                deny_id = ctx.extend_state(deny_id, step.reach_id);
+                deny_reach.push(step.clone());
             }
             Action::Pass => {
-                passed.extend(reach);
-                passed_id = None;
+                passed_id = ctx.extend_state(passed_id, step.reach_id);
+                passed.push(step.clone());
             }
         }
-        if !effective.is_empty() {
+        if !step.effective.is_empty() {
             out.rules.insert(i);
         }
-        let n = allow_reach.len() + deny_reach.len() + passed.len() + out.allow.len();
+        held += step.reach.len();
+        let n = held + out.allow.len();
         if n > MAX_PIECES {
             return Err(CompileError::Limit {
                 target: Target::Istio,
@@ -820,6 +938,7 @@ pub fn compile_with(
     let ctx = Ctx::new(&lowered, &opts.inventory, &io.trust_domain);
     // The rules whose `to` holds each enforced workload, through one match per distinct peer.
     let mut to_cache: HashMap<WorkloadSel, Vec<u32>> = HashMap::new();
+    let enforced_index = SelIndex::new(enforced.iter().copied());
     let mut rules_of: Vec<Vec<u32>> = vec![Vec::new(); enforced.len()];
     for (i, r) in lowered.rules.iter().enumerate() {
         let mut hit: BTreeSet<u32> = BTreeSet::new();
@@ -828,8 +947,11 @@ pub fn compile_with(
                 LPeer::Any => hit.extend(0..enforced.len() as u32),
                 LPeer::Workloads(sel) => {
                     let v = to_cache.entry(sel.clone()).or_insert_with(|| {
-                        (0..enforced.len() as u32)
-                            .filter(|&k| sel.matches(enforced[k as usize]))
+                        enforced_index
+                            .candidates(sel)
+                            .into_iter()
+                            .filter(|&k| sel.matches(enforced[k]))
+                            .map(|k| k as u32)
                             .collect()
                     });
                     hit.extend(v.iter().copied());
