@@ -679,8 +679,14 @@ struct Emit {
     names: Vec<String>,
     /// How many principal lists were shortened to namespaces.
     shortened: Cell<usize>,
-    /// Written source sets.
-    written: RefCell<HashMap<Src, Option<Value>>>,
+    /// Written source sets: `None` (every source) or the index of the `from` list in `lists`.
+    written: RefCell<HashMap<Src, Option<usize>>>,
+    /// The distinct `from` lists. A rule's `from` holds the list's index (a number, which no
+    /// `from` list is) until the YAML is written: each list is rendered once per indentation
+    /// and copied, not rebuilt and re-rendered for every class that shares it.
+    lists: RefCell<Vec<Value>>,
+    /// Rendered `from` lists per (index, indentation).
+    rendered: RefCell<HashMap<(usize, usize), String>>,
 }
 
 impl Emit {
@@ -719,12 +725,35 @@ impl Emit {
 
     /// The `from` list of a source set (`None`: every source, no `from`).
     fn sources_json(&self, s: &Src) -> Option<Value> {
-        if let Some(v) = self.written.borrow().get(s) {
-            return v.clone();
+        let known = self.written.borrow().get(s).copied();
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let id = self.write_sources(s).map(|v| {
+                    let mut lists = self.lists.borrow_mut();
+                    lists.push(v);
+                    lists.len() - 1
+                });
+                self.written.borrow_mut().insert(s.clone(), id);
+                id
+            }
+        };
+        id.map(Value::from)
+    }
+
+    /// Writes the `from` list with index `id` (see [`Emit::lists`]) as [`inline_or_block`]
+    /// would write the list itself.
+    fn write_list(&self, id: usize, indent: usize, out: &mut String) {
+        if let Some(text) = self.rendered.borrow().get(&(id, indent)) {
+            out.push_str(text);
+            return;
         }
-        let v = self.write_sources(s);
-        self.written.borrow_mut().insert(s.clone(), v.clone());
-        v
+        let mut text = String::new();
+        if let Some(v) = self.lists.borrow().get(id) {
+            inline_or_block(v, indent, &mut text, self);
+        }
+        out.push_str(&text);
+        self.rendered.borrow_mut().insert((id, indent), text);
     }
 
     fn write_sources(&self, s: &Src) -> Option<Value> {
@@ -1043,6 +1072,8 @@ pub fn compile_with(
         names: ctx.names.clone(),
         shortened: Cell::new(0),
         written: RefCell::default(),
+        lists: RefCell::default(),
+        rendered: RefCell::default(),
     };
     let rule_refs = |rules: &BTreeSet<usize>, action: Action| -> String {
         rules
@@ -1229,7 +1260,7 @@ pub fn compile_with(
             if !text.is_empty() {
                 text.push_str("---\n");
             }
-            yaml(&d, 0, text);
+            yaml(&d, 0, text, &emit);
         }
     }
     if emit.shortened.get() > 0 {
@@ -1252,7 +1283,7 @@ pub fn compile_with(
 
 /// Block-style YAML of a JSON value (strings in JSON's double-quoted form, which YAML reads
 /// alike), keys in the value's order.
-fn yaml(v: &Value, indent: usize, out: &mut String) {
+fn yaml(v: &Value, indent: usize, out: &mut String, emit: &Emit) {
     let pad = " ".repeat(indent);
     match v {
         Value::Object(m) => {
@@ -1260,7 +1291,7 @@ fn yaml(v: &Value, indent: usize, out: &mut String) {
                 out.push_str(&pad);
                 out.push_str(&scalar_key(k));
                 out.push(':');
-                inline_or_block(val, indent, out);
+                inline_or_block(val, indent, out, emit);
             }
         }
         Value::Array(a) => {
@@ -1280,10 +1311,14 @@ fn yaml(v: &Value, indent: usize, out: &mut String) {
                             }
                             out.push_str(&scalar_key(k));
                             out.push(':');
-                            inline_or_block(x, indent + 2, out);
+                            // A rule's `from`: the index of a list written once (see `Emit`).
+                            match (k.as_str(), x.as_u64()) {
+                                ("from", Some(id)) => emit.write_list(id as usize, indent + 2, out),
+                                _ => inline_or_block(x, indent + 2, out, emit),
+                            }
                         }
                     }
-                    _ => inline_or_block(val, indent, out),
+                    _ => inline_or_block(val, indent, out, emit),
                 }
             }
         }
@@ -1295,15 +1330,15 @@ fn yaml(v: &Value, indent: usize, out: &mut String) {
     }
 }
 
-fn inline_or_block(val: &Value, indent: usize, out: &mut String) {
+fn inline_or_block(val: &Value, indent: usize, out: &mut String, emit: &Emit) {
     match val {
         Value::Object(m) if !m.is_empty() => {
             out.push('\n');
-            yaml(val, indent + 2, out);
+            yaml(val, indent + 2, out, emit);
         }
         Value::Array(a) if !a.is_empty() && a.iter().any(|x| x.is_object()) => {
             out.push('\n');
-            yaml(val, indent + 2, out);
+            yaml(val, indent + 2, out, emit);
         }
         // Empty collections and lists of scalars in flow style.
         other => {
