@@ -43,8 +43,8 @@ use bulkhead_core::{IpSet, Labels, PortSet, Protocol};
 use bulkhead_intent::{Action, Identity, IdentityKind, Mode};
 use serde_json::{Map, Value, json};
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 
 /// The most ports one `ports`/`notPorts` list may enumerate (Istio takes single ports, not
 /// ranges).
