@@ -1359,3 +1359,94 @@ fn scalar_key(k: &str) -> String {
         Value::String(k.to_string()).to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulkhead_core::{Operator, Requirement, Selector};
+
+    fn labels(kv: &[(&str, &str)]) -> Labels {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn req(k: &str, op: Operator, vs: &[&str]) -> Requirement {
+        Requirement::new(k, op, vs.iter().map(|v| v.to_string()).collect())
+            .expect("a valid requirement")
+    }
+
+    /// The index's candidates hold every workload a selector picks (whatever its operators), and
+    /// a selector with an `In` requirement is matched against fewer than all workloads.
+    #[test]
+    fn selector_index_candidates_cover_every_match() {
+        let mut ids = Vec::new();
+        for (i, (ns, app, tier)) in [
+            ("n1", "a", "x"),
+            ("n1", "b", "y"),
+            ("n2", "a", "y"),
+            ("n2", "c", "x"),
+            ("n3", "b", "x"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            ids.push(Identity::workload(
+                ns,
+                &format!("w{i}"),
+                labels(&[("app", app), ("tier", tier)]),
+                labels(&[("kubernetes.io/metadata.name", ns), ("env", "prod")]),
+            ));
+        }
+        // A host carrying the same labels is never a workload candidate.
+        let mut host = ids[0].clone();
+        host.kind = IdentityKind::Host;
+        ids.push(host);
+        let ix = SelIndex::new(&ids);
+        let sel = |pods: Vec<Requirement>, nss: Vec<Requirement>| WorkloadSel {
+            pods: (!pods.is_empty()).then(|| Selector::new([], pods).expect("valid")),
+            namespaces: (!nss.is_empty()).then(|| Selector::new([], nss).expect("valid")),
+        };
+        let cases = [
+            (sel(vec![req("app", Operator::In, &["a", "b"])], vec![]), 4),
+            (sel(vec![req("app", Operator::In, &["z"])], vec![]), 0),
+            (
+                sel(
+                    vec![req("tier", Operator::NotIn, &["x"])],
+                    vec![req("kubernetes.io/metadata.name", Operator::In, &["n2"])],
+                ),
+                1,
+            ),
+            (
+                sel(
+                    vec![
+                        req("app", Operator::In, &["a"]),
+                        req("tier", Operator::In, &["y"]),
+                    ],
+                    vec![req("env", Operator::Exists, &[])],
+                ),
+                1,
+            ),
+            (
+                sel(vec![req("tier", Operator::DoesNotExist, &[])], vec![]),
+                0,
+            ),
+            (sel(vec![req("app", Operator::NotIn, &["c"])], vec![]), 4),
+            (WorkloadSel::all(), 5),
+        ];
+        for (s, picked) in cases {
+            let cand = ix.candidates(&s);
+            let matched: Vec<usize> = (0..ids.len()).filter(|&i| s.matches(&ids[i])).collect();
+            assert_eq!(matched.len(), picked, "{s:?}");
+            assert!(
+                matched.iter().all(|i| cand.contains(i)),
+                "{s:?}: candidates {cand:?} miss some of {matched:?}"
+            );
+            assert!(cand.windows(2).all(|w| w[0] < w[1]), "{cand:?}");
+            assert!(cand.iter().all(|&i| ids[i].kind != IdentityKind::Host));
+        }
+        // An `In` requirement narrows the candidates.
+        let narrow = ix.candidates(&sel(vec![req("app", Operator::In, &["c"])], vec![]));
+        assert_eq!(narrow, vec![3]);
+    }
+}
