@@ -44,6 +44,7 @@ use bulkhead_intent::{Action, Identity, IdentityKind, Mode};
 use serde_json::{Map, Value, json};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 
 /// The most ports one `ports`/`notPorts` list may enumerate (Istio takes single ports, not
 /// ranges).
@@ -81,16 +82,48 @@ pub fn compile(intent: &bulkhead_intent::Intent, opts: &Options) -> Result<Compi
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Src {
     neg: bool,
-    /// Interned principals (indexes into [`Ctx::names`]).
-    principals: BTreeSet<u32>,
+    /// Interned principals (indexes into [`Ctx::names`]), shared: pieces are copied far more
+    /// often than their sources change.
+    principals: Rc<BTreeSet<u32>>,
     ips: IpSet,
+}
+
+type Principals = Rc<BTreeSet<u32>>;
+
+/// Set operations on shared principal sets that share an operand when the result is one.
+fn set_union(a: &Principals, b: &Principals) -> Principals {
+    if b.is_empty() || Rc::ptr_eq(a, b) {
+        a.clone()
+    } else if a.is_empty() {
+        b.clone()
+    } else {
+        Rc::new(a.union(b).copied().collect())
+    }
+}
+
+fn set_intersection(a: &Principals, b: &Principals) -> Principals {
+    if a.is_empty() || Rc::ptr_eq(a, b) {
+        a.clone()
+    } else if b.is_empty() {
+        b.clone()
+    } else {
+        Rc::new(a.intersection(b).copied().collect())
+    }
+}
+
+fn set_difference(a: &Principals, b: &Principals) -> Principals {
+    if a.is_empty() || b.is_empty() {
+        a.clone()
+    } else {
+        Rc::new(a.difference(b).copied().collect())
+    }
 }
 
 impl Src {
     fn none() -> Src {
         Src {
             neg: false,
-            principals: BTreeSet::new(),
+            principals: Rc::default(),
             ips: IpSet::empty(),
         }
     }
@@ -118,27 +151,19 @@ impl Src {
         match (self.neg, o.neg) {
             (false, false) => Src {
                 neg: false,
-                principals: self.principals.union(&o.principals).copied().collect(),
+                principals: set_union(&self.principals, &o.principals),
                 ips: self.ips.union(&o.ips),
             },
             (true, true) => Src {
                 neg: true,
-                principals: self
-                    .principals
-                    .intersection(&o.principals)
-                    .cloned()
-                    .collect(),
+                principals: set_intersection(&self.principals, &o.principals),
                 ips: self.ips.intersect(&o.ips),
             },
             (false, true) | (true, false) => {
                 let (pos, neg) = if self.neg { (o, self) } else { (self, o) };
                 Src {
                     neg: true,
-                    principals: neg
-                        .principals
-                        .difference(&pos.principals)
-                        .cloned()
-                        .collect(),
+                    principals: set_difference(&neg.principals, &pos.principals),
                     ips: neg.ips.subtract(&pos.ips),
                 }
             }
@@ -149,27 +174,19 @@ impl Src {
         match (self.neg, o.neg) {
             (false, false) => Src {
                 neg: false,
-                principals: self
-                    .principals
-                    .intersection(&o.principals)
-                    .copied()
-                    .collect(),
+                principals: set_intersection(&self.principals, &o.principals),
                 ips: self.ips.intersect(&o.ips),
             },
             (true, true) => Src {
                 neg: true,
-                principals: self.principals.union(&o.principals).copied().collect(),
+                principals: set_union(&self.principals, &o.principals),
                 ips: self.ips.union(&o.ips),
             },
             (false, true) | (true, false) => {
                 let (pos, neg) = if self.neg { (o, self) } else { (self, o) };
                 Src {
                     neg: false,
-                    principals: pos
-                        .principals
-                        .difference(&neg.principals)
-                        .copied()
-                        .collect(),
+                    principals: set_difference(&pos.principals, &neg.principals),
                     ips: pos.ips.subtract(&neg.ips),
                 }
             }
@@ -215,7 +232,7 @@ impl Piece {
     }
 }
 
-fn minus_all(mut region: Vec<Piece>, by: &[Piece]) -> Vec<Piece> {
+fn minus_all<'p>(mut region: Vec<Piece>, by: impl IntoIterator<Item = &'p Piece>) -> Vec<Piece> {
     for b in by {
         if region.is_empty() {
             break;
@@ -283,6 +300,74 @@ fn tcp_ports(r: &LRule<'_>, d: &Identity) -> PortSet {
     set.intersect(&all_ports())
 }
 
+/// Candidates for a workload selector among a list of identities, by label: a selector that
+/// requires `key in (…)` (of the pod or of its namespace) can only pick identities carrying one
+/// of those pairs, so each distinct selector is matched against those, not the whole list.
+struct SelIndex {
+    /// Indexes of the workloads of the list.
+    workloads: Vec<usize>,
+    /// `(key, value)` of a workload's own labels → indexes.
+    by_pod: HashMap<(String, String), Vec<usize>>,
+    /// `(key, value)` of a workload's namespace labels → indexes.
+    by_ns: HashMap<(String, String), Vec<usize>>,
+}
+
+impl SelIndex {
+    fn new<'i>(ids: impl IntoIterator<Item = &'i Identity>) -> Self {
+        let mut ix = SelIndex {
+            workloads: Vec::new(),
+            by_pod: HashMap::new(),
+            by_ns: HashMap::new(),
+        };
+        for (i, id) in ids.into_iter().enumerate() {
+            if let IdentityKind::Workload {
+                namespace_labels, ..
+            } = &id.kind
+            {
+                ix.workloads.push(i);
+                for (k, v) in &id.labels {
+                    ix.by_pod.entry((k.clone(), v.clone())).or_default().push(i);
+                }
+                for (k, v) in namespace_labels {
+                    ix.by_ns.entry((k.clone(), v.clone())).or_default().push(i);
+                }
+            }
+        }
+        ix
+    }
+
+    /// Indexes (ascending, no repeats) that include every workload `sel` can pick; the caller
+    /// still matches each one.
+    fn candidates(&self, sel: &WorkloadSel) -> Vec<usize> {
+        let first_in = |s: &Option<bulkhead_core::Selector>| {
+            s.as_ref().and_then(|s| {
+                s.requirements()
+                    .iter()
+                    .find(|r| r.op == bulkhead_core::Operator::In)
+                    .cloned()
+            })
+        };
+        let (req, map) = match (first_in(&sel.pods), first_in(&sel.namespaces)) {
+            (Some(r), _) => (r, &self.by_pod),
+            (None, Some(r)) => (r, &self.by_ns),
+            (None, None) => return self.workloads.clone(),
+        };
+        let mut out: Vec<usize> = req
+            .values
+            .iter()
+            .flat_map(|v| {
+                map.get(&(req.key.clone(), v.clone()))
+                    .into_iter()
+                    .flatten()
+                    .copied()
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
 /// A `from` peer's principals, or the identity limit hit: `(principal, other workload)`.
 type PeerSources = Result<Src, (String, String)>;
 
@@ -295,20 +380,31 @@ struct Ctx<'a> {
     names: Vec<String>,
     /// Inventory indexes per principal.
     by_principal: HashMap<u32, Vec<usize>>,
+    /// The inventory's workloads by label.
+    index: SelIndex,
     /// Sources per distinct workload selector of a `from` peer.
     peer_sources: RefCell<HashMap<WorkloadSel, PeerSources>>,
     /// Sources per rule.
     rule_sources: RefCell<HashMap<usize, Result<Src, CompileError>>>,
-    /// Interned region states (what was passed, or reached by the other action, so far).
-    states: RefCell<HashMap<Vec<Piece>, u32>>,
+    /// Interned reaches (the pieces a rule adds to a region state).
+    reaches: RefCell<HashMap<Vec<Piece>, u32>>,
+    /// Interned region states (what was passed, or reached by the other action, so far): a
+    /// state is the empty state (0) or a state extended by an interned reach, so an id stands
+    /// for one list of pieces without hashing the whole list at every step.
+    states: RefCell<HashMap<(u32, u32), u32>>,
     /// A rule's reach and effective part, per (rule, ports, passed state, other-action state):
     /// destinations that differ only in later rules share the work.
-    memo: RefCell<HashMap<Memo, ReachAndEffect>>,
+    memo: RefCell<HashMap<Memo, Rc<ReachAndEffect>>>,
 }
 
 type Memo = (usize, PortSet, u32, u32);
-/// A rule's reach and its effective part.
-type ReachAndEffect = (Vec<Piece>, Vec<Piece>);
+
+/// A rule's reach (with its interned id) and its effective part.
+struct ReachAndEffect {
+    reach: Vec<Piece>,
+    reach_id: u32,
+    effective: Vec<Piece>,
+}
 
 impl<'a> Ctx<'a> {
     fn new(lowered: &'a Lowered<'a>, inventory: &'a [Identity], td: &str) -> Self {
@@ -334,8 +430,10 @@ impl<'a> Ctx<'a> {
             principals,
             names,
             by_principal,
+            index: SelIndex::new(inventory),
             peer_sources: RefCell::default(),
             rule_sources: RefCell::default(),
+            reaches: RefCell::default(),
             states: RefCell::default(),
             memo: RefCell::default(),
         }
@@ -347,7 +445,10 @@ impl<'a> Ctx<'a> {
         if let Some(r) = self.peer_sources.borrow().get(sel) {
             return r.clone();
         }
-        let picked: Vec<bool> = self.inventory.iter().map(|id| sel.matches(id)).collect();
+        let mut picked: Vec<bool> = vec![false; self.inventory.len()];
+        for i in self.index.candidates(sel) {
+            picked[i] = sel.matches(&self.inventory[i]);
+        }
         let mut principals = BTreeSet::new();
         let mut result = Ok(());
         for (i, p) in self.principals.iter().enumerate() {
@@ -364,7 +465,7 @@ impl<'a> Ctx<'a> {
         }
         let r = result.map(|()| Src {
             neg: false,
-            principals,
+            principals: Rc::new(principals),
             ips: IpSet::empty(),
         });
         self.peer_sources
@@ -373,14 +474,21 @@ impl<'a> Ctx<'a> {
         r
     }
 
-    fn intern(&self, v: &[Piece]) -> u32 {
-        let mut st = self.states.borrow_mut();
+    fn intern_reach(&self, v: &[Piece]) -> u32 {
+        let mut st = self.reaches.borrow_mut();
         if let Some(&id) = st.get(v) {
             return id;
         }
         let id = st.len() as u32;
         st.insert(v.to_vec(), id);
         id
+    }
+
+    /// The state `state` extended by the reach `reach_id` (ids from 1; 0 is the empty state).
+    fn extend_state(&self, state: u32, reach_id: u32) -> u32 {
+        let mut st = self.states.borrow_mut();
+        let next = st.len() as u32 + 1;
+        *st.entry((state, reach_id)).or_insert(next)
     }
 
     /// The sources of rule `i` (resolved against the inventory).
@@ -418,12 +526,12 @@ impl<'a> Ctx<'a> {
                 },
                 LPeer::Hosts { addresses, .. } => Src {
                     neg: false,
-                    principals: BTreeSet::new(),
+                    principals: Rc::default(),
                     ips: addresses.clone(),
                 },
                 LPeer::Addresses(set) => Src {
                     neg: false,
-                    principals: BTreeSet::new(),
+                    principals: Rc::default(),
                     ips: set.clone(),
                 },
             };
@@ -452,24 +560,27 @@ struct Regions {
 /// of each `deny` minus the reach of every earlier `allow` (earlier rules of the same action
 /// need not be subtracted: they decide alike).
 fn regions(ctx: &Ctx<'_>, d: &Identity, rules: &[u32]) -> Result<Regions, CompileError> {
-    let mut allow_reach: Vec<Piece> = Vec::new();
-    let mut deny_reach: Vec<Piece> = Vec::new();
-    let mut passed: Vec<Piece> = Vec::new();
+    // Regions as the memoised reaches they are made of (shared, not copied).
+    let mut allow_reach: Vec<Rc<ReachAndEffect>> = Vec::new();
+    let mut deny_reach: Vec<Rc<ReachAndEffect>> = Vec::new();
+    let mut passed: Vec<Rc<ReachAndEffect>> = Vec::new();
+    // How many pieces the three regions hold.
+    let mut held = 0usize;
     let mut tier = None;
     let mut out = Regions {
         allow: Vec::new(),
         deny: Vec::new(),
         rules: BTreeSet::new(),
     };
-    let (mut passed_id, mut allow_id, mut deny_id): (Option<u32>, Option<u32>, Option<u32>) =
-        (None, None, None);
+    let (mut passed_id, mut allow_id, mut deny_id) = (0u32, 0u32, 0u32);
     for &i in rules {
         let i = i as usize;
         let r = &ctx.lowered.rules[i];
         if tier != Some(r.tier) {
             tier = Some(r.tier);
+            held -= passed.iter().map(|x| x.reach.len()).sum::<usize>();
             passed.clear();
-            passed_id = None;
+            passed_id = 0;
         }
         let ports = tcp_ports(r, d);
         if ports.is_empty() {
@@ -479,15 +590,14 @@ fn regions(ctx: &Ctx<'_>, d: &Identity, rules: &[u32]) -> Result<Regions, Compil
         if src.is_empty() {
             continue;
         }
-        let pid = *passed_id.get_or_insert_with(|| ctx.intern(&passed));
         let other = match r.action {
-            Action::Allow => *deny_id.get_or_insert_with(|| ctx.intern(&deny_reach)),
-            Action::Deny => *allow_id.get_or_insert_with(|| ctx.intern(&allow_reach)),
+            Action::Allow => deny_id,
+            Action::Deny => allow_id,
             Action::Pass => u32::MAX,
         };
-        let key = (i, ports, pid, other);
+        let key = (i, ports, passed_id, other);
         let known = ctx.memo.borrow().get(&key).cloned();
-        let (reach, effective) = match known {
+        let step = match known {
             Some(v) => v,
             None => {
                 let reach = minus_all(
@@ -495,42 +605,50 @@ fn regions(ctx: &Ctx<'_>, d: &Identity, rules: &[u32]) -> Result<Regions, Compil
                         src,
                         ports: key.1.clone(),
                     }],
-                    &passed,
+                    passed.iter().flat_map(|x| &x.reach),
                 );
                 let effective = match r.action {
-                    Action::Allow => minus_all(reach.clone(), &deny_reach),
-                    Action::Deny => minus_all(reach.clone(), &allow_reach),
+                    Action::Allow => {
+                        minus_all(reach.clone(), deny_reach.iter().flat_map(|x| &x.reach))
+                    }
+                    Action::Deny => {
+                        minus_all(reach.clone(), allow_reach.iter().flat_map(|x| &x.reach))
+                    }
                     Action::Pass => reach.clone(),
                 };
-                ctx.memo
-                    .borrow_mut()
-                    .insert(key, (reach.clone(), effective.clone()));
-                (reach, effective)
+                let v = Rc::new(ReachAndEffect {
+                    reach_id: ctx.intern_reach(&reach),
+                    reach,
+                    effective,
+                });
+                ctx.memo.borrow_mut().insert(key, v.clone());
+                v
             }
         };
-        if reach.is_empty() {
+        if step.reach.is_empty() {
             continue;
         }
         match r.action {
             Action::Allow => {
-                out.allow.extend(effective.iter().cloned());
-                allow_reach.extend(reach);
-                allow_id = None;
+                out.allow.extend(step.effective.iter().cloned());
+                allow_id = ctx.extend_state(allow_id, step.reach_id);
+                allow_reach.push(step.clone());
             }
             Action::Deny => {
-                out.deny.extend(effective.iter().cloned());
-                deny_reach.extend(reach);
-                deny_id = None;
+                out.deny.extend(step.effective.iter().cloned());
+                deny_id = ctx.extend_state(deny_id, step.reach_id);
+                deny_reach.push(step.clone());
             }
             Action::Pass => {
-                passed.extend(reach);
-                passed_id = None;
+                passed_id = ctx.extend_state(passed_id, step.reach_id);
+                passed.push(step.clone());
             }
         }
-        if !effective.is_empty() {
+        if !step.effective.is_empty() {
             out.rules.insert(i);
         }
-        let n = allow_reach.len() + deny_reach.len() + passed.len() + out.allow.len();
+        held += step.reach.len();
+        let n = held + out.allow.len();
         if n > MAX_PIECES {
             return Err(CompileError::Limit {
                 target: Target::Istio,
@@ -561,8 +679,14 @@ struct Emit {
     names: Vec<String>,
     /// How many principal lists were shortened to namespaces.
     shortened: Cell<usize>,
-    /// Written source sets.
-    written: RefCell<HashMap<Src, Option<Value>>>,
+    /// Written source sets: `None` (every source) or the index of the `from` list in `lists`.
+    written: RefCell<HashMap<Src, Option<usize>>>,
+    /// The distinct `from` lists. A rule's `from` holds the list's index (a number, which no
+    /// `from` list is) until the YAML is written: each list is rendered once per indentation
+    /// and copied, not rebuilt and re-rendered for every class that shares it.
+    lists: RefCell<Vec<Value>>,
+    /// Rendered `from` lists per (index, indentation).
+    rendered: RefCell<HashMap<(usize, usize), String>>,
 }
 
 impl Emit {
@@ -601,12 +725,35 @@ impl Emit {
 
     /// The `from` list of a source set (`None`: every source, no `from`).
     fn sources_json(&self, s: &Src) -> Option<Value> {
-        if let Some(v) = self.written.borrow().get(s) {
-            return v.clone();
+        let known = self.written.borrow().get(s).copied();
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let id = self.write_sources(s).map(|v| {
+                    let mut lists = self.lists.borrow_mut();
+                    lists.push(v);
+                    lists.len() - 1
+                });
+                self.written.borrow_mut().insert(s.clone(), id);
+                id
+            }
+        };
+        id.map(Value::from)
+    }
+
+    /// Writes the `from` list with index `id` (see [`Emit::lists`]) as [`inline_or_block`]
+    /// would write the list itself.
+    fn write_list(&self, id: usize, indent: usize, out: &mut String) {
+        if let Some(text) = self.rendered.borrow().get(&(id, indent)) {
+            out.push_str(text);
+            return;
         }
-        let v = self.write_sources(s);
-        self.written.borrow_mut().insert(s.clone(), v.clone());
-        v
+        let mut text = String::new();
+        if let Some(v) = self.lists.borrow().get(id) {
+            inline_or_block(v, indent, &mut text, self);
+        }
+        out.push_str(&text);
+        self.rendered.borrow_mut().insert((id, indent), text);
     }
 
     fn write_sources(&self, s: &Src) -> Option<Value> {
@@ -820,6 +967,7 @@ pub fn compile_with(
     let ctx = Ctx::new(&lowered, &opts.inventory, &io.trust_domain);
     // The rules whose `to` holds each enforced workload, through one match per distinct peer.
     let mut to_cache: HashMap<WorkloadSel, Vec<u32>> = HashMap::new();
+    let enforced_index = SelIndex::new(enforced.iter().copied());
     let mut rules_of: Vec<Vec<u32>> = vec![Vec::new(); enforced.len()];
     for (i, r) in lowered.rules.iter().enumerate() {
         let mut hit: BTreeSet<u32> = BTreeSet::new();
@@ -828,8 +976,11 @@ pub fn compile_with(
                 LPeer::Any => hit.extend(0..enforced.len() as u32),
                 LPeer::Workloads(sel) => {
                     let v = to_cache.entry(sel.clone()).or_insert_with(|| {
-                        (0..enforced.len() as u32)
-                            .filter(|&k| sel.matches(enforced[k as usize]))
+                        enforced_index
+                            .candidates(sel)
+                            .into_iter()
+                            .filter(|&k| sel.matches(enforced[k]))
+                            .map(|k| k as u32)
                             .collect()
                     });
                     hit.extend(v.iter().copied());
@@ -921,6 +1072,8 @@ pub fn compile_with(
         names: ctx.names.clone(),
         shortened: Cell::new(0),
         written: RefCell::default(),
+        lists: RefCell::default(),
+        rendered: RefCell::default(),
     };
     let rule_refs = |rules: &BTreeSet<usize>, action: Action| -> String {
         rules
@@ -1107,7 +1260,7 @@ pub fn compile_with(
             if !text.is_empty() {
                 text.push_str("---\n");
             }
-            yaml(&d, 0, text);
+            yaml(&d, 0, text, &emit);
         }
     }
     if emit.shortened.get() > 0 {
@@ -1130,7 +1283,7 @@ pub fn compile_with(
 
 /// Block-style YAML of a JSON value (strings in JSON's double-quoted form, which YAML reads
 /// alike), keys in the value's order.
-fn yaml(v: &Value, indent: usize, out: &mut String) {
+fn yaml(v: &Value, indent: usize, out: &mut String, emit: &Emit) {
     let pad = " ".repeat(indent);
     match v {
         Value::Object(m) => {
@@ -1138,7 +1291,7 @@ fn yaml(v: &Value, indent: usize, out: &mut String) {
                 out.push_str(&pad);
                 out.push_str(&scalar_key(k));
                 out.push(':');
-                inline_or_block(val, indent, out);
+                inline_or_block(val, indent, out, emit);
             }
         }
         Value::Array(a) => {
@@ -1158,10 +1311,14 @@ fn yaml(v: &Value, indent: usize, out: &mut String) {
                             }
                             out.push_str(&scalar_key(k));
                             out.push(':');
-                            inline_or_block(x, indent + 2, out);
+                            // A rule's `from`: the index of a list written once (see `Emit`).
+                            match (k.as_str(), x.as_u64()) {
+                                ("from", Some(id)) => emit.write_list(id as usize, indent + 2, out),
+                                _ => inline_or_block(x, indent + 2, out, emit),
+                            }
                         }
                     }
-                    _ => inline_or_block(val, indent, out),
+                    _ => inline_or_block(val, indent, out, emit),
                 }
             }
         }
@@ -1173,15 +1330,15 @@ fn yaml(v: &Value, indent: usize, out: &mut String) {
     }
 }
 
-fn inline_or_block(val: &Value, indent: usize, out: &mut String) {
+fn inline_or_block(val: &Value, indent: usize, out: &mut String, emit: &Emit) {
     match val {
         Value::Object(m) if !m.is_empty() => {
             out.push('\n');
-            yaml(val, indent + 2, out);
+            yaml(val, indent + 2, out, emit);
         }
         Value::Array(a) if !a.is_empty() && a.iter().any(|x| x.is_object()) => {
             out.push('\n');
-            yaml(val, indent + 2, out);
+            yaml(val, indent + 2, out, emit);
         }
         // Empty collections and lists of scalars in flow style.
         other => {
@@ -1200,5 +1357,96 @@ fn scalar_key(k: &str) -> String {
         k.to_string()
     } else {
         Value::String(k.to_string()).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulkhead_core::{Operator, Requirement, Selector};
+
+    fn labels(kv: &[(&str, &str)]) -> Labels {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn req(k: &str, op: Operator, vs: &[&str]) -> Requirement {
+        Requirement::new(k, op, vs.iter().map(|v| v.to_string()).collect())
+            .expect("a valid requirement")
+    }
+
+    /// The index's candidates hold every workload a selector picks (whatever its operators), and
+    /// a selector with an `In` requirement is matched against fewer than all workloads.
+    #[test]
+    fn selector_index_candidates_cover_every_match() {
+        let mut ids = Vec::new();
+        for (i, (ns, app, tier)) in [
+            ("n1", "a", "x"),
+            ("n1", "b", "y"),
+            ("n2", "a", "y"),
+            ("n2", "c", "x"),
+            ("n3", "b", "x"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            ids.push(Identity::workload(
+                ns,
+                &format!("w{i}"),
+                labels(&[("app", app), ("tier", tier)]),
+                labels(&[("kubernetes.io/metadata.name", ns), ("env", "prod")]),
+            ));
+        }
+        // A host carrying the same labels is never a workload candidate.
+        let mut host = ids[0].clone();
+        host.kind = IdentityKind::Host;
+        ids.push(host);
+        let ix = SelIndex::new(&ids);
+        let sel = |pods: Vec<Requirement>, nss: Vec<Requirement>| WorkloadSel {
+            pods: (!pods.is_empty()).then(|| Selector::new([], pods).expect("valid")),
+            namespaces: (!nss.is_empty()).then(|| Selector::new([], nss).expect("valid")),
+        };
+        let cases = [
+            (sel(vec![req("app", Operator::In, &["a", "b"])], vec![]), 4),
+            (sel(vec![req("app", Operator::In, &["z"])], vec![]), 0),
+            (
+                sel(
+                    vec![req("tier", Operator::NotIn, &["x"])],
+                    vec![req("kubernetes.io/metadata.name", Operator::In, &["n2"])],
+                ),
+                1,
+            ),
+            (
+                sel(
+                    vec![
+                        req("app", Operator::In, &["a"]),
+                        req("tier", Operator::In, &["y"]),
+                    ],
+                    vec![req("env", Operator::Exists, &[])],
+                ),
+                1,
+            ),
+            (
+                sel(vec![req("tier", Operator::DoesNotExist, &[])], vec![]),
+                0,
+            ),
+            (sel(vec![req("app", Operator::NotIn, &["c"])], vec![]), 4),
+            (WorkloadSel::all(), 5),
+        ];
+        for (s, picked) in cases {
+            let cand = ix.candidates(&s);
+            let matched: Vec<usize> = (0..ids.len()).filter(|&i| s.matches(&ids[i])).collect();
+            assert_eq!(matched.len(), picked, "{s:?}");
+            assert!(
+                matched.iter().all(|i| cand.contains(i)),
+                "{s:?}: candidates {cand:?} miss some of {matched:?}"
+            );
+            assert!(cand.windows(2).all(|w| w[0] < w[1]), "{cand:?}");
+            assert!(cand.iter().all(|&i| ids[i].kind != IdentityKind::Host));
+        }
+        // An `In` requirement narrows the candidates.
+        let narrow = ix.candidates(&sel(vec![req("app", Operator::In, &["c"])], vec![]));
+        assert_eq!(narrow, vec![3]);
     }
 }
