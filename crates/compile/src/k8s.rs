@@ -219,6 +219,15 @@ fn p_sub(a: &PSel, b: &PSel) -> Result<Option<PSel>, Undecidable> {
 
 /// Whether two sorted, disjoint range lists share a point (no allocation).
 fn ranges_meet<T: Ord + Copy>(a: &[(T, T)], b: &[(T, T)]) -> bool {
+    // A short list against a long one (a few CIDRs against everything minus many hosts):
+    // search the long one for each short range instead of walking it.
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if long.len() > 8 * short.len().max(1) {
+        return short.iter().any(|&(lo, hi)| {
+            let k = long.partition_point(|&(_, end)| end < lo);
+            k < long.len() && long[k].0 <= hi
+        });
+    }
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
         let (x, y) = (a[i], b[j]);
@@ -1450,6 +1459,40 @@ fn yaml_block(v: &Value, indent: usize, first: Option<&str>, out: &mut String) {
             pad(&mut lead, indent, out);
             out.push_str(&yaml_scalar(other).unwrap_or_default());
             out.push('\n');
+        }
+    }
+}
+
+#[cfg(test)]
+mod meet_tests {
+    use super::ranges_meet;
+    use proptest::prelude::*;
+
+    /// Sorted, disjoint ranges from random starts and lengths.
+    fn ranges(v: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        let mut at = 0u32;
+        for (gap, len) in v {
+            let lo = at.saturating_add(gap);
+            let hi = lo.saturating_add(len);
+            if out.last().is_some_and(|l| l.1 >= lo) || hi == u32::MAX {
+                break;
+            }
+            out.push((lo, hi));
+            at = hi + 2;
+        }
+        out
+    }
+
+    proptest! {
+        /// The walk and the search of a short list in a long one agree with brute force.
+        #[test]
+        fn ranges_meet_is_exact(a in prop::collection::vec((1u32..50, 0u32..5), 0..4),
+                                b in prop::collection::vec((1u32..6, 0u32..3), 0..80)) {
+            let (a, b) = (ranges(a), ranges(b));
+            let brute = a.iter().any(|x| b.iter().any(|y| x.0 <= y.1 && y.0 <= x.1));
+            prop_assert_eq!(ranges_meet(&a, &b), brute);
+            prop_assert_eq!(ranges_meet(&b, &a), brute);
         }
     }
 }
