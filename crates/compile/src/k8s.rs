@@ -555,32 +555,30 @@ fn address_walk(
     Ok(())
 }
 
-/// The inventory's workloads by label, to tell in which namespaces a subject has workloads.
+/// The inventory's workloads by label ([`bulkhead_core::LabelBits`]), to tell in which
+/// namespaces a subject has workloads.
 struct Inventory<'a> {
     ids: &'a [bulkhead_intent::Identity],
+    /// Indexes into `ids` of the workloads, in order.
     workloads: Vec<usize>,
-    /// (key, value) → workload indexes.
-    by_label: std::collections::HashMap<(&'a str, &'a str), Vec<usize>>,
+    /// Over `workloads`.
+    bits: bulkhead_core::LabelBits,
     cache: std::collections::HashMap<Option<Selector>, std::collections::BTreeSet<String>>,
 }
 
 impl<'a> Inventory<'a> {
     fn new(ids: &'a [bulkhead_intent::Identity]) -> Self {
-        let mut workloads = Vec::new();
-        let mut by_label: std::collections::HashMap<(&str, &str), Vec<usize>> = Default::default();
-        for (i, id) in ids.iter().enumerate() {
-            if id.namespace().is_none() {
-                continue;
-            }
-            workloads.push(i);
-            for (k, v) in &id.labels {
-                by_label.entry((k, v)).or_default().push(i);
-            }
+        let workloads: Vec<usize> = (0..ids.len())
+            .filter(|&i| ids[i].namespace().is_some())
+            .collect();
+        let mut bits = bulkhead_core::LabelBits::new(workloads.len());
+        for (j, &i) in workloads.iter().enumerate() {
+            bits.add(j, &ids[i].labels);
         }
         Inventory {
             ids,
             workloads,
-            by_label,
+            bits,
             cache: Default::default(),
         }
     }
@@ -589,25 +587,11 @@ impl<'a> Inventory<'a> {
     fn namespaces_with(&mut self, pods: Option<&Selector>) -> &std::collections::BTreeSet<String> {
         let key = pods.cloned();
         if !self.cache.contains_key(&key) {
-            // Candidates: the fewest workloads of one `key in (value)` requirement, else all.
-            let mut cands: &[usize] = &self.workloads;
-            for r in pods.map(Selector::requirements).unwrap_or_default() {
-                if r.op == Operator::In && r.values.len() == 1 {
-                    match self.by_label.get(&(r.key.as_str(), r.values[0].as_str())) {
-                        None => {
-                            cands = &[];
-                            break;
-                        }
-                        Some(c) if c.len() < cands.len() => cands = c,
-                        Some(_) => {}
-                    }
-                }
-            }
-            let set = cands
-                .iter()
-                .filter(|&&i| pods.is_none_or(|p| p.matches(&self.ids[i].labels)))
-                .filter_map(|&i| self.ids[i].namespace().map(str::to_string))
-                .collect();
+            let ns = |j: usize| self.ids[self.workloads[j]].namespace().map(str::to_string);
+            let set = match pods {
+                Some(p) => self.bits.select(p).ones().filter_map(ns).collect(),
+                None => (0..self.workloads.len()).filter_map(ns).collect(),
+            };
             self.cache.insert(key.clone(), set);
         }
         &self.cache[&key]

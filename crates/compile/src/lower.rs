@@ -266,11 +266,12 @@ fn entity(s: &EntitySelector, hosts: &mut dyn FnMut(&Selector) -> IpSet) -> Vec<
     out
 }
 
-/// The inventory's hosts by label, and the addresses each host selector picks (memoised): a
-/// policy of thousands of rules over thousands of hosts asks for the same selectors again.
+/// The inventory's hosts by label ([`bulkhead_core::LabelBits`]), and the addresses each host
+/// selector picks (memoised): a policy of thousands of rules over thousands of hosts asks for the
+/// same selectors again.
 struct HostIndex<'a> {
     hosts: Vec<&'a Identity>,
-    by_label: std::collections::HashMap<(&'a str, &'a str), Vec<usize>>,
+    bits: bulkhead_core::LabelBits,
     cache: std::collections::HashMap<Selector, IpSet>,
 }
 
@@ -280,15 +281,13 @@ impl<'a> HostIndex<'a> {
             .iter()
             .filter(|id| id.kind == IdentityKind::Host)
             .collect();
-        let mut by_label: std::collections::HashMap<(&str, &str), Vec<usize>> = Default::default();
+        let mut bits = bulkhead_core::LabelBits::new(hosts.len());
         for (i, h) in hosts.iter().enumerate() {
-            for (k, v) in &h.labels {
-                by_label.entry((k, v)).or_default().push(i);
-            }
+            bits.add(i, &h.labels);
         }
         HostIndex {
             hosts,
-            by_label,
+            bits,
             cache: Default::default(),
         }
     }
@@ -297,26 +296,11 @@ impl<'a> HostIndex<'a> {
         if let Some(a) = self.cache.get(sel) {
             return a.clone();
         }
-        let all: Vec<usize> = (0..self.hosts.len()).collect();
-        let mut cands: &[usize] = &all;
-        for r in sel.requirements() {
-            if r.op == bulkhead_core::Operator::In && r.values.len() == 1 {
-                match self.by_label.get(&(r.key.as_str(), r.values[0].as_str())) {
-                    None => {
-                        cands = &[];
-                        break;
-                    }
-                    Some(c) if c.len() < cands.len() => cands = c,
-                    Some(_) => {}
-                }
-            }
-        }
         let set = addresses_of(
-            cands
-                .iter()
-                .map(|&i| self.hosts[i])
-                .filter(|h| sel.matches(&h.labels))
-                .flat_map(|h| h.addresses.iter().copied()),
+            self.bits
+                .select(sel)
+                .ones()
+                .flat_map(|i| self.hosts[i].addresses.iter().copied()),
         );
         self.cache.insert(sel.clone(), set.clone());
         set
