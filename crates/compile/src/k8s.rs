@@ -27,6 +27,7 @@ use crate::lower::{
     LPeer, LPorts, LRule, Lowered, WorkloadSel, ranges_of, selector_contains, selectors_disjoint,
     workload_part,
 };
+use crate::pieces::{PieceSet, Pieces};
 use crate::{CompileError, Compiled, K8sApi, Options, Target};
 use bulkhead_core::{ConnSet, IpSet, Labels, Operator, Protocol, Selector};
 use bulkhead_intent::{Action, IdentityKind, Intent, Segment, Tier};
@@ -153,9 +154,11 @@ enum PSel {
     Named(Option<Protocol>, String),
 }
 
+/// Addresses × ports. The addresses are pieces of the cut made from every rule's addresses
+/// ([`Pieces`]): the walk's sets are all unions of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Rect {
-    addrs: IpSet,
+    addrs: PieceSet,
     ports: PSel,
 }
 
@@ -242,10 +245,6 @@ fn ranges_meet<T: Ord + Copy>(a: &[(T, T)], b: &[(T, T)]) -> bool {
     false
 }
 
-fn addrs_meet(a: &IpSet, b: &IpSet) -> bool {
-    ranges_meet(a.v4.ranges(), b.v4.ranges()) || ranges_meet(a.v6.ranges(), b.v6.ranges())
-}
-
 fn normalize(v: Vec<Rect>) -> Vec<Rect> {
     let mut out: Vec<Rect> = Vec::new();
     let mut at: std::collections::HashMap<PSel, usize> = Default::default();
@@ -254,7 +253,7 @@ fn normalize(v: Vec<Rect>) -> Vec<Rect> {
             continue;
         }
         match at.get(&r.ports) {
-            Some(&i) => out[i].addrs = out[i].addrs.union(&r.addrs),
+            Some(&i) => out[i].addrs.union_with(&r.addrs),
             None => {
                 at.insert(r.ports.clone(), out.len());
                 out.push(r);
@@ -270,7 +269,7 @@ fn subtract_in(list: &mut Vec<Rect>, m: &[Rect]) -> Result<(), Undecidable> {
         let mut extra: Vec<Rect> = Vec::new();
         let mut emptied = false;
         for a in list.iter_mut() {
-            if !addrs_meet(&a.addrs, &b.addrs) || matches!(p_meet(&a.ports, &b.ports), Ok(false)) {
+            if !a.addrs.meets(&b.addrs) || matches!(p_meet(&a.ports, &b.ports), Ok(false)) {
                 continue;
             }
             let common = a.addrs.intersect(&b.addrs);
@@ -280,7 +279,7 @@ fn subtract_in(list: &mut Vec<Rect>, m: &[Rect]) -> Result<(), Undecidable> {
                     ports: p,
                 });
             }
-            a.addrs = a.addrs.subtract(&b.addrs);
+            a.addrs.subtract_with(&b.addrs);
             emptied |= a.addrs.is_empty();
         }
         if emptied {
@@ -288,7 +287,7 @@ fn subtract_in(list: &mut Vec<Rect>, m: &[Rect]) -> Result<(), Undecidable> {
         }
         for e in extra {
             match list.iter_mut().find(|o| o.ports == e.ports) {
-                Some(o) => o.addrs = o.addrs.union(&e.addrs),
+                Some(o) => o.addrs.union_with(&e.addrs),
                 None => list.push(e),
             }
         }
@@ -300,7 +299,7 @@ fn intersect(list: &[Rect], m: &[Rect]) -> Result<Vec<Rect>, Undecidable> {
     let mut out = Vec::new();
     for a in list {
         for b in m {
-            if !addrs_meet(&a.addrs, &b.addrs) || !p_meet(&a.ports, &b.ports)? {
+            if !a.addrs.meets(&b.addrs) || !p_meet(&a.ports, &b.ports)? {
                 continue;
             }
             if let Some(p) = p_inter(&a.ports, &b.ports)? {
@@ -314,7 +313,7 @@ fn intersect(list: &[Rect], m: &[Rect]) -> Result<Vec<Rect>, Undecidable> {
     Ok(normalize(out))
 }
 
-fn rects_of(addrs: &IpSet, ports: &Option<LPorts>) -> Vec<Rect> {
+fn rects_of(addrs: &PieceSet, ports: &Option<LPorts>) -> Vec<Rect> {
     match ports {
         None => vec![Rect {
             addrs: addrs.clone(),
@@ -358,14 +357,28 @@ struct Walk {
     tier: Option<Tier>,
     /// Deny and pass rules that may apply to the subject, kept aside.
     pending: Vec<(usize, Vec<Rect>)>,
-    /// What each allow decides.
-    out: BTreeMap<usize, Vec<Rect>>,
+    /// What each allow decides: addresses (back from pieces) and ports.
+    out: BTreeMap<usize, Vec<(IpSet, PSel)>>,
 }
 
 impl Default for Walk {
+    /// A placeholder while a walk is being resumed (nothing allocated).
     fn default() -> Self {
+        Walk {
+            pos: 0,
+            live: Vec::new(),
+            undecided: Vec::new(),
+            tier: None,
+            pending: Vec::new(),
+            out: BTreeMap::new(),
+        }
+    }
+}
+
+impl Walk {
+    fn new(pieces: &Pieces) -> Self {
         let everything = vec![Rect {
-            addrs: IpSet::all(),
+            addrs: pieces.all(),
             ports: PSel::All,
         }];
         Walk {
@@ -424,6 +437,7 @@ struct Chain<'c, 'a> {
     rules: &'c [LRule<'a>],
     sides: &'c [[Side; 2]],
     rects: &'c [[Vec<Rect>; 2]],
+    pieces: &'c Pieces,
 }
 
 fn address_walk(
@@ -439,6 +453,7 @@ fn address_walk(
         rules,
         sides,
         rects,
+        pieces,
     } = *chain;
     let Walk {
         pos,
@@ -532,7 +547,12 @@ fn address_walk(
                 subtract_in(&mut undecided, &x).map_err(undecidable)?;
                 subtract_in(&mut live, m).map_err(undecidable)?;
                 if !x.is_empty() {
-                    out.insert(i, x);
+                    out.insert(
+                        i,
+                        x.into_iter()
+                            .map(|r| (pieces.ip_set(&r.addrs), r.ports))
+                            .collect(),
+                    );
                 }
             }
             Action::Deny => {
@@ -928,24 +948,32 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         .collect();
     check_np_exceptions(&low, &enforced)?;
     // Each rule's addresses × ports per direction (named ports are the destination's container
-    // ports: addresses, as destinations, have none).
+    // ports: addresses, as destinations, have none), addresses as pieces of the cut made from
+    // all of them.
+    let pieces = Pieces::new(sides.iter().flat_map(|sd| [&sd[0].addrs, &sd[1].addrs]));
     let rects: Vec<[Vec<Rect>; 2]> = low
         .rules
         .iter()
         .zip(&sides)
         .map(|(r, sd)| {
-            let of = |s: &Side| {
+            let of = |s: &Side| -> Result<Vec<Rect>, CompileError> {
                 if s.addrs.is_empty() {
-                    Vec::new()
-                } else {
-                    rects_of(&s.addrs, &r.ports)
+                    return Ok(Vec::new());
                 }
+                let p = pieces.of(&s.addrs).ok_or_else(|| {
+                    CompileError::Intent(format!(
+                        "internal error: the addresses of rule {} at {} are not a union of the address pieces made from them",
+                        r.label(),
+                        r.loc()
+                    ))
+                })?;
+                Ok(rects_of(&p, &r.ports))
             };
-            let mut eg = of(&sd[1]);
+            let mut eg = of(&sd[1])?;
             eg.retain(|x| !matches!(x.ports, PSel::Named(..)));
-            [of(&sd[0]), eg]
+            Ok([of(&sd[0])?, eg])
         })
-        .collect();
+        .collect::<Result<_, CompileError>>()?;
     // Guardrails → admin policies.
     let admin = admin_objects(&low, &sides, &enforced, opts.k8s_api)?;
 
@@ -979,6 +1007,7 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
         rules: &low.rules,
         sides: &sides,
         rects: &rects,
+        pieces: &pieces,
     };
     let mut ip_blocks = false;
     for (i, r) in low.rules.iter().enumerate() {
@@ -1028,23 +1057,25 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                         if !s.addrs.is_empty() {
                             let key = (d, ns.clone(), subj.pods.clone());
                             {
-                                let w = walks.entry(key.clone()).or_default();
+                                let w = walks
+                                    .entry(key.clone())
+                                    .or_insert_with(|| Walk::new(&pieces));
                                 address_walk(w, i, &chain, d, ns, labels, subj.pods.as_ref())?;
                             }
-                            for rect in walks[&key].out.get(&i).into_iter().flatten() {
+                            for (addrs, ports) in walks[&key].out.get(&i).into_iter().flatten() {
                                 ip_blocks = true;
                                 let mut rule = Map::new();
                                 rule.insert(
                                     d.peers_key().into(),
                                     Value::Array(
-                                        rect.addrs
+                                        addrs
                                             .cidrs()
                                             .into_iter()
                                             .map(|c| json!({"ipBlock": {"cidr": c}}))
                                             .collect(),
                                     ),
                                 );
-                                if let Some(p) = np_ports_of(&rect.ports) {
+                                if let Some(p) = np_ports_of(ports) {
                                     rule.insert("ports".into(), Value::Array(p));
                                 }
                                 rules.push(Value::Object(rule));
