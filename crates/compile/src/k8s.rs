@@ -357,8 +357,10 @@ struct Walk {
     tier: Option<Tier>,
     /// Deny and pass rules that may apply to the subject, kept aside.
     pending: Vec<(usize, Vec<Rect>)>,
-    /// What each allow decides: addresses (back from pieces) and ports.
-    out: BTreeMap<usize, Vec<(IpSet, PSel)>>,
+    /// What the rule last walked to decides, when it is an allow: its index, addresses (back
+    /// from pieces) and ports. Rules ask in rule order, each right after walking to itself, so
+    /// what earlier allows decided is never asked again and is not kept.
+    decided: Option<(usize, Vec<(IpSet, PSel)>)>,
 }
 
 impl Default for Walk {
@@ -370,7 +372,7 @@ impl Default for Walk {
             undecided: Vec::new(),
             tier: None,
             pending: Vec::new(),
-            out: BTreeMap::new(),
+            decided: None,
         }
     }
 }
@@ -387,7 +389,7 @@ impl Walk {
             undecided: everything,
             tier: None,
             pending: Vec::new(),
-            out: BTreeMap::new(),
+            decided: None,
         }
     }
 }
@@ -429,9 +431,6 @@ fn rule_rel(subjects: &[WorkloadSel], ns_labels: &Labels, pods: Option<&Selector
     }
 }
 
-/// The addresses × ports each `allow` rule decides for workloads of `pods` in a namespace with
-/// `ns_labels`, in direction `d`: the rule chain walked over address peers (tiers in order,
-/// `pass` skipping the rest of its tier). Keyed by rule index.
 /// The rules in evaluation order with what each names per direction.
 struct Chain<'c, 'a> {
     rules: &'c [LRule<'a>],
@@ -440,6 +439,10 @@ struct Chain<'c, 'a> {
     pieces: &'c Pieces,
 }
 
+/// Walks the rule chain over address peers up to rule `upto` for workloads of `pods` in a
+/// namespace with `ns_labels`, in direction `d` (tiers in order, `pass` skipping the rest of its
+/// tier): afterwards `walk.decided` holds the addresses × ports rule `upto` decides, if it is
+/// an allow that decides any.
 fn address_walk(
     walk: &mut Walk,
     upto: usize,
@@ -461,8 +464,11 @@ fn address_walk(
         mut undecided,
         mut tier,
         mut pending,
-        mut out,
+        mut decided,
     } = std::mem::take(walk);
+    if pos <= upto {
+        decided = None;
+    }
     let subject = match pods {
         Some(p) => format!("workloads {p} of namespace {ns_name}"),
         None => format!("the workloads of namespace {ns_name}"),
@@ -546,13 +552,13 @@ fn address_walk(
                 // tier set its connections aside for the next tier.
                 subtract_in(&mut undecided, &x).map_err(undecidable)?;
                 subtract_in(&mut live, m).map_err(undecidable)?;
-                if !x.is_empty() {
-                    out.insert(
+                if i == upto && !x.is_empty() {
+                    decided = Some((
                         i,
                         x.into_iter()
                             .map(|r| (pieces.ip_set(&r.addrs), r.ports))
                             .collect(),
-                    );
+                    ));
                 }
             }
             Action::Deny => {
@@ -570,7 +576,7 @@ fn address_walk(
         undecided,
         tier,
         pending,
-        out,
+        decided,
     };
     Ok(())
 }
@@ -1062,7 +1068,12 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                                     .or_insert_with(|| Walk::new(&pieces));
                                 address_walk(w, i, &chain, d, ns, labels, subj.pods.as_ref())?;
                             }
-                            for (addrs, ports) in walks[&key].out.get(&i).into_iter().flatten() {
+                            let decided = walks[&key]
+                                .decided
+                                .as_ref()
+                                .filter(|(j, _)| *j == i)
+                                .map(|(_, v)| v);
+                            for (addrs, ports) in decided.into_iter().flatten() {
                                 ip_blocks = true;
                                 let mut rule = Map::new();
                                 rule.insert(
