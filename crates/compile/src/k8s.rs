@@ -86,6 +86,9 @@ struct Side {
     pods: Vec<WorkloadSel>,
     /// Addresses at the other end (CIDRs, hosts' addresses, all of them for `any`).
     addrs: IpSet,
+    /// Per subject, its pods' label equalities ([`Interner::eqs`]; filled in once all
+    /// subjects are interned).
+    eqs: Vec<Eqs>,
 }
 
 fn side(r: &LRule, d: Dir) -> Side {
@@ -120,6 +123,7 @@ fn side(r: &LRule, d: Dir) -> Side {
         subjects,
         pods,
         addrs,
+        eqs: Vec::new(),
     }
 }
 
@@ -352,6 +356,8 @@ fn rects_of(addrs: &PieceSet, ports: &Option<LPorts>) -> Vec<Rect> {
 struct Walk {
     /// The next rule to walk.
     pos: usize,
+    /// The equalities of the walk's subject's pods.
+    eqs: Eqs,
     live: Vec<Rect>,
     undecided: Vec<Rect>,
     tier: Option<Tier>,
@@ -368,6 +374,7 @@ impl Default for Walk {
     fn default() -> Self {
         Walk {
             pos: 0,
+            eqs: Vec::new(),
             live: Vec::new(),
             undecided: Vec::new(),
             tier: None,
@@ -378,13 +385,14 @@ impl Default for Walk {
 }
 
 impl Walk {
-    fn new(pieces: &Pieces) -> Self {
+    fn new(pieces: &Pieces, eqs: Eqs) -> Self {
         let everything = vec![Rect {
             addrs: pieces.all(),
             ports: PSel::All,
         }];
         Walk {
             pos: 0,
+            eqs,
             live: everything.clone(),
             undecided: everything,
             tier: None,
@@ -415,9 +423,61 @@ fn term_rel(w: &WorkloadSel, ns_labels: &Labels, pods: Option<&Selector>) -> Rel
     }
 }
 
-fn rule_rel(subjects: &[WorkloadSel], ns_labels: &Labels, pods: Option<&Selector>) -> Rel {
+/// Label equalities `key In [value]` of a selector, as interned (key, value) ids.
+type Eqs = Vec<(u32, u32)>;
+
+/// Ids of the keys and values of the rules' subjects' label equalities: telling that a rule's
+/// subject and a walk's subject conflict (the same key, different values) takes integer
+/// comparisons instead of string ones. Only a shortcut: every conflict found this way is one
+/// [`selectors_disjoint`] finds too (`In [a]` and `In [b]` with `a != b`).
+#[derive(Default)]
+struct Interner(std::collections::HashMap<String, u32>);
+
+impl Interner {
+    /// An id that no interned string has: a string that was not interned equals none that was.
+    const UNKNOWN: u32 = u32::MAX;
+
+    fn add(&mut self, s: Option<&Selector>) {
+        for r in s.map(Selector::requirements).unwrap_or_default() {
+            if r.op == Operator::In && r.values.len() == 1 {
+                for x in [&r.key, &r.values[0]] {
+                    let next = self.0.len() as u32;
+                    self.0.entry(x.clone()).or_insert(next);
+                }
+            }
+        }
+    }
+
+    fn eqs(&self, s: Option<&Selector>) -> Eqs {
+        let id = |x: &String| self.0.get(x).copied().unwrap_or(Self::UNKNOWN);
+        s.map(Selector::requirements)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.op == Operator::In && r.values.len() == 1)
+            .map(|r| (id(&r.key), id(&r.values[0])))
+            .collect()
+    }
+}
+
+/// Whether two selectors' equalities conflict: a known key with values that differ (not
+/// both unknown, which may be the same string).
+fn eqs_conflict(a: &Eqs, b: &Eqs) -> bool {
+    a.iter().any(|&(k, v)| {
+        k != Interner::UNKNOWN
+            && b.iter().any(|&(k2, v2)| {
+                k == k2 && v != v2 && !(v == Interner::UNKNOWN && v2 == Interner::UNKNOWN)
+            })
+    })
+}
+
+/// How a rule's subjects relate to a walk's subject (`pods`, with equalities `eqs`, in a
+/// namespace with `ns_labels`).
+fn rule_rel(s: &Side, eqs: &Eqs, ns_labels: &Labels, pods: Option<&Selector>) -> Rel {
     let mut all_disjoint = true;
-    for w in subjects {
+    for (k, w) in s.subjects.iter().enumerate() {
+        if s.eqs.get(k).is_some_and(|e| eqs_conflict(e, eqs)) {
+            continue;
+        }
         match term_rel(w, ns_labels, pods) {
             Rel::Contains => return Rel::Contains,
             Rel::Unknown => all_disjoint = false,
@@ -460,6 +520,7 @@ fn address_walk(
     } = *chain;
     let Walk {
         pos,
+        eqs,
         mut live,
         mut undecided,
         mut tier,
@@ -483,7 +544,7 @@ fn address_walk(
         if m.is_empty() {
             continue;
         }
-        let rel = rule_rel(&s.subjects, ns_labels, pods);
+        let rel = rule_rel(s, &eqs, ns_labels, pods);
         if rel == Rel::Disjoint {
             continue;
         }
@@ -572,6 +633,7 @@ fn address_walk(
     }
     *walk = Walk {
         pos: pos.max(upto + 1),
+        eqs,
         live,
         undecided,
         tier,
@@ -947,16 +1009,44 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
             hint: Some("pass the cluster's manifests with --inventory PATH".to_string()),
         });
     }
-    let sides: Vec<[Side; 2]> = low
+    let mut sides: Vec<[Side; 2]> = low
         .rules
         .iter()
         .map(|r| [side(r, Dir::Ingress), side(r, Dir::Egress)])
         .collect();
+    let mut interner = Interner::default();
+    for s in sides.iter().flatten() {
+        for w in &s.subjects {
+            interner.add(w.pods.as_ref());
+        }
+    }
+    for s in sides.iter_mut().flatten() {
+        s.eqs = s
+            .subjects
+            .iter()
+            .map(|w| interner.eqs(w.pods.as_ref()))
+            .collect();
+    }
     check_np_exceptions(&low, &enforced)?;
     // Each rule's addresses × ports per direction (named ports are the destination's container
     // ports: addresses, as destinations, have none), addresses as pieces of the cut made from
     // all of them.
-    let pieces = Pieces::new(sides.iter().flat_map(|sd| [&sd[0].addrs, &sd[1].addrs]));
+    // (Rules name the same segments' addresses over and over: each distinct set once.)
+    let distinct: std::collections::HashSet<&IpSet> = sides
+        .iter()
+        .flat_map(|sd| [&sd[0].addrs, &sd[1].addrs])
+        .collect();
+    let pieces = Pieces::new(distinct.iter().copied());
+    let internal = || {
+        CompileError::Intent(
+            "internal error: an address set of the rules is not a union of the address pieces made from them"
+                .to_string(),
+        )
+    };
+    let mut as_pieces: std::collections::HashMap<&IpSet, PieceSet> = Default::default();
+    for s in distinct {
+        as_pieces.insert(s, pieces.of(s).ok_or_else(internal)?);
+    }
     let rects: Vec<[Vec<Rect>; 2]> = low
         .rules
         .iter()
@@ -966,14 +1056,8 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                 if s.addrs.is_empty() {
                     return Ok(Vec::new());
                 }
-                let p = pieces.of(&s.addrs).ok_or_else(|| {
-                    CompileError::Intent(format!(
-                        "internal error: the addresses of rule {} at {} are not a union of the address pieces made from them",
-                        r.label(),
-                        r.loc()
-                    ))
-                })?;
-                Ok(rects_of(&p, &r.ports))
+                let p = as_pieces.get(&s.addrs).ok_or_else(internal)?;
+                Ok(rects_of(p, &r.ports))
             };
             let mut eg = of(&sd[1])?;
             eg.retain(|x| !matches!(x.ports, PSel::Named(..)));
@@ -1063,9 +1147,9 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
                         if !s.addrs.is_empty() {
                             let key = (d, ns.clone(), subj.pods.clone());
                             {
-                                let w = walks
-                                    .entry(key.clone())
-                                    .or_insert_with(|| Walk::new(&pieces));
+                                let w = walks.entry(key.clone()).or_insert_with(|| {
+                                    Walk::new(&pieces, interner.eqs(subj.pods.as_ref()))
+                                });
                                 address_walk(w, i, &chain, d, ns, labels, subj.pods.as_ref())?;
                             }
                             let decided = walks[&key]
