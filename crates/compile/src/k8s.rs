@@ -1606,3 +1606,90 @@ mod meet_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod rel_tests {
+    use super::{Interner, Rel, Side, WorkloadSel, eqs_conflict, rule_rel, term_rel};
+    use bulkhead_core::{IpSet, Labels, Operator, Requirement, Selector};
+    use proptest::prelude::*;
+
+    /// Selectors over two keys and three values, with every operator.
+    fn arb_selector() -> impl Strategy<Value = Option<Selector>> {
+        // `In` one value half the time: the equalities the shortcut reads.
+        let req = (0usize..2, 0usize..6, prop::collection::vec(0usize..3, 1..3)).prop_map(
+            |(k, op, vals)| {
+                let key = ["app", "segment"][k];
+                let values: Vec<String> = vals.iter().map(|v| format!("v{v}")).collect();
+                match op {
+                    0 | 1 => Requirement::new(key, Operator::In, values[..1].to_vec()),
+                    2 => Requirement::new(key, Operator::In, values),
+                    3 => Requirement::new(key, Operator::NotIn, values),
+                    4 => Requirement::new(key, Operator::Exists, Vec::new()),
+                    _ => Requirement::new(key, Operator::DoesNotExist, Vec::new()),
+                }
+                .expect("a valid requirement")
+            },
+        );
+        prop::option::of(
+            prop::collection::vec(req, 0..3)
+                .prop_map(|rs| Selector::new([], rs).expect("a valid selector")),
+        )
+    }
+
+    proptest! {
+        // Cheap cases, and the pairs that matter (the same key and value on both sides, one
+        // side interned) are a few in a hundred: many cases.
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// The interned shortcut never changes a relation: a conflict it finds is one the
+        /// selectors have, and `rule_rel` with it equals the plain walk over `term_rel`
+        /// (values the interner never saw included: only the subjects are interned).
+        #[test]
+        fn interned_equalities_keep_relations(subjects in prop::collection::vec(arb_selector(), 1..4),
+                                              pods in arb_selector(),
+                                              known in 0usize..3) {
+            let subjects: Vec<WorkloadSel> = subjects
+                .into_iter()
+                .map(|p| WorkloadSel { namespaces: None, pods: p })
+                .collect();
+            let mut interner = Interner::default();
+            for w in subjects.iter().take(known) {
+                interner.add(w.pods.as_ref());
+            }
+            let eqs: Vec<_> = subjects.iter().map(|w| interner.eqs(w.pods.as_ref())).collect();
+            let walk_eqs = interner.eqs(pods.as_ref());
+            let ns = Labels::new();
+            for (w, e) in subjects.iter().zip(&eqs) {
+                if eqs_conflict(e, &walk_eqs) {
+                    prop_assert_eq!(term_rel(w, &ns, pods.as_ref()), Rel::Disjoint);
+                }
+            }
+            let plain = {
+                let rels: Vec<Rel> = subjects.iter().map(|w| term_rel(w, &ns, pods.as_ref())).collect();
+                if rels.contains(&Rel::Contains) {
+                    Rel::Contains
+                } else if rels.iter().all(|r| *r == Rel::Disjoint) {
+                    Rel::Disjoint
+                } else {
+                    Rel::Unknown
+                }
+            };
+            let side = Side { subjects, pods: Vec::new(), addrs: IpSet::empty(), eqs };
+            prop_assert_eq!(rule_rel(&side, &walk_eqs, &ns, pods.as_ref()), plain);
+        }
+    }
+
+    #[test]
+    fn conflicting_equalities_are_found_and_unknown_values_differ() {
+        let sel = |k: &str, v: &str| Selector::new([(k.to_string(), v.to_string())], []).ok();
+        let mut i = Interner::default();
+        i.add(sel("app", "a").as_ref());
+        let a = i.eqs(sel("app", "a").as_ref());
+        assert!(eqs_conflict(&a, &i.eqs(sel("app", "b").as_ref())));
+        assert!(!eqs_conflict(&a, &i.eqs(sel("app", "a").as_ref())));
+        assert!(!eqs_conflict(&a, &i.eqs(sel("tier", "a").as_ref())));
+        // Two strings the interner never saw may be equal: no conclusion.
+        let x = i.eqs(sel("app", "zz").as_ref());
+        assert!(!eqs_conflict(&x, &x));
+    }
+}
