@@ -1067,7 +1067,6 @@ pub fn compile(intent: &Intent, opts: &Options) -> Result<Compiled, CompileError
     // Guardrails → admin policies.
     let admin = admin_objects(&low, &sides, &enforced, opts.k8s_api)?;
 
-    // NetworkPolicies.
     // NetworkPolicies, as YAML documents (see [`NpRule`]).
     let mut nps: BTreeMap<(String, String), String> = BTreeMap::new();
     for (seg, e) in &enforced {
