@@ -320,6 +320,10 @@ pub struct BenchCompileArgs {
     k8s_api: K8sApiArg,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also write each target's output under DIR/TARGET (after timing), to compare outputs
+    /// across builds (`diff -r`).
+    #[arg(long, value_name = "DIR", hide = true)]
+    keep: Option<PathBuf>,
 }
 
 /// Compiles for any target: the cluster targets through `bulkhead-compile`, hosts' nftables
@@ -399,6 +403,11 @@ pub fn run_bench(a: BenchCompileArgs) -> Result<()> {
         let r = compile_target(&intent, t, &opts, host.as_deref());
         let (c1, t1) = (cpu_secs(), std::time::Instant::now());
         let cpu = c0.zip(c1).map(|(a, b)| b - a);
+        if let (Some(dir), Ok(c)) = (&a.keep, &r) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            write_atomically(&dir.join(t.as_str()), c, t)?;
+        }
         results.push(match r {
             Ok(c) => serde_json::json!({
                 "target": t.as_str(),

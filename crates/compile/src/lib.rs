@@ -14,6 +14,7 @@ pub mod cilium;
 pub mod istio;
 pub mod k8s;
 pub mod lower;
+pub mod pieces;
 
 use bulkhead_intent::{Identity, Intent, Loc};
 use std::collections::BTreeMap;
