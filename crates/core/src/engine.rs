@@ -78,9 +78,46 @@ pub struct Decision {
 /// The policies and rules that apply to one workload in one direction, in order of precedence.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Applicable {
-    admin: Vec<RuleRef>,
+    /// The admin rules, as an id of [`AdminLists`]: workloads with the same admin policies
+    /// share one list, so an admin policy change works a new list out once per group of
+    /// workloads that had the same one.
+    admin: u32,
     namespaced: Vec<usize>,
     baseline: Vec<RuleRef>,
+}
+
+/// Admin rule lists (in precedence order) by id; id 0 is the empty list. Lists are kept
+/// once made (there are as many as distinct sets of admin policies met).
+struct AdminLists {
+    lists: Vec<std::rc::Rc<[RuleRef]>>,
+    ids: HashMap<std::rc::Rc<[RuleRef]>, u32>,
+}
+
+impl Default for AdminLists {
+    fn default() -> Self {
+        let empty: std::rc::Rc<[RuleRef]> = std::rc::Rc::from(Vec::new());
+        AdminLists {
+            lists: vec![empty.clone()],
+            ids: [(empty, 0)].into_iter().collect(),
+        }
+    }
+}
+
+impl AdminLists {
+    fn id(&mut self, list: Vec<RuleRef>) -> u32 {
+        if let Some(&id) = self.ids.get(list.as_slice()) {
+            return id;
+        }
+        let id = self.lists.len() as u32;
+        let list: std::rc::Rc<[RuleRef]> = list.into();
+        self.lists.push(list.clone());
+        self.ids.insert(list, id);
+        id
+    }
+
+    fn get(&self, id: u32) -> &[RuleRef] {
+        &self.lists[id as usize]
+    }
 }
 
 /// What decides one layer of one direction for a subject: the direction, the layer's policies
@@ -174,12 +211,23 @@ impl AdminFn {
     }
 }
 
+/// Where an admin layer changed, over peers, with the verdicts before and after; and, per
+/// region and lower-layer connections (as [`ConnAlgebra`] ids), the layered verdicts before and
+/// after when they differ (worked out once, for every class making that change).
+type AdminRegions = (
+    Vec<(std::sync::Arc<Bitset>, (AdminVerdict, AdminVerdict))>,
+    HashMap<(usize, u32), Option<(std::sync::Arc<ConnSet>, std::sync::Arc<ConnSet>)>>,
+);
+
 /// The layers below the admin layer over a direction's universe: the connections they would
 /// allow if the admin layer left everything to them.
 #[derive(Clone, Debug)]
 struct LowerFn {
     /// Shared, so that a change report can name a block without copying it.
     blocks: Vec<(std::sync::Arc<Members>, ConnSet)>,
+    /// Per block: its connections as an id of the engine's [`ConnAlgebra`], so that what a
+    /// change of the admin layer does over blocks with equal connections is worked out once.
+    ids: Vec<u32>,
 }
 
 /// The subject classes of one direction.
@@ -220,8 +268,9 @@ pub struct DirChange {
     pub subjects: std::sync::Arc<Bitset>,
     /// Peers over the direction's universe: workloads, then that direction's external pieces.
     pub peers: PeerSet,
-    pub before: ConnSet,
-    pub after: ConnSet,
+    /// Shared by the changes with the same verdicts (a report may hold many).
+    pub before: std::sync::Arc<ConnSet>,
+    pub after: std::sync::Arc<ConnSet>,
 }
 
 impl DirChange {
@@ -229,7 +278,7 @@ impl DirChange {
         direction: Direction,
         subjects: &std::sync::Arc<Bitset>,
         peers: PeerSet,
-        v: (ConnSet, ConnSet),
+        v: (std::sync::Arc<ConnSet>, std::sync::Arc<ConnSet>),
     ) -> Self {
         DirChange {
             direction,
@@ -333,6 +382,7 @@ pub struct Engine<'c> {
     sets: Vec<PolicySets>,
     /// Per workload: `[ingress, egress]`.
     applicable: Vec<[Applicable; 2]>,
+    admin_lists: AdminLists,
     classes: [Classes; 2],
     /// Egress named-port partitions (over the egress universe).
     named: HashMap<NamedKey, Vec<Bitset>>,
@@ -435,6 +485,7 @@ impl<'c> Engine<'c> {
             pieces,
             sets,
             applicable: Vec::new(),
+            admin_lists: AdminLists::default(),
             classes: Default::default(),
             named: HashMap::default(),
             admin_cache: Default::default(),
@@ -451,10 +502,17 @@ impl<'c> Engine<'c> {
     fn index_all(&mut self) {
         let n = self.cluster.workloads.len();
         let mut applicable: Vec<[Applicable; 2]> = vec![Default::default(); n];
+        let mut admin: Vec<[Vec<RuleRef>; 2]> = vec![Default::default(); n];
         for pi in self.precedence() {
             let p = &self.cluster.policies[pi];
             for w in self.sets[pi].subject.ones() {
-                push_applicable(&mut applicable[w], p, pi);
+                push_applicable(&mut applicable[w], &mut admin[w], p, pi);
+            }
+        }
+        self.admin_lists = AdminLists::default();
+        for (app, lists) in applicable.iter_mut().zip(admin) {
+            for (a, list) in app.iter_mut().zip(lists) {
+                a.admin = self.admin_lists.id(list);
             }
         }
         self.applicable = applicable;
@@ -503,10 +561,11 @@ impl<'c> Engine<'c> {
         let p = &cluster.policies[index];
         let selected = self.sets[index].subject.contains(w);
         for dir in DIRS {
+            let lists = &mut self.admin_lists;
             let a = &mut self.applicable[w][dir_index(dir)];
             match was {
                 None => {}
-                Some(Layer::Admin) => a.admin.retain(|r| r.policy != index),
+                Some(Layer::Admin) => a.admin = lists.id(without_policy(lists.get(a.admin), index)),
                 Some(Layer::Namespaced) => a.namespaced.retain(|&q| q != index),
                 Some(Layer::Baseline) => a.baseline.retain(|r| r.policy != index),
             }
@@ -518,10 +577,7 @@ impl<'c> Engine<'c> {
                 rule,
             });
             match p.layer {
-                Layer::Admin => {
-                    let at = a.admin.partition_point(|r| before[r.policy]);
-                    a.admin.splice(at..at, refs);
-                }
+                Layer::Admin => a.admin = lists.id(with_rules(lists.get(a.admin), refs, before)),
                 Layer::Namespaced => {
                     let at = a.namespaced.partition_point(|&q| q < index);
                     a.namespaced.insert(at, index);
@@ -591,54 +647,95 @@ impl<'c> Engine<'c> {
         }
     }
 
-    /// Moves the workloads `affected` by a change of admin policy `index` to their new classes,
-    /// group by group: workloads that shared a class before and that the policy now selects
-    /// alike (with the same values of its named ports) share one after, since an admin policy
-    /// changes only the admin part of a key, and only by its own entry. One key is worked out
-    /// per group instead of one per workload.
-    fn reclassify_admin(&mut self, affected: &Bitset, old_classes: &[Vec<u32>; 2], index: usize) {
+    /// Brings the workloads `affected` by a change of admin policy `index` up to date, group by
+    /// group: workloads that shared a class before and that the policy now selects alike (with
+    /// the same values of its named ports) share one after, since an admin policy changes only
+    /// the admin part of a key, and only by its own entry. So one admin rule list and one key
+    /// are worked out per group instead of one per workload, and the members share the list.
+    /// `before`: per policy, whether it precedes `index` ([`Engine::admin_precedes`]).
+    fn regroup_admin(
+        &mut self,
+        affected: &Bitset,
+        old_classes: &[Vec<u32>; 2],
+        index: usize,
+        before: &[bool],
+    ) {
         let named = !self.sets[index].ingress_named.is_empty();
+        let counts = DIRS.map(|dir| {
+            let p = &self.cluster.policies[index];
+            p.rules(dir).map_or(0, |r| r.len())
+        });
+        let refs = |dir: Direction| {
+            (0..counts[dir_index(dir)]).map(move |rule| RuleRef {
+                policy: index,
+                rule,
+            })
+        };
         for dir in DIRS {
-            let subject = &self.sets[index].subject;
             let d = dir_index(dir);
-            let mut groups: HashMap<(u32, bool, NamedValues), Vec<usize>> = HashMap::default();
-            for w in affected.ones() {
-                let selected = subject.contains(w);
-                let values = if named && selected && dir == Direction::Ingress {
-                    let wl = &self.cluster.workloads[w];
-                    self.sets[index]
-                        .ingress_named
-                        .iter()
-                        .map(|(name, proto)| {
-                            wl.resolve_named_port(name, *proto)
-                                .map(|np| (np.protocol, np.port))
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                groups
-                    .entry((old_classes[d][w], selected, values))
-                    .or_default()
-                    .push(w);
-            }
-            let mut groups: Vec<_> = groups.into_iter().collect();
-            groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            // The new admin key follows from the old one and the policy's part in it; the
-            // layers below are unchanged.
+            let subject = &self.sets[index].subject;
+            // Affected workloads by old class and whether the policy selects them now.
+            let mut order: Vec<(u32, bool, usize)> = affected
+                .ones()
+                .map(|w| (old_classes[d][w], subject.contains(w), w))
+                .collect();
+            order.sort_unstable();
+            // The new admin rule list and key follow from the old key and the policy's part.
+            let mut lists: HashMap<(u32, bool), u32> = HashMap::default();
             let mut admin_of: HashMap<(u32, bool, NamedValues), u32> = HashMap::default();
-            for ((class, selected, values), members) in groups {
+            let mut groups: Vec<(NamedValues, Vec<usize>)> = Vec::new();
+            for run in order.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+                let (class, selected, first) = run[0];
                 let old = self.classes[d].keys[class as usize];
-                let admin = *admin_of
-                    .entry((old.admin, selected, values))
-                    .or_insert_with(|| self.class_key(dir, members[0]).admin);
-                let key = ClassKey {
-                    admin,
-                    lower: old.lower,
-                };
-                self.place(d, key, &members);
+                let list = *lists.entry((old.admin, selected)).or_insert_with(|| {
+                    let all = &mut self.admin_lists;
+                    let rest = without_policy(all.get(self.applicable[first][d].admin), index);
+                    if selected {
+                        all.id(with_rules(&rest, refs(dir), before))
+                    } else {
+                        all.id(rest)
+                    }
+                });
+                for &(_, _, w) in run {
+                    self.applicable[w][d].admin = list;
+                }
+                groups.clear();
+                if named && selected && dir == Direction::Ingress {
+                    for &(_, _, w) in run {
+                        let values = self.named_values(w, index);
+                        match groups.iter_mut().find(|(v, _)| *v == values) {
+                            Some((_, members)) => members.push(w),
+                            None => groups.push((values, vec![w])),
+                        }
+                    }
+                } else {
+                    groups.push((Vec::new(), run.iter().map(|x| x.2).collect()));
+                }
+                for (values, members) in groups.drain(..) {
+                    let admin = *admin_of
+                        .entry((old.admin, selected, values))
+                        .or_insert_with(|| self.admin_key(dir, members[0]));
+                    let key = ClassKey {
+                        admin,
+                        lower: old.lower,
+                    };
+                    self.place(d, key, &members);
+                }
             }
         }
+    }
+
+    /// Workload `w`'s values of the ingress named ports policy `index` names.
+    fn named_values(&self, w: usize, index: usize) -> NamedValues {
+        let wl = &self.cluster.workloads[w];
+        self.sets[index]
+            .ingress_named
+            .iter()
+            .map(|(name, proto)| {
+                wl.resolve_named_port(name, *proto)
+                    .map(|np| (np.protocol, np.port))
+            })
+            .collect()
     }
 
     /// Puts `members` (each already in a class) into the class of `key` in direction `d`.
@@ -667,10 +764,30 @@ impl<'c> Engine<'c> {
 
     /// The key of workload `w`'s class in direction `dir`.
     fn class_key(&self, dir: Direction, w: usize) -> ClassKey {
+        ClassKey {
+            admin: self.admin_key(dir, w),
+            lower: self.lower_key(dir, w),
+        }
+    }
+
+    /// The admin layer key id of workload `w` in direction `dir`.
+    fn admin_key(&self, dir: Direction, w: usize) -> u32 {
+        let d = dir_index(dir);
+        let mut admin: Vec<u32> = self
+            .admin_lists
+            .get(self.applicable[w][d].admin)
+            .iter()
+            .map(|r| r.policy as u32)
+            .collect();
+        admin.dedup();
+        let named = self.layer_named(dir, w, &admin);
+        self.layer_keys.borrow_mut().id((d, admin, named))
+    }
+
+    /// The key id of the layers below admin of workload `w` in direction `dir`.
+    fn lower_key(&self, dir: Direction, w: usize) -> u32 {
         let d = dir_index(dir);
         let app = &self.applicable[w][d];
-        let mut admin: Vec<u32> = app.admin.iter().map(|r| r.policy as u32).collect();
-        admin.dedup();
         let lower: Vec<u32> = if app.namespaced.is_empty() {
             let mut base: Vec<u32> = app.baseline.iter().map(|r| r.policy as u32).collect();
             base.dedup();
@@ -678,26 +795,25 @@ impl<'c> Engine<'c> {
         } else {
             app.namespaced.iter().map(|&p| p as u32).collect()
         };
-        let named = |policies: &[u32]| {
-            if dir == Direction::Egress {
-                return Vec::new();
-            }
-            let wl = &self.cluster.workloads[w];
-            policies
-                .iter()
-                .flat_map(|&p| &self.sets[p as usize].ingress_named)
-                .map(|(name, proto)| {
-                    wl.resolve_named_port(name, *proto)
-                        .map(|np| (np.protocol, np.port))
-                })
-                .collect()
-        };
-        let (na, nl) = (named(&admin), named(&lower));
-        let mut keys = self.layer_keys.borrow_mut();
-        ClassKey {
-            admin: keys.id((d, admin, na)),
-            lower: keys.id((d, lower, nl)),
+        let named = self.layer_named(dir, w, &lower);
+        self.layer_keys.borrow_mut().id((d, lower, named))
+    }
+
+    /// Workload `w`'s values of the named ports a layer's policies name (ingress only: egress
+    /// named ports are resolved per destination).
+    fn layer_named(&self, dir: Direction, w: usize, policies: &[u32]) -> NamedValues {
+        if dir == Direction::Egress {
+            return Vec::new();
         }
+        let wl = &self.cluster.workloads[w];
+        policies
+            .iter()
+            .flat_map(|&p| &self.sets[p as usize].ingress_named)
+            .map(|(name, proto)| {
+                wl.resolve_named_port(name, *proto)
+                    .map(|np| (np.protocol, np.port))
+            })
+            .collect()
     }
 
     /// Blocks held by computed class verdicts, by the admin-layer cache and by the lower-layer
@@ -818,7 +934,7 @@ impl<'c> Engine<'c> {
         let mut groups: Vec<(Bitset, SweepState)> = vec![(Bitset::full(atoms.len()), START)];
         // Groups with nothing left open are decided: no later rule changes them.
         let mut decided: Vec<(Bitset, SweepState)> = Vec::new();
-        for &r in &app.admin {
+        for &r in self.admin_lists.get(app.admin) {
             let rule = SweepRule {
                 rule: self.rule(dir, r),
                 peers: Cow::Borrowed(atoms.get(&AtomKey::Rule(r))?),
@@ -861,6 +977,10 @@ impl<'c> Engine<'c> {
         r: &SweepRule<'_>,
         step: impl Fn(&mut ConnAlgebra, Action, u32, S) -> Option<S>,
     ) -> Option<Vec<(Bitset, S)>> {
+        // A rule whose peers are in no group leaves every group as it is.
+        if !groups.iter().any(|(g, _)| g.intersects(&r.peers)) {
+            return Some(groups);
+        }
         let rule = r.rule;
         // The rule's peers in cells where its connections are the same: one cell, unless
         // egress named ports resolve differently per destination.
@@ -939,7 +1059,11 @@ impl<'c> Engine<'c> {
         } else {
             &[]
         };
-        let has_new = app.admin.iter().any(|r| r.policy == index);
+        let has_new = self
+            .admin_lists
+            .get(app.admin)
+            .iter()
+            .any(|r| r.policy == index);
         if has_new && !old_rules.is_empty() && !change.same_rank {
             return None;
         }
@@ -963,7 +1087,7 @@ impl<'c> Engine<'c> {
         let mut prefix = Vec::new();
         let mut new = Vec::new();
         let mut suffix = Vec::new();
-        for &r in &app.admin {
+        for &r in self.admin_lists.get(app.admin) {
             if r.policy == index {
                 new.push(rule_of(r)?);
             } else if rank_of(r.policy) < at {
@@ -1108,7 +1232,7 @@ impl<'c> Engine<'c> {
             // An atom set is missing (a bug, but not worth a wrong answer): work over peers.
             None => AdminFn::over_peers(self.evaluate_blocks(
                 dir,
-                self.blocks_of(dir, &app.admin),
+                self.blocks_of(dir, self.admin_lists.get(app.admin)),
                 verdict,
             )),
         });
@@ -1168,7 +1292,8 @@ impl<'c> Engine<'c> {
         before: &std::rc::Rc<AdminFn>,
         key: u32,
         change: Option<&AdminChange>,
-    ) -> Vec<(Bitset, (AdminVerdict, AdminVerdict))> {
+        expanded: &mut HashMap<Bitset, std::sync::Arc<Bitset>>,
+    ) -> Vec<(std::sync::Arc<Bitset>, (AdminVerdict, AdminVerdict))> {
         if let (Some(change), Some(old_blocks)) = (change, &before.over_atoms) {
             let atoms = self.atoms(dir);
             if let Some(delta) = self.admin_delta(dir, subject, &atoms, change) {
@@ -1183,17 +1308,30 @@ impl<'c> Engine<'c> {
                     };
                     self.admin_cache.borrow_mut().insert(key, f);
                 }
+                // Classes making different changes of the admin layer often change it over
+                // the same atoms: each set of atoms is expanded to peers once per update.
+                let missing: Vec<(Bitset, ())> = delta
+                    .iter()
+                    .filter(|(b, _)| !expanded.contains_key(b))
+                    .map(|(b, _)| (b.clone(), ()))
+                    .collect();
+                let peers = atoms.expand(missing.clone());
+                for ((b, ()), (p, ())) in missing.into_iter().zip(peers) {
+                    expanded.insert(b, std::sync::Arc::new(p));
+                }
                 let alg = self.algebra.borrow();
                 let v = |[a, d]: [u32; 2]| (alg.get(a).clone(), alg.get(d).clone());
-                let regions = delta
+                return delta
                     .into_iter()
-                    .map(|(b, [vb, va])| (b, (v(vb), v(va))))
+                    .map(|(b, [vb, va])| (expanded[&b].clone(), (v(vb), v(va))))
                     .collect();
-                return atoms.expand(regions);
             }
         }
         let after = self.admin_fn(dir, subject, key);
         self.admin_diff(dir, before, &after)
+            .into_iter()
+            .map(|(r, v)| (std::sync::Arc::new(r), v))
+            .collect()
     }
 
     /// The layers below admin of `subject`'s direction over the whole universe, cached by its
@@ -1218,13 +1356,16 @@ impl<'c> Engine<'c> {
                 .collect()
         };
         let blocks = self.blocks_of(dir, &rules);
-        let f = std::rc::Rc::new(LowerFn {
-            blocks: self
-                .evaluate_blocks(dir, blocks, |peer| self.lower_layer(dir, subject, peer))
-                .into_iter()
-                .map(|(b, c)| (std::sync::Arc::new(Members::new(b)), c))
-                .collect(),
-        });
+        let blocks: Vec<(std::sync::Arc<Members>, ConnSet)> = self
+            .evaluate_blocks(dir, blocks, |peer| self.lower_layer(dir, subject, peer))
+            .into_iter()
+            .map(|(b, c)| (std::sync::Arc::new(Members::new(b)), c))
+            .collect();
+        let ids = {
+            let mut alg = self.algebra.borrow_mut();
+            blocks.iter().map(|(_, c)| alg.id(c.clone())).collect()
+        };
+        let f = std::rc::Rc::new(LowerFn { blocks, ids });
         self.lower_cache.borrow_mut().insert(key, f.clone());
         f
     }
@@ -1401,26 +1542,6 @@ impl<'c> Engine<'c> {
         if let Some(p) = &policy {
             affected.union_with(&self.labels.pod_match(&self.cluster, &p.subject));
         }
-        // The old layer verdicts of the classes that may change, for the diff.
-        let mut old_admin: HashMap<u32, std::rc::Rc<AdminFn>> = HashMap::default();
-        let mut old_lower: HashMap<u32, std::rc::Rc<LowerFn>> = HashMap::default();
-        for dir in DIRS {
-            let d = dir_index(dir);
-            let mut seen = HashSet::default();
-            for w in affected.ones() {
-                let c = old_classes[d][w];
-                if !seen.insert(c) {
-                    continue;
-                }
-                let key = self.classes[d].keys[c as usize];
-                old_admin
-                    .entry(key.admin)
-                    .or_insert_with(|| self.admin_fn(dir, w, key.admin));
-                old_lower
-                    .entry(key.lower)
-                    .or_insert_with(|| self.lower_fn(dir, w, key.lower));
-            }
-        }
         let policy = policy.unwrap_or_else(|| {
             let old = &self.cluster.policies[index];
             Policy {
@@ -1441,6 +1562,38 @@ impl<'c> Engine<'c> {
         let same_ip_sets = !adding
             && ip_sets_of(&self.cluster.policies[index]) == ip_sets_of(&policy)
             || adding && ip_sets_of(&policy).iter().all(|v| v.is_empty());
+        // The old layer verdicts of the classes that may change, for the diff: of the admin
+        // layer and of the layers below, as far as the change can move them (`[admin, lower]`).
+        let admin_layer = |l: Layer| l == Layer::Admin;
+        let needs = [
+            !same_ip_sets || old_layer.is_some_and(admin_layer) || admin_layer(policy.layer),
+            !same_ip_sets
+                || old_layer.is_some_and(|l| !admin_layer(l))
+                || !admin_layer(policy.layer),
+        ];
+        let mut old_admin: HashMap<u32, std::rc::Rc<AdminFn>> = HashMap::default();
+        let mut old_lower: HashMap<u32, std::rc::Rc<LowerFn>> = HashMap::default();
+        for dir in DIRS {
+            let d = dir_index(dir);
+            let mut seen = HashSet::default();
+            for w in affected.ones() {
+                let c = old_classes[d][w];
+                if !seen.insert(c) {
+                    continue;
+                }
+                let key = self.classes[d].keys[c as usize];
+                if needs[0] {
+                    old_admin
+                        .entry(key.admin)
+                        .or_insert_with(|| self.admin_fn(dir, w, key.admin));
+                }
+                if needs[1] {
+                    old_lower
+                        .entry(key.lower)
+                        .or_insert_with(|| self.lower_fn(dir, w, key.lower));
+                }
+            }
+        }
         // An admin policy's old version, for bringing admin layers up to date incrementally.
         let old_admin_policy = (old_layer == Some(Layer::Admin) && policy.layer == Layer::Admin)
             .then(|| self.cluster.policies[index].clone());
@@ -1549,10 +1702,6 @@ impl<'c> Engine<'c> {
             *self.atoms.borrow_mut() = atoms;
         }
         let before = self.admin_precedes(index);
-        for w in affected.ones() {
-            let was = old_layer.filter(|_| old_subject.contains(w));
-            self.reapply(w, index, was, &before);
-        }
         let admin_change = (old_layer.is_none_or(|l| l == Layer::Admin)
             && policy.layer == Layer::Admin)
             .then(|| {
@@ -1569,9 +1718,11 @@ impl<'c> Engine<'c> {
                 }
             });
         if admin_change.is_some() {
-            self.reclassify_admin(&affected, &old_classes, index);
+            self.regroup_admin(&affected, &old_classes, index, &before);
         } else {
             for w in affected.ones() {
+                let was = old_layer.filter(|_| old_subject.contains(w));
+                self.reapply(w, index, was, &before);
                 self.classify(w, false);
             }
         }
@@ -1580,67 +1731,89 @@ impl<'c> Engine<'c> {
         let mut changes: Vec<DirChange> = Vec::new();
         for dir in DIRS {
             let d = dir_index(dir);
-            // Per class transition: its first member (members are visited in order) and all.
-            let mut transitions: HashMap<(u32, u32), (usize, Bitset)> = HashMap::default();
+            // Per class transition, its members in order (the first stands for all).
+            let mut moves: Vec<(u32, u32, usize)> = Vec::new();
             for w in affected.ones() {
                 let (a, b) = (old_classes[d][w], self.classes[d].of[w]);
-                if a == b {
-                    continue;
+                if a != b {
+                    subjects[d].insert(w);
+                    moves.push((a, b, w));
                 }
-                subjects[d].insert(w);
-                transitions
-                    .entry((a, b))
-                    .or_insert_with(|| (w, Bitset::empty(n)))
-                    .1
-                    .insert(w);
             }
-            let mut keys: Vec<_> = transitions.into_iter().collect();
-            keys.sort_by_key(|(k, _)| *k);
+            moves.sort_unstable();
             // Where two versions of one layer differ, shared by the classes making the same
-            // change of that layer.
-            let mut admin_diffs: HashMap<(u32, u32), Vec<(std::sync::Arc<Bitset>, _)>> =
-                HashMap::default();
+            // change of that layer; for the admin layer, with what each region's change does
+            // over lower blocks of each connection set ([`AdminRegions`]).
+            let mut admin_diffs: HashMap<(u32, u32), AdminRegions> = HashMap::default();
             let mut lower_diffs: HashMap<(u32, u32), Vec<(Bitset, _)>> = HashMap::default();
-            for ((a, b), (w, ws)) in keys {
+            let mut expanded = HashMap::default();
+            for run in moves.chunk_by(|x, y| (x.0, x.1) == (y.0, y.1)) {
+                let (a, b, w) = run[0];
                 let (ka, kb) = (
                     self.classes[d].keys[a as usize],
                     self.classes[d].keys[b as usize],
                 );
-                let ws = std::sync::Arc::new(ws);
-                let (before_admin, before_lower) = (&old_admin[&ka.admin], &old_lower[&ka.lower]);
-                let after_lower = self.lower_fn(dir, w, kb.lower);
-                let mut emit = |peers: PeerSet, before: ConnSet, after: ConnSet| {
-                    changes.push(DirChange::new(dir, &ws, peers, (before, after)));
+                // The transition's members, as a set made only once a change names them.
+                let mut ws: Option<std::sync::Arc<Bitset>> = None;
+                let mut emit = |peers: PeerSet,
+                                before: std::sync::Arc<ConnSet>,
+                                after: std::sync::Arc<ConnSet>| {
+                    let ws = ws.get_or_insert_with(|| {
+                        let mut b = Bitset::empty(n);
+                        for &(_, _, m) in run {
+                            b.insert(m);
+                        }
+                        std::sync::Arc::new(b)
+                    });
+                    changes.push(DirChange::new(dir, ws, peers, (before, after)));
                 };
                 // A layer is unchanged when its key is and does not name the policy.
                 let same = |a: u32, b: u32| a == b && !self.layer_keys.borrow().names(a, pi);
                 if same(ka.lower, kb.lower) {
                     // Only the admin layer changed: where it did, against the lower blocks.
-                    let regions = admin_diffs.entry((ka.admin, kb.admin)).or_insert_with(|| {
-                        self.admin_update(dir, w, before_admin, kb.admin, admin_change.as_ref())
-                            .into_iter()
-                            .map(|(r, v)| (std::sync::Arc::new(r), v))
-                            .collect()
-                    });
-                    for (z, below) in &after_lower.blocks {
-                        for (r, ((al, dl), (al2, dl2))) in regions.iter() {
+                    let (regions, outcomes) =
+                        admin_diffs.entry((ka.admin, kb.admin)).or_insert_with(|| {
+                            let regions = self.admin_update(
+                                dir,
+                                w,
+                                &old_admin[&ka.admin],
+                                kb.admin,
+                                admin_change.as_ref(),
+                                &mut expanded,
+                            );
+                            (regions, HashMap::default())
+                        });
+                    if regions.is_empty() {
+                        continue;
+                    }
+                    let after_lower = self.lower_fn(dir, w, kb.lower);
+                    for ((z, below), &id) in after_lower.blocks.iter().zip(&after_lower.ids) {
+                        for (i, (r, ((al, dl), (al2, dl2)))) in regions.iter().enumerate() {
                             if !z.intersects(r) {
                                 continue;
                             }
-                            let before = layered(al, dl, below);
-                            let after = layered(al2, dl2, below);
-                            if before != after {
+                            let outcome = outcomes.entry((i, id)).or_insert_with(|| {
+                                let before = layered(al, dl, below);
+                                let after = layered(al2, dl2, below);
+                                (before != after).then(|| (before.into(), after.into()))
+                            });
+                            if let Some((before, after)) = outcome {
                                 // `z` and `r` intersect: the change names both, copying neither.
-                                emit(PeerSet::meet(z, r), before, after);
+                                emit(PeerSet::meet(z, r), before.clone(), after.clone());
                             }
                         }
                     }
                 } else if same(ka.admin, kb.admin) {
-                    let after_admin = self.admin_fn(dir, w, kb.admin);
+                    let before_lower = &old_lower[&ka.lower];
+                    let after_lower = self.lower_fn(dir, w, kb.lower);
                     // Only the layers below changed: where they did, against the admin blocks.
                     let regions = lower_diffs
                         .entry((ka.lower, kb.lower))
                         .or_insert_with(|| diff_blocks(&before_lower.blocks, &after_lower.blocks));
+                    if regions.is_empty() {
+                        continue;
+                    }
+                    let after_admin = self.admin_fn(dir, w, kb.admin);
                     for (x, (al, dl)) in self.admin_blocks(dir, &after_admin) {
                         if dl.is_empty() {
                             continue;
@@ -1654,16 +1827,19 @@ impl<'c> Engine<'c> {
                             if before != after
                                 && let Some(p) = r.intersection_if_any(x)
                             {
-                                emit(p.into(), before, after);
+                                emit(p.into(), before.into(), after.into());
                             }
                         }
                     }
                 } else {
+                    let (before_admin, before_lower) =
+                        (&old_admin[&ka.admin], &old_lower[&ka.lower]);
+                    let after_lower = self.lower_fn(dir, w, kb.lower);
                     let after_admin = self.admin_fn(dir, w, kb.admin);
                     let before = combine(self.admin_blocks(dir, before_admin), before_lower);
                     let after = combine(self.admin_blocks(dir, &after_admin), &after_lower);
                     for (r, (cb, ca)) in diff_blocks(&before, &after) {
-                        emit(r.into(), cb, ca);
+                        emit(r.into(), cb.into(), ca.into());
                     }
                 }
             }
@@ -1853,7 +2029,7 @@ impl<'c> Engine<'c> {
         let mut allowed = ConnSet::none();
         let mut open = ConnSet::all();
         let mut passed = ConnSet::none();
-        for &r in &app.admin {
+        for &r in self.admin_lists.get(app.admin) {
             if open.is_empty() {
                 break;
             }
@@ -1969,7 +2145,7 @@ impl<'c> Engine<'c> {
                 .is_some_and(|c| c.contains(proto, port))
         };
         let mut passed_by = None;
-        for &r in &app.admin {
+        for &r in self.admin_lists.get(app.admin) {
             if !hits(r) {
                 continue;
             }
@@ -2100,13 +2276,37 @@ fn policy_ip_sets(p: &Policy, dir: Direction) -> impl Iterator<Item = &IpSet> {
         })
 }
 
-fn push_applicable(app: &mut [Applicable; 2], p: &Policy, pi: usize) {
+/// An admin rule list without the rules of policy `index`.
+fn without_policy(list: &[RuleRef], index: usize) -> Vec<RuleRef> {
+    list.iter().copied().filter(|r| r.policy != index).collect()
+}
+
+/// An admin rule list (in precedence order) with `refs` inserted after the rules of the
+/// policies that precede theirs (`before`, per policy).
+fn with_rules(
+    list: &[RuleRef],
+    refs: impl Iterator<Item = RuleRef>,
+    before: &[bool],
+) -> Vec<RuleRef> {
+    let at = list.partition_point(|r| before[r.policy]);
+    let mut out = Vec::with_capacity(list.len() + refs.size_hint().0);
+    out.extend_from_slice(&list[..at]);
+    out.extend(refs);
+    out.extend_from_slice(&list[at..]);
+    out
+}
+
+fn push_applicable(
+    app: &mut [Applicable; 2],
+    admin: &mut [Vec<RuleRef>; 2],
+    p: &Policy,
+    pi: usize,
+) {
     for dir in DIRS {
         let Some(rules) = p.rules(dir) else { continue };
         let a = &mut app[dir_index(dir)];
         match p.layer {
-            Layer::Admin => a
-                .admin
+            Layer::Admin => admin[dir_index(dir)]
                 .extend((0..rules.len()).map(|rule| RuleRef { policy: pi, rule })),
             Layer::Namespaced => a.namespaced.push(pi),
             Layer::Baseline => a

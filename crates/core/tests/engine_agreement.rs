@@ -994,7 +994,7 @@ proptest! {
             for ch in &update.changes {
                 for s in ch.subjects.ones() {
                     for u in ch.peers.ones() {
-                        let prev = reported.insert((ch.direction, s, u), (ch.before.clone(), ch.after.clone()));
+                        let prev = reported.insert((ch.direction, s, u), ((*ch.before).clone(), (*ch.after).clone()));
                         prop_assert!(prev.is_none(), "change reported twice");
                     }
                 }
