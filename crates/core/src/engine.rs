@@ -135,8 +135,11 @@ type NamedValues = Vec<Option<(Protocol, u16)>>;
 struct LayerKeys {
     ids: HashMap<LayerKey, u32>,
     keys: Vec<LayerKey>,
-    /// Per policy: the ids given to keys naming it.
-    by_policy: HashMap<u32, Vec<u32>>,
+    /// Per policy: the ids given to keys naming it (some may have been retired since, by a
+    /// change of another policy the key names).
+    by_policy: Vec<Vec<u32>>,
+    /// Per id: retired (its key may have a fresh id by now).
+    retired: Vec<bool>,
 }
 
 impl LayerKeys {
@@ -146,7 +149,11 @@ impl LayerKeys {
         }
         let id = self.keys.len() as u32;
         for &p in &key.1 {
-            self.by_policy.entry(p).or_default().push(id);
+            let p = p as usize;
+            if self.by_policy.len() <= p {
+                self.by_policy.resize_with(p + 1, Vec::new);
+            }
+            self.by_policy[p].push(id);
         }
         self.keys.push(key.clone());
         self.ids.insert(key, id);
@@ -157,11 +164,16 @@ impl LayerKeys {
         self.keys[id as usize].1.contains(&policy)
     }
 
-    /// Retires the ids of every key naming `policy`, and returns them.
+    /// Retires the ids of every key naming `policy`, and returns those that were still in use.
     fn retire(&mut self, policy: u32) -> Vec<u32> {
-        let retired = self.by_policy.remove(&policy).unwrap_or_default();
+        let Some(ids) = self.by_policy.get_mut(policy as usize) else {
+            return Vec::new();
+        };
+        let mut retired = std::mem::take(ids);
+        self.retired.resize(self.keys.len(), false);
+        // Ids retired before by a change of another policy named are gone already.
+        retired.retain(|&id| !std::mem::replace(&mut self.retired[id as usize], true));
         for &id in &retired {
-            // Every key under the id names the policy, whichever id it has now.
             self.ids.remove(&self.keys[id as usize]);
         }
         retired
