@@ -164,6 +164,31 @@ impl LayerKeys {
         self.keys[id as usize].1.contains(&policy)
     }
 
+    /// Drops the keys of retired ids and renumbers the rest in order, without hashing a key
+    /// again; returns the new id of each old one (`u32::MAX`: dropped).
+    fn compact(&mut self) -> Vec<u32> {
+        let mut map = vec![u32::MAX; self.keys.len()];
+        self.retired.resize(self.keys.len(), false);
+        let keys = std::mem::take(&mut self.keys);
+        for (id, key) in keys.into_iter().enumerate() {
+            if !self.retired[id] {
+                map[id] = self.keys.len() as u32;
+                self.keys.push(key);
+            }
+        }
+        for id in self.ids.values_mut() {
+            *id = map[*id as usize];
+        }
+        for ids in &mut self.by_policy {
+            ids.retain_mut(|id| {
+                *id = map[*id as usize];
+                *id != u32::MAX
+            });
+        }
+        self.retired = vec![false; self.keys.len()];
+        map
+    }
+
     /// Retires the ids of every key naming `policy`, and returns those that were still in use.
     fn retire(&mut self, policy: u32) -> Vec<u32> {
         let Some(ids) = self.by_policy.get_mut(policy as usize) else {
@@ -1871,10 +1896,66 @@ impl<'c> Engine<'c> {
                 }
             }
         }
+        // Every change retires layer keys and empties classes; once they outnumber the live
+        // ones four to one, drop them (the cost is linear in what is live, so it is paid off
+        // over the changes that made them).
+        let dead_keys = {
+            let keys = self.layer_keys.borrow();
+            keys.keys.len() > 4 * keys.ids.len() + 16384
+        };
+        let dead_classes = self
+            .classes
+            .iter()
+            .any(|c| c.keys.len() > 4 * c.by_key.len() + 16384);
+        if dead_keys || dead_classes {
+            self.compact();
+        }
         Update {
             subjects,
             pieces_moved,
             changes,
+        }
+    }
+
+    /// Drops the layer keys that changes retired and the classes they left without members,
+    /// renumbering the rest (and the verdicts cached under them). Nothing computed for a live
+    /// key or class is lost. [`Engine::set_policy`] calls this when the dead outnumber the
+    /// live four to one, so an engine updated for a long time stays as large as its cluster.
+    pub fn compact(&mut self) {
+        let map = self.layer_keys.borrow_mut().compact();
+        fn rekey<F>(cache: &mut HashMap<u32, F>, map: &[u32]) {
+            *cache = std::mem::take(cache)
+                .into_iter()
+                .filter_map(|(k, f)| Some((*map.get(k as usize).filter(|&&n| n != u32::MAX)?, f)))
+                .collect();
+        }
+        rekey(&mut self.admin_cache.borrow_mut(), &map);
+        rekey(&mut self.lower_cache.borrow_mut(), &map);
+        for classes in &mut self.classes {
+            let mut renumbered = Classes::default();
+            let mut class_map = vec![u32::MAX; classes.keys.len()];
+            for (c, new) in class_map.iter_mut().enumerate() {
+                if classes.counts[c] == 0 {
+                    continue;
+                }
+                // A class with members has live keys: a key is retired only when a policy it
+                // names changes, and every member of its classes then moves.
+                let k = classes.keys[c];
+                let key = ClassKey {
+                    admin: map[k.admin as usize],
+                    lower: map[k.lower as usize],
+                };
+                debug_assert!(key.admin != u32::MAX && key.lower != u32::MAX);
+                let id = renumbered.keys.len() as u32;
+                *new = id;
+                renumbered.keys.push(key);
+                renumbered.reps.push(classes.reps[c]);
+                renumbered.funcs.push(std::mem::take(&mut classes.funcs[c]));
+                renumbered.counts.push(classes.counts[c]);
+                renumbered.by_key.insert(key, id);
+            }
+            renumbered.of = classes.of.iter().map(|&c| class_map[c as usize]).collect();
+            *classes = renumbered;
         }
     }
 
