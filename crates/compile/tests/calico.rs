@@ -4,12 +4,14 @@
 //! of the bank example.
 
 mod common;
+mod interp;
 mod support;
 
 use bulkhead_compile::{CompileError, Compiled, Options, Target, compile};
 use bulkhead_core::{Labels, Protocol};
-use bulkhead_intent::{Evaluator, IdentityKind, Intent};
-use common::schema::{documents, validate_files};
+use bulkhead_intent::{IdentityKind, Intent};
+use common::schema::validate_files;
+use interp::{Conn, Out, all_docs, node, nodes, small};
 use proptest::prelude::*;
 use serde_json::Value;
 use std::net::IpAddr;
@@ -157,14 +159,6 @@ fn port_matches(ports: Option<&Value>, dst: &Node, p: Protocol, port: u16) -> bo
     })
 }
 
-struct Conn<'a> {
-    src: &'a Node,
-    dst: &'a Node,
-    proto: Protocol,
-    port: u16,
-    v6: bool,
-}
-
 fn rule_matches(r: &Value, c: &Conn, docs: &[Value]) -> bool {
     if let Some(p) = r.get("protocol").and_then(Value::as_str)
         && p != c.proto.as_str()
@@ -181,12 +175,6 @@ fn rule_matches(r: &Value, c: &Conn, docs: &[Value]) -> bool {
     entity_matches(r.get("source"), c.src, sip, docs)
         && entity_matches(d, c.dst, dip, docs)
         && port_matches(d.and_then(|d| d.get("ports")), c.dst, c.proto, c.port)
-}
-
-#[derive(Debug, PartialEq)]
-enum Out {
-    Allow,
-    Deny,
 }
 
 /// One side (`egress` of the source or `ingress` of the destination) under the enforcing objects:
@@ -261,24 +249,9 @@ fn side(docs: &[Value], ep: &Node, dir: &str, c: &Conn) -> Out {
     Out::Allow
 }
 
-fn all_docs(c: &Compiled) -> Vec<Value> {
-    c.files.values().flat_map(|t| documents(t)).collect()
-}
-
 /// Would Calico drop the connection?
 fn drops(docs: &[Value], src: &Node, dst: &Node, p: Protocol, port: u16) -> bool {
-    // Pods are dual-stack here; a connection with an address takes the address's family.
-    let v6 = [src, dst]
-        .iter()
-        .any(|n| !n.is_pod() && n.ips(true).len() == 1 && n.ips(false).is_empty());
-    let c = Conn {
-        src,
-        dst,
-        proto: p,
-        port,
-        v6,
-    };
-    side(docs, src, "egress", &c) == Out::Deny || side(docs, dst, "ingress", &c) == Out::Deny
+    interp::drops(side, docs, src, dst, p, port)
 }
 
 /// Compares the interpreter with the evaluator on every pair and connection of `nodes`.
@@ -288,77 +261,13 @@ fn agree(intent: &Intent, nodes: &[Node]) -> Result<(), String> {
         ..Default::default()
     };
     let compiled = compile(intent, Target::Calico, &opts).map_err(|e| format!("compile: {e}"))?;
-    let errs = validate_files(&compiled.files);
-    if !errs.is_empty() {
-        return Err(format!("schema: {errs:#?}"));
-    }
-    let docs = all_docs(&compiled);
-    let ev = Evaluator::new(intent).unwrap();
-    for s in nodes {
-        for d in nodes {
-            if std::ptr::eq(s, d) || (!s.is_pod() && !d.is_pod()) {
-                continue;
-            }
-            for (p, port) in support::CONNS {
-                let want = expected_drop(&ev, s, d, p, port);
-                let got = drops(&docs, s, d, p, port);
-                if want != got {
-                    return Err(format!(
-                        "{} -> {} {p}/{port}: evaluator drop={want}, calico drop={got}",
-                        s.id.name, d.id.name
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
+    interp::pairwise(side, "calico", intent, &compiled, nodes)
 }
 
 // ---------------------------------------------------------------- reasoning tests
 
-const SEGS: &str = r#"
-apiVersion: bulkhead.dev/v1alpha1
-kind: Segment
-metadata: {name: web}
-spec: {podSelector: {matchLabels: {app: a}}, mode: enforce}
----
-apiVersion: bulkhead.dev/v1alpha1
-kind: Segment
-metadata: {name: db}
-spec: {podSelector: {matchLabels: {app: b}}, mode: enforce}
----
-apiVersion: bulkhead.dev/v1alpha1
-kind: Segment
-metadata: {name: watch}
-spec: {podSelector: {matchLabels: {app: c}}, mode: observe}
-"#;
-
-fn small(policies: &str) -> Intent {
-    load(&format!("{SEGS}---\n{policies}"))
-}
-
-fn nodes() -> Vec<Node> {
-    // p0: app a (web, n1), p1: app b (db, n2), p2: app c (watch, n3), p3: unlabelled (n1).
-    cluster(&[(0, 0, 0), (1, 1, 1), (2, 2, 2), (0, 3, 2)])
-}
-
-fn node<'a>(ns: &'a [Node], name: &str) -> &'a Node {
-    ns.iter().find(|n| n.id.name.ends_with(name)).unwrap()
-}
-
 fn calico_drops(intent: &Intent, src: &str, dst: &str, p: Protocol, port: u16) -> bool {
-    let ns = nodes();
-    let c = compile(
-        intent,
-        Target::Calico,
-        &Options {
-            inventory: inventory(&ns),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert!(validate_files(&c.files).is_empty());
-    drops(&all_docs(&c), node(&ns, src), node(&ns, dst), p, port)
+    interp::compiled_drops(Target::Calico, side, intent, src, dst, p, port)
 }
 
 #[test]
@@ -591,25 +500,7 @@ fn bank_validates_against_the_published_schemas() {
 
 #[test]
 fn bank_golden() {
-    let c = bank();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/calico");
-    let mut text = String::new();
-    for (p, t) in &c.files {
-        let path = dir.join(p.trim_start_matches("calico/"));
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, t).unwrap();
-        }
-        let want = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
-        assert!(
-            want == *t,
-            "{p} drifted from {} (UPDATE_GOLDEN=1 regenerates)",
-            path.display()
-        );
-        text.push_str(t);
-    }
-    assert!(!text.is_empty());
+    interp::golden("calico", &bank());
 }
 
 // ---------------------------------------------------------------- properties

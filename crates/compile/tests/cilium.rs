@@ -5,12 +5,14 @@
 //! evaluator on random intents and clusters, and the golden file of the bank example.
 
 mod common;
+mod interp;
 mod support;
 
 use bulkhead_compile::{CompileError, Compiled, Options, Target, compile};
 use bulkhead_core::{Labels, Protocol};
-use bulkhead_intent::{Evaluator, IdentityKind, Intent};
-use common::schema::{documents, validate_files};
+use bulkhead_intent::{IdentityKind, Intent};
+use common::schema::validate_files;
+use interp::{Conn, Out, all_docs, node, nodes, small};
 use proptest::prelude::*;
 use serde_json::Value;
 use std::net::IpAddr;
@@ -140,20 +142,6 @@ fn ports_match(rule: &Value, dst: &Node, p: Protocol, port: u16) -> bool {
         })
 }
 
-#[derive(Debug, PartialEq)]
-enum Out {
-    Allow,
-    Deny,
-}
-
-struct Conn<'a> {
-    src: &'a Node,
-    dst: &'a Node,
-    proto: Protocol,
-    port: u16,
-    v6: bool,
-}
-
 /// One side of a connection: `egress` of the source or `ingress` of the destination.
 fn side(docs: &[Value], ep: &Node, dir: &str, c: &Conn) -> Out {
     let Some(l) = endpoint_labels(ep) else {
@@ -195,23 +183,9 @@ fn side(docs: &[Value], ep: &Node, dir: &str, c: &Conn) -> Out {
     }
 }
 
-fn all_docs(c: &Compiled) -> Vec<Value> {
-    c.files.values().flat_map(|t| documents(t)).collect()
-}
-
 /// Would Cilium drop the connection?
 fn drops(docs: &[Value], src: &Node, dst: &Node, p: Protocol, port: u16) -> bool {
-    let v6 = [src, dst]
-        .iter()
-        .any(|n| !n.is_pod() && n.ips(true).len() == 1 && n.ips(false).is_empty());
-    let c = Conn {
-        src,
-        dst,
-        proto: p,
-        port,
-        v6,
-    };
-    side(docs, src, "egress", &c) == Out::Deny || side(docs, dst, "ingress", &c) == Out::Deny
+    interp::drops(side, docs, src, dst, p, port)
 }
 
 /// Compares the interpreter with the evaluator on every pair and connection of `nodes`.
@@ -226,77 +200,14 @@ fn agree(intent: &Intent, nodes: &[Node]) -> Result<bool, String> {
         Err(CompileError::Unsupported { loc, .. }) if loc.line > 0 => return Ok(false),
         Err(e) => return Err(format!("compile: {e}")),
     };
-    let errs = validate_files(&compiled.files);
-    if !errs.is_empty() {
-        return Err(format!("schema: {errs:#?}"));
-    }
-    let docs = all_docs(&compiled);
-    let ev = Evaluator::new(intent).unwrap();
-    for s in nodes {
-        for d in nodes {
-            if std::ptr::eq(s, d) || (!s.is_pod() && !d.is_pod()) {
-                continue;
-            }
-            for (p, port) in support::CONNS {
-                let want = expected_drop(&ev, s, d, p, port);
-                let got = drops(&docs, s, d, p, port);
-                if want != got {
-                    return Err(format!(
-                        "{} -> {} {p}/{port}: evaluator drop={want}, cilium drop={got}",
-                        s.id.name, d.id.name
-                    ));
-                }
-            }
-        }
-    }
+    interp::pairwise(side, "cilium", intent, &compiled, nodes)?;
     Ok(true)
 }
 
 // ---------------------------------------------------------------- reasoning tests
 
-const SEGS: &str = r#"
-apiVersion: bulkhead.dev/v1alpha1
-kind: Segment
-metadata: {name: web}
-spec: {podSelector: {matchLabels: {app: a}}, mode: enforce}
----
-apiVersion: bulkhead.dev/v1alpha1
-kind: Segment
-metadata: {name: db}
-spec: {podSelector: {matchLabels: {app: b}}, mode: enforce}
----
-apiVersion: bulkhead.dev/v1alpha1
-kind: Segment
-metadata: {name: watch}
-spec: {podSelector: {matchLabels: {app: c}}, mode: observe}
-"#;
-
-fn small(policies: &str) -> Intent {
-    load(&format!("{SEGS}---\n{policies}"))
-}
-
-fn nodes() -> Vec<Node> {
-    // p0: app a (web, n1), p1: app b (db, n2), p2: app c (watch, n3), p3: unlabelled (n1).
-    cluster(&[(0, 0, 0), (1, 1, 1), (2, 2, 2), (0, 3, 2)])
-}
-
-fn node<'a>(ns: &'a [Node], name: &str) -> &'a Node {
-    ns.iter().find(|n| n.id.name.ends_with(name)).unwrap()
-}
-
 fn cilium_drops(intent: &Intent, src: &str, dst: &str, p: Protocol, port: u16) -> bool {
-    let ns = nodes();
-    let c = compile(
-        intent,
-        Target::Cilium,
-        &Options {
-            inventory: inventory(&ns),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert!(validate_files(&c.files).is_empty());
-    drops(&all_docs(&c), node(&ns, src), node(&ns, dst), p, port)
+    interp::compiled_drops(Target::Cilium, side, intent, src, dst, p, port)
 }
 
 #[test]
@@ -612,25 +523,7 @@ fn bank_validates_against_the_published_schemas() {
 
 #[test]
 fn bank_golden() {
-    let c = bank();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/cilium");
-    let mut text = String::new();
-    for (p, t) in &c.files {
-        let path = dir.join(p.trim_start_matches("cilium/"));
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, t).unwrap();
-        }
-        let want = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
-        assert!(
-            want == *t,
-            "{p} drifted from {} (UPDATE_GOLDEN=1 regenerates)",
-            path.display()
-        );
-        text.push_str(t);
-    }
-    assert!(!text.is_empty());
+    interp::golden("cilium", &bank());
 }
 
 // ---------------------------------------------------------------- properties
