@@ -3,9 +3,11 @@
 //! fail-closed), drift repaired by the running agent, observe counters reported as "would
 //! block", and every change in the audit log. Needs root; skipped with a message otherwise.
 
+mod agent_lab;
 #[path = "../../nft/tests/common/netns.rs"]
 mod netns;
 
+use agent_lab::{Running, audit_actions_of};
 use bulkhead_nft::{ModeOverride, NormalForm};
 use netns::Lab;
 use std::net::IpAddr;
@@ -107,37 +109,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// The audit log's actions, in order (and, with `verify`, the log verifies).
-fn audit_actions_of(data: &Path, verify: bool) -> Vec<String> {
-    let run = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-            .arg("audit")
-            .arg("--data-dir")
-            .arg(data)
-            .args(args)
-            .output()
-            .unwrap();
-        if verify {
-            assert!(o.status.success(), "audit {args:?}: {}", text(&o));
-        }
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    if verify {
-        run(&["verify"]);
-    }
-    // One JSON entry per line.
-    run(&["log", "--format", "json"])
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|e| {
-            e.pointer("/event/action")
-                .or_else(|| e.get("action"))
-                .and_then(|a| a.as_str())
-                .map(String::from)
-        })
-        .collect()
 }
 
 fn audit_actions(data: &Path) -> Vec<String> {
@@ -276,15 +247,6 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("timed out waiting for {what}");
-}
-
-/// The agent process, killed on drop.
-struct Running(std::process::Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -4,9 +4,11 @@
 //! access, and releasing must restore exactly what was allowed before. Needs root; skipped with
 //! a message otherwise.
 
+mod agent_lab;
 #[path = "../../nft/tests/common/netns.rs"]
 mod netns;
 
+use agent_lab::{Running, audit_actions_of};
 use netns::Lab;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -108,15 +110,6 @@ fn ok(o: Output) -> String {
     text
 }
 
-/// The agent process, killed on drop (also when an assertion fails).
-struct Running(std::process::Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start_agent(s: &Setup, ns: &str) -> Running {
     Running(
         Command::new(env!("CARGO_BIN_EXE_bulkhead"))
@@ -136,22 +129,9 @@ fn start_agent(s: &Setup, ns: &str) -> Running {
 
 /// `agent.apply` entries recorded so far (the agent records each apply after verifying it).
 fn applies(s: &Setup) -> usize {
-    let o = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .arg("audit")
-        .arg("--data-dir")
-        .arg(&s.data)
-        .args(["log", "--format", "json"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| {
-            e.pointer("/event/action")
-                .or_else(|| e.get("action"))
-                .and_then(|a| a.as_str())
-                == Some("agent.apply")
-        })
+    audit_actions_of(&s.data, false)
+        .iter()
+        .filter(|a| *a == "agent.apply")
         .count()
 }
 
