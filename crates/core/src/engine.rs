@@ -739,7 +739,7 @@ impl<'c> Engine<'c> {
                 groups.clear();
                 if named && selected && dir == Direction::Ingress {
                     for &(_, _, w) in run {
-                        let values = self.named_values(w, index);
+                        let values = self.layer_named(dir, w, &[index as u32]);
                         match groups.iter_mut().find(|(v, _)| *v == values) {
                             Some((_, members)) => members.push(w),
                             None => groups.push((values, vec![w])),
@@ -760,19 +760,6 @@ impl<'c> Engine<'c> {
                 }
             }
         }
-    }
-
-    /// Workload `w`'s values of the ingress named ports policy `index` names.
-    fn named_values(&self, w: usize, index: usize) -> NamedValues {
-        let wl = &self.cluster.workloads[w];
-        self.sets[index]
-            .ingress_named
-            .iter()
-            .map(|(name, proto)| {
-                wl.resolve_named_port(name, *proto)
-                    .map(|np| (np.protocol, np.port))
-            })
-            .collect()
     }
 
     /// Puts `members` (each already in a class) into the class of `key` in direction `d`.
