@@ -488,15 +488,7 @@ fn entities(
                 addresses,
             } => {
                 if !has_hosts {
-                    return Err(CompileError::Unsupported {
-                        target: Target::Calico,
-                        loc: r.loc().clone(),
-                        what: format!(
-                            "{}: hosts ({selector}) without an inventory that gives their addresses",
-                            r.label()
-                        ),
-                        hint: Some("pass the host inventory (--hosts/--inventory)".into()),
-                    });
+                    return Err(r.hosts_without_inventory(Target::Calico, selector));
                 }
                 // A selector without namespaceSelector in a GlobalNetworkPolicy rule matches
                 // global network sets: the hosts' addresses, by our own label.

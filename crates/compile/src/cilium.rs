@@ -354,15 +354,7 @@ fn cubes(r: &LRule, has_hosts: bool) -> Result<Vec<Cube>, CompileError> {
                     addresses,
                 } => {
                     if !has_hosts {
-                        return Err(CompileError::Unsupported {
-                            target: Target::Cilium,
-                            loc: r.loc().clone(),
-                            what: format!(
-                                "{}: hosts ({selector}) without an inventory that gives their addresses",
-                                r.label()
-                            ),
-                            hint: Some("pass the host inventory (--hosts/--inventory)".into()),
-                        });
+                        return Err(r.hosts_without_inventory(Target::Cilium, selector));
                     }
                     if !addresses.is_empty() {
                         out.push(Term::Addrs(addresses.clone()));

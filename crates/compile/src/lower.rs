@@ -141,6 +141,24 @@ impl LRule<'_> {
     pub fn loc(&self) -> &Loc {
         &self.rule.loc
     }
+
+    /// The refusal of a target that needs the addresses of hosts (`selector`) when no host
+    /// inventory was given.
+    pub fn hosts_without_inventory(
+        &self,
+        target: Target,
+        selector: &impl std::fmt::Display,
+    ) -> CompileError {
+        CompileError::Unsupported {
+            target,
+            loc: self.loc().clone(),
+            what: format!(
+                "{}: hosts ({selector}) without an inventory that gives their addresses",
+                self.label()
+            ),
+            hint: Some("pass the host inventory (--hosts/--inventory)".into()),
+        }
+    }
 }
 
 /// The intent, lowered.

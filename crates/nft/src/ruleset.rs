@@ -409,30 +409,7 @@ pub fn compile_host(
             Hook::Input => ("input", "input"),
             Hook::Output => ("output", "output"),
         };
-        let mut base = vec![
-            NRule {
-                matches: vec![Match::Established],
-                counter: None,
-                verdict: NVerdict::Accept,
-                comment: Some("replies of allowed connections".into()),
-            },
-            NRule {
-                matches: vec![Match::Loopback(if hook == Hook::Input {
-                    End::Src
-                } else {
-                    End::Dst
-                })],
-                counter: None,
-                verdict: NVerdict::Accept,
-                comment: Some("the host itself".into()),
-            },
-            NRule {
-                matches: vec![Match::NeighbourDiscovery],
-                counter: None,
-                verdict: NVerdict::Accept,
-                comment: Some("IPv6 neighbour and multicast listener discovery".into()),
-            },
-        ];
+        let mut base = base_accepts(hook, "replies of allowed connections");
         let mut tier_chains = Vec::new();
         if mode != HostMode::Unmanaged {
             for tier in TIERS {
@@ -645,6 +622,36 @@ fn hook_name(h: Hook) -> &'static str {
     }
 }
 
+/// What every base chain accepts first, whatever the policy: replies of connections already
+/// established (`established`: the comment saying which), the host itself (loopback), and IPv6
+/// neighbour and multicast listener discovery.
+fn base_accepts(hook: Hook, established: &str) -> Vec<NRule> {
+    vec![
+        NRule {
+            matches: vec![Match::Established],
+            counter: None,
+            verdict: NVerdict::Accept,
+            comment: Some(established.into()),
+        },
+        NRule {
+            matches: vec![Match::Loopback(if hook == Hook::Input {
+                End::Src
+            } else {
+                End::Dst
+            })],
+            counter: None,
+            verdict: NVerdict::Accept,
+            comment: Some("the host itself".into()),
+        },
+        NRule {
+            matches: vec![Match::NeighbourDiscovery],
+            counter: None,
+            verdict: NVerdict::Accept,
+            comment: Some("IPv6 neighbour and multicast listener discovery".into()),
+        },
+    ]
+}
+
 /// The agent's fail-closed ruleset (`--on-loss fail-closed`, when its policy source cannot be
 /// read or compiled): drops every new connection in both directions except loopback, IPv6
 /// neighbour and multicast listener discovery, replies of connections already established, and the management
@@ -654,30 +661,7 @@ pub fn fail_closed(host: &str, management_ports: &[u16]) -> Ruleset {
     let mut chains = Vec::new();
     let mut counters = Vec::new();
     for (hook, dir) in [(Hook::Input, "in"), (Hook::Output, "out")] {
-        let mut rules = vec![
-            NRule {
-                matches: vec![Match::Established],
-                counter: None,
-                verdict: NVerdict::Accept,
-                comment: Some("replies of established connections".into()),
-            },
-            NRule {
-                matches: vec![Match::Loopback(if hook == Hook::Input {
-                    End::Src
-                } else {
-                    End::Dst
-                })],
-                counter: None,
-                verdict: NVerdict::Accept,
-                comment: Some("the host itself".into()),
-            },
-            NRule {
-                matches: vec![Match::NeighbourDiscovery],
-                counter: None,
-                verdict: NVerdict::Accept,
-                comment: Some("IPv6 neighbour and multicast listener discovery".into()),
-            },
-        ];
+        let mut rules = base_accepts(hook, "replies of established connections");
         if hook == Hook::Input && !management_ports.is_empty() {
             let mut ports: Vec<u16> = management_ports.to_vec();
             ports.sort_unstable();
