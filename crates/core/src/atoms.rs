@@ -45,6 +45,11 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
         self.members.len()
     }
 
+    /// The atom of universe element `u`.
+    pub(crate) fn atom_of(&self, u: usize) -> usize {
+        self.of[u] as usize
+    }
+
     /// A universe element of atom `a`.
     pub(crate) fn rep(&self, a: usize) -> Option<usize> {
         self.members[a].first()

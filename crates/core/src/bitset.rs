@@ -195,6 +195,35 @@ impl Bitset {
     }
 }
 
+/// A bit set kept with the indices of its nonzero words, so that testing whether it meets
+/// another set ([`IndexedBitset::meets`]) looks at those words only: a small set tested against
+/// many others pays for its extent, not for the universe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexedBitset {
+    set: Bitset,
+    nonzero: Vec<u32>,
+}
+
+impl IndexedBitset {
+    pub fn new(set: Bitset) -> Self {
+        let nonzero = (0..set.words.len() as u32)
+            .filter(|&i| set.words[i as usize] != 0)
+            .collect();
+        IndexedBitset { set, nonzero }
+    }
+
+    pub fn set(&self) -> &Bitset {
+        &self.set
+    }
+
+    /// Whether `self ∩ o` is not empty (`o` over the same universe).
+    pub fn meets(&self, o: &Bitset) -> bool {
+        self.nonzero
+            .iter()
+            .any(|&i| self.set.words[i as usize] & o.words[i as usize] != 0)
+    }
+}
+
 /// A set kept by its density: a bit set, or its elements in order when that list takes no more
 /// room than the bit set (one element in 32 or fewer).
 #[derive(Clone, Debug, PartialEq, Eq)]

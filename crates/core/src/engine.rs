@@ -7,7 +7,7 @@
 //! outside the cluster has no policy of its own.
 
 use crate::atoms::Atoms;
-use crate::bitset::{Bitset, Members};
+use crate::bitset::{Bitset, IndexedBitset, Members};
 use crate::conn::{ConnSet, Protocol};
 use crate::index::{
     DIRS, LabelIndex, NamedKey, Pieces, PolicySets, admin_order, dir_index, named_keys,
@@ -252,8 +252,17 @@ impl AdminFn {
 /// region and lower-layer connections (as [`ConnAlgebra`] ids), the layered verdicts before and
 /// after when they differ (worked out once, for every class making that change).
 type AdminRegions = (
-    Vec<(std::sync::Arc<Bitset>, (AdminVerdict, AdminVerdict))>,
+    Vec<AdminRegion>,
     HashMap<(usize, u32), Option<(std::sync::Arc<ConnSet>, std::sync::Arc<ConnSet>)>>,
+);
+
+/// A region of peers where an admin layer changed: the peers, the admin atoms they are a union
+/// of (when known), and the admin verdicts before and after (allowed, delegated), as ids of the
+/// engine's [`ConnAlgebra`].
+type AdminRegion = (
+    std::sync::Arc<Bitset>,
+    Option<std::sync::Arc<IndexedBitset>>,
+    ([u32; 2], [u32; 2]),
 );
 
 /// The layers below the admin layer over a direction's universe: the connections they would
@@ -265,6 +274,11 @@ struct LowerFn {
     /// Per block: its connections as an id of the engine's [`ConnAlgebra`], so that what a
     /// change of the admin layer does over blocks with equal connections is worked out once.
     ids: Vec<u32>,
+    /// Per block: the admin atoms it meets, as the atoms were when this was worked out (made
+    /// when first asked for, [`Engine::lower_atoms`]). Atoms split since count as met when the
+    /// atom they came from was, so this tells where a block cannot meet a union of atoms (a
+    /// quick test before the exact one over peers), not where it does.
+    atoms: std::cell::RefCell<Option<Vec<Bitset>>>,
 }
 
 /// The subject classes of one direction.
@@ -401,9 +415,22 @@ impl fmt::Debug for PeerSet {
 impl Update {
     /// How many (subject, peer) pairs changed in either direction.
     pub fn changed_pairs(&self) -> usize {
+        // The changes of one class transition come together and share their subjects.
+        let mut last: Option<(*const Bitset, usize)> = None;
         self.changes
             .iter()
-            .map(|c| c.subjects.count() * c.peers.count())
+            .map(|c| {
+                let at = std::sync::Arc::as_ptr(&c.subjects);
+                let subjects = match last {
+                    Some((p, n)) if p == at => n,
+                    _ => {
+                        let n = c.subjects.count();
+                        last = Some((at, n));
+                        n
+                    }
+                };
+                subjects * c.peers.count()
+            })
             .sum()
     }
 }
@@ -486,6 +513,118 @@ struct AdminChange {
     old_rank: (i32, String),
     /// Whether the new version keeps that place.
     same_rank: bool,
+}
+
+/// Where an admin layer changes, as atom groups with the old and the new verdict ids
+/// (allowed, delegated); shared by the layers that make the same change.
+type AdminDelta = std::rc::Rc<Vec<(Bitset, [[u32; 2]; 2])>>;
+
+/// What the admin layers of one direction share while one admin policy change is worked out:
+/// the old rules' peers as today's atoms, the atoms the change can move (with which rules reach
+/// them), the sweeps of [`Engine::admin_delta`] as states and steps between them, and the atom
+/// sets already expanded to peers.
+#[derive(Default)]
+struct DeltaScratch {
+    old_peers: Option<Vec<Bitset>>,
+    /// By whether the old and the new rules apply.
+    reach: HashMap<(bool, bool), Reach>,
+    /// By admin rule list and the variant.
+    lists: HashMap<(u32, (bool, bool)), ListEntry>,
+    key_ids: HashMap<DeltaKey, u32>,
+    keys: Vec<DeltaKey>,
+    /// Sweep states by id, and their ids.
+    states: Vec<PairState>,
+    state_ids: HashMap<PairState, u32>,
+    /// The state where the policy's old and new rules part ways, by key and the subject's
+    /// values of the named ports those rules name (`None`: an atom set is missing).
+    heads: HashMap<(u32, NamedValues), Option<u32>>,
+    /// The state a rule after the policy leads to from a state (with the subject's values of
+    /// the rule's ingress named ports, if it names any).
+    steps: HashMap<(u32, RuleRef, Option<NamedValues>), Option<u32>>,
+    /// The answer of a final state.
+    finals: HashMap<u32, AdminDelta>,
+    expanded: HashMap<Bitset, (std::sync::Arc<Bitset>, std::sync::Arc<IndexedBitset>)>,
+}
+
+impl DeltaScratch {
+    fn intern(&mut self, state: PairParts) -> u32 {
+        let state = std::rc::Rc::new(state);
+        let next = self.states.len() as u32;
+        let id = *self.state_ids.entry(state.clone()).or_insert(next);
+        if id == next {
+            self.states.push(state);
+        }
+        id
+    }
+}
+
+/// Atom groups where an admin layer's old and new versions are in different sweep states
+/// (old allowed, open, passed, then the same for the new), as the rules after the policy are
+/// applied: those still open on either side, and those decided on both.
+type PairState = std::rc::Rc<PairParts>;
+
+/// The parts of a [`PairState`]: atom groups with the states of both sides, still open on
+/// either side, and decided on both.
+type PairParts = (PairGroups, PairGroups);
+
+/// Atom groups, each with an old and a new sweep state.
+type PairGroups = Vec<(Bitset, [u32; 6])>;
+
+/// Ingress named ports (name and protocol) that admin rules name.
+type PortNames = std::rc::Rc<Vec<(String, Option<Protocol>)>>;
+
+/// Of groups in pair states: those whose two sides are equal are dropped (the same rules follow
+/// on both sides, so they stay equal: no change there); those decided on both sides join
+/// `decided` (no later rule moves them).
+fn settle(open: PairGroups, mut decided: PairGroups) -> PairParts {
+    let mut still = Vec::with_capacity(open.len());
+    for (b, s) in open {
+        if s[..3] == s[3..] {
+            continue;
+        }
+        if s[1] == ConnAlgebra::NONE && s[4] == ConnAlgebra::NONE {
+            decided.push((b, s));
+        } else {
+            still.push((b, s));
+        }
+    }
+    (still, decided)
+}
+
+/// An admin rule list's part in a change: the key of the rules before the policy, the ingress
+/// named ports they (and the policy's old and new rules) name, and the rules after it that reach
+/// the change's atoms, each with the ingress named ports it names.
+#[derive(Clone)]
+struct ListEntry {
+    head: u32,
+    names: PortNames,
+    suffix: std::rc::Rc<Vec<(RuleRef, PortNames)>>,
+}
+
+/// The atoms a change's rules reach, and per policy (by index), per rule, whether its peers
+/// meet them (filled as policies are met).
+struct Reach {
+    atoms: Bitset,
+    meets: Vec<Option<Box<[bool]>>>,
+}
+
+/// What decides where an admin policy's old and new rules part ways ([`Engine::admin_delta`];
+/// with the subject's values of the ingress named ports the rules name, as
+/// [`crate::model::Workload::resolve_named_port`] gives them): whether the old and the new rules
+/// apply, and the rules before them that reach the atoms they do.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct DeltaKey {
+    variant: (bool, bool),
+    prefix: Vec<RuleRef>,
+}
+
+/// The old rules' peers of a change, caught up with today's atoms.
+fn old_rules_peers(change: &AdminChange, d: usize, atoms: &Atoms<AtomKey>) -> Vec<Bitset> {
+    change.old_rules[d]
+        .iter()
+        .flatten()
+        .map(|(_, peers)| atoms.catch_up(peers))
+        .collect()
 }
 
 /// The sets the admin atoms are cut by.
@@ -712,11 +851,13 @@ impl<'c> Engine<'c> {
             let d = dir_index(dir);
             let subject = &self.sets[index].subject;
             // Affected workloads by old class and whether the policy selects them now.
-            let mut order: Vec<(u32, bool, usize)> = affected
+            let order: Vec<(u32, bool, usize)> = affected
                 .ones()
                 .map(|w| (old_classes[d][w], subject.contains(w), w))
                 .collect();
-            order.sort_unstable();
+            let order = by_key(order, 2 * self.classes[d].keys.len(), |&(c, s, _)| {
+                2 * c as usize + usize::from(s)
+            });
             // The new admin rule list and key follow from the old key and the policy's part.
             let mut lists: HashMap<(u32, bool), u32> = HashMap::default();
             let mut admin_of: HashMap<(u32, bool, NamedValues), u32> = HashMap::default();
@@ -893,11 +1034,16 @@ impl<'c> Engine<'c> {
         classes.funcs[class as usize].get_or_init(|| {
             let w = self.member(dir, class);
             let key = &classes.keys[class as usize];
+            let admin = self.admin_fn(dir, w, key.admin);
+            let lower = self.lower_fn(dir, w, key.lower);
+            // The admin atoms are at hand (the admin layer was just worked out): the lower
+            // blocks' atoms now, while every class is, rather than when an admin policy change
+            // reads them for thousands of classes at once.
+            if self.atoms.borrow()[dir_index(dir)].is_some() {
+                self.lower_atoms(dir, &lower);
+            }
             std::rc::Rc::new(ClassFn {
-                blocks: combine_members(
-                    self.admin_blocks(dir, &self.admin_fn(dir, w, key.admin)),
-                    &self.lower_fn(dir, w, key.lower),
-                ),
+                blocks: combine_members(self.admin_blocks(dir, &admin), &lower),
             })
         })
     }
@@ -1066,6 +1212,9 @@ impl<'c> Engine<'c> {
     /// atoms its old or new rules reach can change. The rules of higher priority are swept
     /// over those atoms from the start, the old and the new rules of the policy are applied
     /// side by side, and only where their states differ are the lower-priority rules swept on.
+    /// Rules whose peers miss those atoms change nothing there and are passed over, so groups
+    /// whose admin rules differ only in such rules get the same answer, worked out once per
+    /// update ([`DeltaScratch`]).
     /// Returns the changed atom groups with the old and the new verdict ids (allowed,
     /// delegated); `None` when this cannot be worked out so (the caller sweeps in full).
     fn admin_delta(
@@ -1074,7 +1223,8 @@ impl<'c> Engine<'c> {
         subject: usize,
         atoms: &Atoms<AtomKey>,
         change: &AdminChange,
-    ) -> Option<Vec<(Bitset, [[u32; 2]; 2])>> {
+        scratch: &mut DeltaScratch,
+    ) -> Option<AdminDelta> {
         let d = dir_index(dir);
         let index = change.index;
         let app = &self.applicable[subject][d];
@@ -1083,13 +1233,43 @@ impl<'c> Engine<'c> {
         } else {
             &[]
         };
-        let has_new = self
-            .admin_lists
-            .get(app.admin)
-            .iter()
-            .any(|r| r.policy == index);
+        let list = self.admin_lists.get(app.admin);
+        let has_new = list.iter().any(|r| r.policy == index);
         if has_new && !old_rules.is_empty() && !change.same_rank {
             return None;
+        }
+        let variant = (!old_rules.is_empty(), has_new);
+        // The old rules' peers as today's atoms, once per update.
+        if scratch.old_peers.is_none() {
+            scratch.old_peers = Some(old_rules_peers(change, d, atoms));
+        }
+        if !scratch.reach.contains_key(&variant) {
+            // The atoms the policy's rules reach, old or new.
+            let mut reach = Bitset::empty(atoms.len());
+            if variant.0 {
+                for peers in scratch.old_peers.iter().flatten() {
+                    reach.union_with(peers);
+                }
+            }
+            if variant.1 {
+                for rule in 0..self.sets[index].rules[d].len() {
+                    reach.union_with(atoms.get(&AtomKey::Rule(RuleRef {
+                        policy: index,
+                        rule,
+                    }))?);
+                }
+            }
+            scratch.reach.insert(
+                variant,
+                Reach {
+                    atoms: reach,
+                    meets: Vec::new(),
+                },
+            );
+        }
+        let reach = scratch.reach.get_mut(&variant).expect("just made");
+        if reach.atoms.is_empty() {
+            return Some(std::rc::Rc::new(Vec::new()));
         }
         let p = &self.cluster.policies[index];
         let rank_of = |q: usize| {
@@ -1101,6 +1281,97 @@ impl<'c> Engine<'c> {
         } else {
             (change.old_rank.0, change.old_rank.1.as_str(), index)
         };
+        // The rules that reach those atoms, in order, by admin rule list: those before the
+        // policy decide where its old and new rules part ways (with the subject's values of the
+        // ingress named ports those rules name), those after it are swept on from there.
+        let entry = match scratch.lists.get(&(app.admin, variant)) {
+            Some(found) => found.clone(),
+            None => {
+                // Ingress named ports a rule names (the subject resolves them).
+                let names_of = |rule: &Rule| -> Vec<(String, Option<Protocol>)> {
+                    if dir != Direction::Ingress {
+                        return Vec::new();
+                    }
+                    rule.ports
+                        .iter()
+                        .flatten()
+                        .filter_map(|pm| match pm {
+                            PortMatch::Named { protocol, name } => Some((name.clone(), *protocol)),
+                            _ => None,
+                        })
+                        .collect()
+                };
+                let mut names = Vec::new();
+                let mut key = DeltaKey {
+                    variant,
+                    prefix: Vec::new(),
+                };
+                let mut suffix = Vec::new();
+                for (r, _) in old_rules {
+                    names.extend(names_of(r));
+                }
+                for run in list.chunk_by(|x, y| x.policy == y.policy) {
+                    let q = run[0].policy;
+                    if q == index {
+                        for &r in run {
+                            names.extend(names_of(self.rule(dir, r)));
+                        }
+                        continue;
+                    }
+                    if reach.meets.len() <= q {
+                        reach.meets.resize_with(q + 1, || None);
+                    }
+                    let meets = reach.meets[q].get_or_insert_with(|| {
+                        (0..self.sets[q].rules[d].len())
+                            .map(|rule| {
+                                // A missing atom set counts as reaching (the sweep then gives
+                                // up).
+                                atoms
+                                    .get(&AtomKey::Rule(RuleRef { policy: q, rule }))
+                                    .is_none_or(|a| a.intersects(&reach.atoms))
+                            })
+                            .collect()
+                    });
+                    let before = rank_of(q) < at;
+                    for &r in run {
+                        if meets.get(r.rule).copied().unwrap_or(true) {
+                            let own = names_of(self.rule(dir, r));
+                            if before {
+                                key.prefix.push(r);
+                                names.extend(own);
+                            } else {
+                                suffix.push((r, std::rc::Rc::new(own)));
+                            }
+                        }
+                    }
+                }
+                let next = scratch.keys.len() as u32;
+                let id = *scratch.key_ids.entry(key.clone()).or_insert(next);
+                if id == next {
+                    scratch.keys.push(key);
+                }
+                names.sort_unstable();
+                names.dedup();
+                let entry = ListEntry {
+                    head: id,
+                    names: std::rc::Rc::new(names),
+                    suffix: std::rc::Rc::new(suffix),
+                };
+                scratch.lists.insert((app.admin, variant), entry.clone());
+                entry
+            }
+        };
+        let workload = &self.cluster.workloads[subject];
+        let values_of = |names: &[(String, Option<Protocol>)]| -> NamedValues {
+            names
+                .iter()
+                .map(|(name, protocol)| {
+                    workload
+                        .resolve_named_port(name, *protocol)
+                        .map(|np| (np.protocol, np.port))
+                })
+                .collect()
+        };
         let rule_of = |r: RuleRef| -> Option<SweepRule<'_>> {
             Some(SweepRule {
                 rule: self.rule(dir, r),
@@ -1108,54 +1379,101 @@ impl<'c> Engine<'c> {
                 memo: Some(r),
             })
         };
-        let mut prefix = Vec::new();
-        let mut new = Vec::new();
-        let mut suffix = Vec::new();
-        for &r in self.admin_lists.get(app.admin) {
-            if r.policy == index {
-                new.push(rule_of(r)?);
-            } else if rank_of(r.policy) < at {
-                prefix.push(rule_of(r)?);
-            } else {
-                suffix.push(rule_of(r)?);
+        // Where the old and the new rules part ways, once per key and named-port values.
+        let head_key = (entry.head, values_of(&entry.names));
+        let mut state = match scratch.heads.get(&head_key) {
+            Some(&found) => found?,
+            None => {
+                let key = &scratch.keys[entry.head as usize];
+                let new: Vec<RuleRef> =
+                    list.iter().copied().filter(|r| r.policy == index).collect();
+                let reach = scratch.reach[&variant].atoms.clone();
+                let sweep = |rules: &[RuleRef]| {
+                    rules
+                        .iter()
+                        .map(|&r| rule_of(r))
+                        .collect::<Option<Vec<_>>>()
+                };
+                let head = (|| {
+                    let (prefix, new) = (sweep(&key.prefix)?, sweep(&new)?);
+                    let old: Vec<SweepRule<'_>> = old_rules
+                        .iter()
+                        .zip(scratch.old_peers.iter().flatten())
+                        .map(|((rule, _), peers)| SweepRule {
+                            rule,
+                            peers: Cow::Borrowed(peers),
+                            memo: None,
+                        })
+                        .collect();
+                    self.admin_delta_head(dir, subject, atoms, reach, &prefix, &old, &new)
+                })();
+                let id = head.map(|h| scratch.intern(h));
+                scratch.heads.insert(head_key, id);
+                id?
             }
+        };
+        // The rules after it, rule by rule from the state reached: subjects whose rules differ
+        // only further on share the steps up to there, and a state with nothing left to sweep
+        // ends the walk.
+        for (r, names) in entry.suffix.iter() {
+            if scratch.states[state as usize].0.is_empty() {
+                break;
+            }
+            let step_key = (state, *r, (!names.is_empty()).then(|| values_of(names)));
+            state = match scratch.steps.get(&step_key) {
+                Some(&found) => found?,
+                None => {
+                    let from = scratch.states[state as usize].clone();
+                    let next = rule_of(*r)
+                        .and_then(|rule| self.admin_delta_step(dir, subject, atoms, &from, &rule));
+                    let id = next.map(|n| scratch.intern(n));
+                    scratch.steps.insert(step_key, id);
+                    id?
+                }
+            };
         }
-        let old: Vec<SweepRule<'_>> = old_rules
-            .iter()
-            .map(|(rule, peers)| SweepRule {
-                rule,
-                peers: Cow::Owned(atoms.catch_up(peers)),
-                memo: None,
-            })
-            .collect();
-        // The atoms the policy's rules reach, old or new.
-        let mut reach = Bitset::empty(atoms.len());
-        for r in old.iter().chain(&new) {
-            reach.union_with(&r.peers);
+        if let Some(found) = scratch.finals.get(&state) {
+            return Some(found.clone());
         }
-        if reach.is_empty() {
-            return Some(Vec::new());
-        }
+        let done = std::rc::Rc::new(self.admin_delta_end(&scratch.states[state as usize]));
+        scratch.finals.insert(state, done.clone());
+        Some(done)
+    }
+
+    /// [`Engine::admin_delta`] up to the policy: the rules before it swept over the atoms
+    /// `reach` (groups they decide dropped: the same before and after), then its old and its
+    /// new rules side by side; the atom groups where the two states differ, as a
+    /// [`PairState`]'s parts. `None` if an atom set is missing.
+    #[allow(clippy::too_many_arguments)]
+    fn admin_delta_head(
+        &self,
+        dir: Direction,
+        subject: usize,
+        atoms: &Atoms<AtomKey>,
+        reach: Bitset,
+        prefix: &[SweepRule<'_>],
+        old: &[SweepRule<'_>],
+        new: &[SweepRule<'_>],
+    ) -> Option<PairParts> {
         let mut alg = self.algebra.borrow_mut();
         let alg = &mut *alg;
         let mut groups: Vec<(Bitset, SweepState)> = vec![(reach, START)];
-        for r in &prefix {
+        for r in prefix {
             groups = self.sweep_rule(alg, dir, subject, atoms, groups, r, step)?;
-            // Decided before the policy: the same before and after.
             groups.retain(|(_, s)| s[1] != ConnAlgebra::NONE);
             if groups.is_empty() {
-                return Some(Vec::new());
+                return Some((Vec::new(), Vec::new()));
             }
         }
         let mut before = groups.clone();
-        for r in &old {
+        for r in old {
             before = self.sweep_rule(alg, dir, subject, atoms, before, r, step)?;
         }
         let mut after = groups;
-        for r in &new {
+        for r in new {
             after = self.sweep_rule(alg, dir, subject, atoms, after, r, step)?;
         }
-        let mut pairs: Vec<(Bitset, [u32; 6])> = Vec::new();
+        let mut pairs: PairGroups = Vec::new();
         for (b, sb) in &before {
             for (a, sa) in &after {
                 if sb != sa && b.intersects(a) {
@@ -1165,6 +1483,19 @@ impl<'c> Engine<'c> {
                 }
             }
         }
+        Some(settle(pairs, Vec::new()))
+    }
+
+    /// One rule after the policy applied to both sides of a [`PairState`]. `None` if an atom
+    /// set is missing.
+    fn admin_delta_step(
+        &self,
+        dir: Direction,
+        subject: usize,
+        atoms: &Atoms<AtomKey>,
+        from: &PairState,
+        rule: &SweepRule<'_>,
+    ) -> Option<PairParts> {
         let pair_step = |alg: &mut ConnAlgebra, action: Action, conns: u32, s: [u32; 6]| {
             let (b, a) = ([s[0], s[1], s[2]], [s[3], s[4], s[5]]);
             let (nb, na) = (step(alg, action, conns, b), step(alg, action, conns, a));
@@ -1174,21 +1505,31 @@ impl<'c> Engine<'c> {
             let ([x, y, z], [u, v, w]) = (nb.unwrap_or(b), na.unwrap_or(a));
             Some([x, y, z, u, v, w])
         };
-        for r in &suffix {
-            if pairs.is_empty() {
-                break;
-            }
-            pairs = self.sweep_rule(alg, dir, subject, atoms, pairs, r, pair_step)?;
-        }
+        let mut alg = self.algebra.borrow_mut();
+        let open = self.sweep_rule(
+            &mut alg,
+            dir,
+            subject,
+            atoms,
+            from.0.clone(),
+            rule,
+            pair_step,
+        )?;
+        Some(settle(open, from.1.clone()))
+    }
+
+    /// The changed atom groups of a final [`PairState`], with the old and the new verdict ids.
+    fn admin_delta_end(&self, state: &PairState) -> Vec<(Bitset, [[u32; 2]; 2])> {
+        let mut alg = self.algebra.borrow_mut();
         let mut out: Merger<[[u32; 2]; 2]> = Merger::default();
-        for (b, s) in pairs {
-            let vb = verdict(alg, [s[0], s[1], s[2]]);
-            let va = verdict(alg, [s[3], s[4], s[5]]);
+        for (b, s) in state.0.iter().chain(&state.1) {
+            let vb = verdict(&mut alg, [s[0], s[1], s[2]]);
+            let va = verdict(&mut alg, [s[3], s[4], s[5]]);
             if vb != va {
-                out.put(b, [vb, va]);
+                out.put(b.clone(), [vb, va]);
             }
         }
-        Some(out.blocks)
+        out.blocks
     }
 
     /// The admin layer `old` with the changed atom groups of `delta` set to their new
@@ -1316,11 +1657,12 @@ impl<'c> Engine<'c> {
         before: &std::rc::Rc<AdminFn>,
         key: u32,
         change: Option<&AdminChange>,
-        expanded: &mut HashMap<Bitset, std::sync::Arc<Bitset>>,
-    ) -> Vec<(std::sync::Arc<Bitset>, (AdminVerdict, AdminVerdict))> {
+        scratch: &mut DeltaScratch,
+    ) -> Vec<AdminRegion> {
         if let (Some(change), Some(old_blocks)) = (change, &before.over_atoms) {
             let atoms = self.atoms(dir);
-            if let Some(delta) = self.admin_delta(dir, subject, &atoms, change) {
+            if let Some(delta) = self.admin_delta(dir, subject, &atoms, change, scratch) {
+                let expanded = &mut scratch.expanded;
                 if !self.admin_cache.borrow().contains_key(&key) {
                     let f = if delta.is_empty() {
                         before.clone()
@@ -1341,20 +1683,24 @@ impl<'c> Engine<'c> {
                     .collect();
                 let peers = atoms.expand(missing.clone());
                 for ((b, ()), (p, ())) in missing.into_iter().zip(peers) {
-                    expanded.insert(b, std::sync::Arc::new(p));
+                    let atoms = std::sync::Arc::new(IndexedBitset::new(b.clone()));
+                    expanded.insert(b, (std::sync::Arc::new(p), atoms));
                 }
-                let alg = self.algebra.borrow();
-                let v = |[a, d]: [u32; 2]| (alg.get(a).clone(), alg.get(d).clone());
                 return delta
-                    .into_iter()
-                    .map(|(b, [vb, va])| (expanded[&b].clone(), (v(vb), v(va))))
+                    .iter()
+                    .map(|(b, [vb, va])| {
+                        let (peers, atoms) = &expanded[b];
+                        (peers.clone(), Some(atoms.clone()), (*vb, *va))
+                    })
                     .collect();
             }
         }
         let after = self.admin_fn(dir, subject, key);
-        self.admin_diff(dir, before, &after)
-            .into_iter()
-            .map(|(r, v)| (std::sync::Arc::new(r), v))
+        let diff = self.admin_diff(dir, before, &after);
+        let mut alg = self.algebra.borrow_mut();
+        let mut id = |(a, d): AdminVerdict| [alg.id(a), alg.id(d)];
+        diff.into_iter()
+            .map(|(r, (vb, va))| (std::sync::Arc::new(r), None, (id(vb), id(va))))
             .collect()
     }
 
@@ -1389,9 +1735,43 @@ impl<'c> Engine<'c> {
             let mut alg = self.algebra.borrow_mut();
             blocks.iter().map(|(_, c)| alg.id(c.clone())).collect()
         };
-        let f = std::rc::Rc::new(LowerFn { blocks, ids });
+        let f = std::rc::Rc::new(LowerFn {
+            blocks,
+            ids,
+            atoms: Default::default(),
+        });
         self.lower_cache.borrow_mut().insert(key, f.clone());
         f
+    }
+
+    /// The admin atoms each block of `f` meets (see [`LowerFn::atoms`]), caught up with the
+    /// atoms as they are now.
+    fn lower_atoms<'f>(&self, dir: Direction, f: &'f LowerFn) -> std::cell::Ref<'f, Vec<Bitset>> {
+        let atoms = self.atoms(dir);
+        let mut held = f.atoms.borrow_mut();
+        match &mut *held {
+            Some(sets) => {
+                for set in sets.iter_mut() {
+                    if set.len() != atoms.len() {
+                        *set = atoms.catch_up(set);
+                    }
+                }
+            }
+            None => {
+                *held = Some(
+                    f.blocks
+                        .iter()
+                        .map(|(z, _)| {
+                            let mut met = Bitset::empty(atoms.len());
+                            z.each(|u| met.insert(atoms.atom_of(u)));
+                            met
+                        })
+                        .collect(),
+                )
+            }
+        }
+        drop(held);
+        std::cell::Ref::map(f.atoms.borrow(), |a| a.as_ref().expect("just made"))
     }
 
     /// Every connection with something allowed, as `(source, destination, connections)`.
@@ -1652,7 +2032,10 @@ impl<'c> Engine<'c> {
             }
             for (k, f) in old_lower.iter_mut() {
                 if let Some(map) = &maps[dir_of(k)] {
-                    for (b, _) in &mut std::rc::Rc::make_mut(f).blocks {
+                    let f = std::rc::Rc::make_mut(f);
+                    // Over the old atoms, which are gone.
+                    f.atoms = Default::default();
+                    for (b, _) in &mut f.blocks {
                         *b = std::sync::Arc::new(Members::new(remap(
                             &b.to_bitset(),
                             w,
@@ -1753,6 +2136,8 @@ impl<'c> Engine<'c> {
         // The diff: for each affected subject whose class changed, where the verdicts differ.
         let mut subjects = [Bitset::empty(n), Bitset::empty(n)];
         let mut changes: Vec<DirChange> = Vec::new();
+        // Layered verdicts by algebra id, shared by the changes naming them.
+        let mut arcs: HashMap<u32, std::sync::Arc<ConnSet>> = HashMap::default();
         for dir in DIRS {
             let d = dir_index(dir);
             // Per class transition, its members in order (the first stands for all).
@@ -1764,13 +2149,17 @@ impl<'c> Engine<'c> {
                     moves.push((a, b, w));
                 }
             }
-            moves.sort_unstable();
+            // By old class, then new class (a class's members mostly make one transition).
+            let mut moves = by_key(moves, self.classes[d].keys.len(), |&(a, _, _)| a as usize);
+            for run in moves.chunk_by_mut(|x, y| x.0 == y.0) {
+                run.sort_by_key(|&(_, b, _)| b);
+            }
             // Where two versions of one layer differ, shared by the classes making the same
             // change of that layer; for the admin layer, with what each region's change does
             // over lower blocks of each connection set ([`AdminRegions`]).
             let mut admin_diffs: HashMap<(u32, u32), AdminRegions> = HashMap::default();
             let mut lower_diffs: HashMap<(u32, u32), Vec<(Bitset, _)>> = HashMap::default();
-            let mut expanded = HashMap::default();
+            let mut scratch = DeltaScratch::default();
             for run in moves.chunk_by(|x, y| (x.0, x.1) == (y.0, y.1)) {
                 let (a, b, w) = run[0];
                 let (ka, kb) = (
@@ -1803,7 +2192,7 @@ impl<'c> Engine<'c> {
                                 &old_admin[&ka.admin],
                                 kb.admin,
                                 admin_change.as_ref(),
-                                &mut expanded,
+                                &mut scratch,
                             );
                             (regions, HashMap::default())
                         });
@@ -1811,15 +2200,37 @@ impl<'c> Engine<'c> {
                         continue;
                     }
                     let after_lower = self.lower_fn(dir, w, kb.lower);
-                    for ((z, below), &id) in after_lower.blocks.iter().zip(&after_lower.ids) {
-                        for (i, (r, ((al, dl), (al2, dl2)))) in regions.iter().enumerate() {
+                    let lower_atoms = regions
+                        .iter()
+                        .any(|(_, a, _)| a.is_some())
+                        .then(|| self.lower_atoms(dir, &after_lower));
+                    for (k, ((z, _), &id)) in
+                        after_lower.blocks.iter().zip(&after_lower.ids).enumerate()
+                    {
+                        for (i, (r, ra, (vb, va))) in regions.iter().enumerate() {
+                            // Atoms first: most blocks meet few of the changed regions.
+                            if let (Some(ra), Some(za)) = (ra, &lower_atoms)
+                                && !ra.meets(&za[k])
+                            {
+                                continue;
+                            }
                             if !z.intersects(r) {
                                 continue;
                             }
                             let outcome = outcomes.entry((i, id)).or_insert_with(|| {
-                                let before = layered(al, dl, below);
-                                let after = layered(al2, dl2, below);
-                                (before != after).then(|| (before.into(), after.into()))
+                                let mut alg = self.algebra.borrow_mut();
+                                let before = layered_id(&mut alg, *vb, id);
+                                let after = layered_id(&mut alg, *va, id);
+                                (before != after).then(|| {
+                                    let mut arc = |c: u32| {
+                                        arcs.entry(c)
+                                            .or_insert_with(|| {
+                                                std::sync::Arc::new(alg.get(c).clone())
+                                            })
+                                            .clone()
+                                    };
+                                    (arc(before), arc(after))
+                                })
                             });
                             if let Some((before, after)) = outcome {
                                 // `z` and `r` intersect: the change names both, copying neither.
@@ -2397,6 +2808,28 @@ fn push_applicable(
 }
 
 /// A bit set over `[workloads | old pieces]` carried to `[workloads | new pieces]`.
+/// `items` in order of `key` (below `keys`), keeping the order of items with equal keys: a
+/// counting sort, for grouping thousands of workloads by class in time linear in both.
+fn by_key<T: Copy>(items: Vec<T>, keys: usize, key: impl Fn(&T) -> usize) -> Vec<T> {
+    if items.len() < 2 {
+        return items;
+    }
+    let mut start = vec![0u32; keys + 1];
+    for x in &items {
+        start[key(x) + 1] += 1;
+    }
+    for k in 0..keys {
+        start[k + 1] += start[k];
+    }
+    let mut out = items.clone();
+    for x in items {
+        let at = &mut start[key(&x)];
+        out[*at as usize] = x;
+        *at += 1;
+    }
+    out
+}
+
 fn remap(b: &Bitset, w: usize, map: &[usize], len: usize) -> Bitset {
     let mut out = b.resized(w, len);
     for (j, &k) in map.iter().enumerate() {
@@ -2522,6 +2955,12 @@ fn combine_members(admin: &AdminBlocks, lower: &LowerFn) -> Vec<(Members, ConnSe
 /// that allow `below`.
 fn layered(allowed: &ConnSet, delegated: &ConnSet, below: &ConnSet) -> ConnSet {
     allowed.union(&delegated.intersect(below))
+}
+
+/// [`layered`] over ids of a [`ConnAlgebra`]: `[allowed, delegated]` over `below`.
+fn layered_id(alg: &mut ConnAlgebra, [allowed, delegated]: [u32; 2], below: u32) -> u32 {
+    let passed = alg.op(Op::Intersect, delegated, below);
+    alg.op(Op::Union, allowed, passed)
 }
 
 /// Carries blocks over `[workloads | old pieces]` to the new pieces of `map` (if they moved).
@@ -2704,6 +3143,22 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Workload(i) => write!(f, "workload #{i}"),
             Endpoint::External(r) => write!(f, "{r}[External]"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The counting sort orders as a stable sort by the same key does.
+        #[test]
+        fn by_key_is_a_stable_sort(items in proptest::collection::vec((0usize..20, any::<u16>()), 0..200)) {
+            let mut want = items.clone();
+            want.sort_by_key(|&(k, _)| k);
+            prop_assert_eq!(by_key(items, 20, |&(k, _)| k), want);
         }
     }
 }
