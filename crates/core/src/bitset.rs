@@ -195,32 +195,28 @@ impl Bitset {
     }
 }
 
-/// A bit set kept with the indices of its nonzero words, so that testing whether it meets
+/// A bit set kept as its nonzero words with their indices, so that testing whether it meets
 /// another set ([`IndexedBitset::meets`]) looks at those words only: a small set tested against
 /// many others pays for its extent, not for the universe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexedBitset {
-    set: Bitset,
-    nonzero: Vec<u32>,
+    words: Vec<(u32, u64)>,
 }
 
 impl IndexedBitset {
-    pub fn new(set: Bitset) -> Self {
-        let nonzero = (0..set.words.len() as u32)
-            .filter(|&i| set.words[i as usize] != 0)
+    pub fn new(set: &Bitset) -> Self {
+        let words = (set.words.iter().enumerate())
+            .filter(|&(_, &w)| w != 0)
+            .map(|(i, &w)| (i as u32, w))
             .collect();
-        IndexedBitset { set, nonzero }
-    }
-
-    pub fn set(&self) -> &Bitset {
-        &self.set
+        IndexedBitset { words }
     }
 
     /// Whether `self ∩ o` is not empty (`o` over the same universe).
     pub fn meets(&self, o: &Bitset) -> bool {
-        self.nonzero
+        self.words
             .iter()
-            .any(|&i| self.set.words[i as usize] & o.words[i as usize] != 0)
+            .any(|&(i, w)| w & o.words[i as usize] != 0)
     }
 }
 
