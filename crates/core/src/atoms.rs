@@ -50,6 +50,11 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
         self.of[u] as usize
     }
 
+    /// How many universe elements a set of atoms holds.
+    pub(crate) fn count_of(&self, atoms: &Bitset) -> usize {
+        atoms.ones().map(|a| self.size[a]).sum()
+    }
+
     /// A universe element of atom `a`.
     pub(crate) fn rep(&self, a: usize) -> Option<usize> {
         self.members[a].first()
@@ -201,6 +206,7 @@ mod tests {
             let atoms = a.get(&key).unwrap().clone();
             let got = a.expand(vec![(atoms, ())]);
             assert_eq!(got[0].0.ones().collect::<Vec<_>>(), want, "{key}");
+            assert_eq!(a.count_of(a.get(&key).unwrap()), want.len(), "{key}");
         }
         a.remove(&"y");
         assert!(a.get(&"y").is_none());

@@ -218,6 +218,25 @@ impl IndexedBitset {
             .iter()
             .any(|&(i, w)| w & o.words[i as usize] != 0)
     }
+
+    /// The total weight of the `(element, weight)` pairs whose element is in the set; `pairs`
+    /// ascending by element.
+    pub fn weigh(&self, pairs: &[(u32, u32)]) -> usize {
+        let (mut j, mut total) = (0, 0);
+        for &(x, weight) in pairs {
+            let i = x / 64;
+            while j < self.words.len() && self.words[j].0 < i {
+                j += 1;
+            }
+            let Some(&(at, bits)) = self.words.get(j) else {
+                break;
+            };
+            if at == i && bits >> (x % 64) & 1 == 1 {
+                total += weight as usize;
+            }
+        }
+        total
+    }
 }
 
 /// A set kept by its density: a bit set, or its elements in order when that list takes no more
@@ -460,5 +479,26 @@ mod tests {
         assert_eq!(md.meet_count(&sparse), 5, "15..20 of 10..20");
         assert_eq!(far.meet_count(&sparse), 0);
         assert_eq!(ms.universe(), len);
+    }
+
+    proptest::proptest! {
+        /// The weight of the pairs an indexed set holds, against a sum over the pairs one by one.
+        #[test]
+        fn weigh_sums_the_pairs_in_the_set(
+            members in proptest::collection::btree_set(0usize..300, 0..60),
+            pairs in proptest::collection::btree_map(0u32..300, 0u32..1000, 0..40),
+        ) {
+            let mut set = Bitset::empty(300);
+            for &m in &members {
+                set.insert(m);
+            }
+            let pairs: Vec<(u32, u32)> = pairs.into_iter().collect();
+            let want: usize = pairs
+                .iter()
+                .filter(|(x, _)| members.contains(&(*x as usize)))
+                .map(|&(_, w)| w as usize)
+                .sum();
+            proptest::prop_assert_eq!(IndexedBitset::new(&set).weigh(&pairs), want);
+        }
     }
 }

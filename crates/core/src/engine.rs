@@ -257,13 +257,16 @@ type AdminRegions = (
 );
 
 /// A region of peers where an admin layer changed: the peers, the admin atoms they are a union
-/// of (when known), and the admin verdicts before and after (allowed, delegated), as ids of the
-/// engine's [`ConnAlgebra`].
+/// of with how many peers that is (when known), and the admin verdicts before and after
+/// (allowed, delegated), as ids of the engine's [`ConnAlgebra`].
 type AdminRegion = (
     std::sync::Arc<Bitset>,
-    Option<std::sync::Arc<IndexedBitset>>,
+    Option<RegionAtoms>,
     ([u32; 2], [u32; 2]),
 );
+
+/// The admin atoms a region of peers is a union of, and how many peers it holds.
+type RegionAtoms = (std::sync::Arc<IndexedBitset>, usize);
 
 /// The layers below the admin layer over a direction's universe: the connections they would
 /// allow if the admin layer left everything to them.
@@ -274,11 +277,33 @@ struct LowerFn {
     /// Per block: its connections as an id of the engine's [`ConnAlgebra`], so that what a
     /// change of the admin layer does over blocks with equal connections is worked out once.
     ids: Vec<u32>,
-    /// Per block: the admin atoms it meets, as the atoms were when this was worked out (made
-    /// when first asked for, [`Engine::lower_atoms`]). Atoms split since count as met when the
-    /// atom they came from was, so this tells where a block cannot meet a union of atoms (a
-    /// quick test before the exact one over peers), not where it does.
-    atoms: std::cell::RefCell<Option<Vec<Bitset>>>,
+    /// Per block: the admin atoms it meets (made when first asked for,
+    /// [`Engine::lower_atoms`]).
+    atoms: std::cell::RefCell<Option<BlockAtoms>>,
+}
+
+/// The admin atoms each block of a [`LowerFn`] meets. A changed admin region is a union of
+/// atoms, so these tell which blocks it may meet without going over peers, and for blocks
+/// meeting few atoms, how many peers it shares with each.
+#[derive(Clone, Debug)]
+struct BlockAtoms {
+    /// Per block: the atoms it met when this was made, with every atom split off since from
+    /// one of them. This tells where a block cannot meet a union of atoms (a quick test before
+    /// the exact one over peers), not where it does.
+    met: Vec<Bitset>,
+    /// Per block meeting at most [`BlockAtoms::FEW`] atoms: each atom it meets with how many
+    /// of its peers are in that atom, ascending by atom. Exact while no atom has split since
+    /// (empty after): a block then meets a union of atoms exactly when it has peers in one.
+    counts: Vec<Option<AtomCounts>>,
+}
+
+/// Atoms with how many of a set's elements each holds, ascending by atom.
+type AtomCounts = Box<[(u32, u32)]>;
+
+impl BlockAtoms {
+    /// Above this many atoms, summing a block's counts over a region costs about as much as
+    /// counting their common peers, and the counts would take more room than the atoms met.
+    const FEW: usize = 64;
 }
 
 /// The subject classes of one direction.
@@ -322,12 +347,14 @@ pub struct DirChange {
     /// Shared by the changes with the same verdicts (a report may hold many).
     pub before: std::sync::Arc<ConnSet>,
     pub after: std::sync::Arc<ConnSet>,
+    /// How many workloads `subjects` holds.
+    subject_count: usize,
 }
 
 impl DirChange {
     fn new(
         direction: Direction,
-        subjects: &std::sync::Arc<Bitset>,
+        (subjects, subject_count): &(std::sync::Arc<Bitset>, usize),
         peers: PeerSet,
         v: (std::sync::Arc<ConnSet>, std::sync::Arc<ConnSet>),
     ) -> Self {
@@ -337,6 +364,7 @@ impl DirChange {
             peers,
             before: v.0,
             after: v.1,
+            subject_count: *subject_count,
         }
     }
 }
@@ -351,20 +379,26 @@ pub struct PeerSet(PeerRepr);
 #[derive(Clone)]
 enum PeerRepr {
     Own(Bitset),
-    Meet(std::sync::Arc<Members>, std::sync::Arc<Bitset>),
+    /// With how many elements, when known.
+    Meet(
+        std::sync::Arc<Members>,
+        std::sync::Arc<Bitset>,
+        Option<usize>,
+    ),
 }
 
 impl PeerSet {
-    /// The intersection of `a` and `b` (which must be over the same universe and intersect).
-    fn meet(a: &std::sync::Arc<Members>, b: &std::sync::Arc<Bitset>) -> Self {
-        PeerSet(PeerRepr::Meet(a.clone(), b.clone()))
+    /// The intersection of `a` and `b` (which must be over the same universe and intersect),
+    /// with its count when known.
+    fn meet(a: &std::sync::Arc<Members>, b: &std::sync::Arc<Bitset>, count: Option<usize>) -> Self {
+        PeerSet(PeerRepr::Meet(a.clone(), b.clone(), count))
     }
 
     /// The length of the universe the set is over (workloads, then external pieces).
     pub fn universe(&self) -> usize {
         match &self.0 {
             PeerRepr::Own(b) => b.len(),
-            PeerRepr::Meet(_, b) => b.len(),
+            PeerRepr::Meet(_, b, _) => b.len(),
         }
     }
 
@@ -372,14 +406,14 @@ impl PeerSet {
     pub fn count(&self) -> usize {
         match &self.0 {
             PeerRepr::Own(b) => b.count(),
-            PeerRepr::Meet(a, b) => a.meet_count(b),
+            PeerRepr::Meet(a, b, count) => count.unwrap_or_else(|| a.meet_count(b)),
         }
     }
 
     pub fn contains(&self, i: usize) -> bool {
         match &self.0 {
             PeerRepr::Own(b) => b.contains(i),
-            PeerRepr::Meet(a, b) => a.contains(i) && b.contains(i),
+            PeerRepr::Meet(a, b, _) => a.contains(i) && b.contains(i),
         }
     }
 
@@ -387,7 +421,7 @@ impl PeerSet {
     pub fn ones(&self) -> Box<dyn Iterator<Item = usize> + '_> {
         match &self.0 {
             PeerRepr::Own(b) => Box::new(b.ones()),
-            PeerRepr::Meet(a, b) => a.meet_ones(b),
+            PeerRepr::Meet(a, b, _) => a.meet_ones(b),
         }
     }
 
@@ -395,7 +429,7 @@ impl PeerSet {
     pub fn to_bitset(&self) -> Bitset {
         match &self.0 {
             PeerRepr::Own(b) => b.clone(),
-            PeerRepr::Meet(a, b) => a.meet(b).unwrap_or_else(|| Bitset::empty(b.len())),
+            PeerRepr::Meet(a, b, _) => a.meet(b).unwrap_or_else(|| Bitset::empty(b.len())),
         }
     }
 }
@@ -415,22 +449,9 @@ impl fmt::Debug for PeerSet {
 impl Update {
     /// How many (subject, peer) pairs changed in either direction.
     pub fn changed_pairs(&self) -> usize {
-        // The changes of one class transition come together and share their subjects.
-        let mut last: Option<(*const Bitset, usize)> = None;
         self.changes
             .iter()
-            .map(|c| {
-                let at = std::sync::Arc::as_ptr(&c.subjects);
-                let subjects = match last {
-                    Some((p, n)) if p == at => n,
-                    _ => {
-                        let n = c.subjects.count();
-                        last = Some((at, n));
-                        n
-                    }
-                };
-                subjects * c.peers.count()
-            })
+            .map(|c| c.subject_count * c.peers.count())
             .sum()
     }
 }
@@ -543,7 +564,7 @@ struct DeltaScratch {
     steps: HashMap<(u32, RuleRef, Option<NamedValues>), Option<u32>>,
     /// The answer of a final state.
     finals: HashMap<u32, AdminDelta>,
-    expanded: HashMap<Bitset, (std::sync::Arc<Bitset>, std::sync::Arc<IndexedBitset>)>,
+    expanded: HashMap<Bitset, (std::sync::Arc<Bitset>, RegionAtoms)>,
 }
 
 impl DeltaScratch {
@@ -1683,7 +1704,10 @@ impl<'c> Engine<'c> {
                     .collect();
                 let peers = atoms.expand(missing.clone());
                 for ((b, ()), (p, ())) in missing.into_iter().zip(peers) {
-                    let atoms = std::sync::Arc::new(IndexedBitset::new(&b));
+                    let atoms = (
+                        std::sync::Arc::new(IndexedBitset::new(&b)),
+                        atoms.count_of(&b),
+                    );
                     expanded.insert(b, (std::sync::Arc::new(p), atoms));
                 }
                 return delta
@@ -1746,28 +1770,38 @@ impl<'c> Engine<'c> {
 
     /// The admin atoms each block of `f` meets (see [`LowerFn::atoms`]), caught up with the
     /// atoms as they are now.
-    fn lower_atoms<'f>(&self, dir: Direction, f: &'f LowerFn) -> std::cell::Ref<'f, Vec<Bitset>> {
+    fn lower_atoms<'f>(&self, dir: Direction, f: &'f LowerFn) -> std::cell::Ref<'f, BlockAtoms> {
         let atoms = self.atoms(dir);
         let mut held = f.atoms.borrow_mut();
         match &mut *held {
-            Some(sets) => {
-                for set in sets.iter_mut() {
+            Some(held) => {
+                for set in held.met.iter_mut() {
                     if set.len() != atoms.len() {
+                        // Atoms split since: the counts are over atoms that are gone.
                         *set = atoms.catch_up(set);
+                        held.counts = Vec::new();
                     }
                 }
             }
             None => {
-                *held = Some(
-                    f.blocks
-                        .iter()
-                        .map(|(z, _)| {
-                            let mut met = Bitset::empty(atoms.len());
-                            z.each(|u| met.insert(atoms.atom_of(u)));
-                            met
-                        })
-                        .collect(),
-                )
+                let mut tally = vec![0u32; atoms.len()];
+                let (met, counts) = f
+                    .blocks
+                    .iter()
+                    .map(|(z, _)| {
+                        let mut met = Bitset::empty(atoms.len());
+                        z.each(|u| met.insert(atoms.atom_of(u)));
+                        // Counted only for blocks meeting few atoms (a second pass over them).
+                        let counts = (met.count() <= BlockAtoms::FEW).then(|| {
+                            z.each(|u| tally[atoms.atom_of(u)] += 1);
+                            met.ones()
+                                .map(|a| (a as u32, std::mem::take(&mut tally[a])))
+                                .collect::<Box<[_]>>()
+                        });
+                        (met, counts)
+                    })
+                    .unzip();
+                *held = Some(BlockAtoms { met, counts });
             }
         }
         drop(held);
@@ -2160,6 +2194,7 @@ impl<'c> Engine<'c> {
             let mut admin_diffs: HashMap<(u32, u32), AdminRegions> = HashMap::default();
             let mut lower_diffs: HashMap<(u32, u32), Vec<(Bitset, _)>> = HashMap::default();
             let mut scratch = DeltaScratch::default();
+            let mut shared: Vec<Option<usize>> = Vec::new();
             for run in moves.chunk_by(|x, y| (x.0, x.1) == (y.0, y.1)) {
                 let (a, b, w) = run[0];
                 let (ka, kb) = (
@@ -2167,7 +2202,7 @@ impl<'c> Engine<'c> {
                     self.classes[d].keys[b as usize],
                 );
                 // The transition's members, as a set made only once a change names them.
-                let mut ws: Option<std::sync::Arc<Bitset>> = None;
+                let mut ws: Option<(std::sync::Arc<Bitset>, usize)> = None;
                 let mut emit = |peers: PeerSet,
                                 before: std::sync::Arc<ConnSet>,
                                 after: std::sync::Arc<ConnSet>| {
@@ -2176,7 +2211,8 @@ impl<'c> Engine<'c> {
                         for &(_, _, m) in run {
                             b.insert(m);
                         }
-                        std::sync::Arc::new(b)
+                        debug_assert_eq!(b.count(), run.len());
+                        (std::sync::Arc::new(b), run.len())
                     });
                     changes.push(DirChange::new(dir, ws, peers, (before, after)));
                 };
@@ -2204,18 +2240,44 @@ impl<'c> Engine<'c> {
                         .iter()
                         .any(|(_, a, _)| a.is_some())
                         .then(|| self.lower_atoms(dir, &after_lower));
+                    // Per region and block: how many peers they share, where the atoms tell
+                    // (most blocks meet few of the changed regions).
+                    let blocks = after_lower.blocks.len();
+                    shared.clear();
+                    for (_, ra, _) in regions.iter() {
+                        let start = shared.len();
+                        let atoms = ra.as_ref().zip(lower_atoms.as_deref());
+                        shared.extend((0..blocks).map(|k| {
+                            let ((ra, _), atoms) = atoms?;
+                            if !ra.meets(&atoms.met[k]) {
+                                return Some(0);
+                            }
+                            match atoms.counts.get(k) {
+                                Some(Some(counts)) => Some(ra.weigh(counts)),
+                                _ => None,
+                            }
+                        }));
+                        // The blocks partition the peers: when one block's count is all that
+                        // is missing, it is what the others leave of the region.
+                        let row = &mut shared[start..];
+                        let mut unknown = (0..blocks).filter(|&k| row[k].is_none());
+                        if let (Some(((_, size), _)), Some(k), None) =
+                            (atoms, unknown.next(), unknown.next())
+                        {
+                            let known: usize = row.iter().flatten().sum();
+                            row[k] = size.checked_sub(known);
+                        }
+                    }
                     for (k, ((z, _), &id)) in
                         after_lower.blocks.iter().zip(&after_lower.ids).enumerate()
                     {
-                        for (i, (r, ra, (vb, va))) in regions.iter().enumerate() {
-                            // Atoms first: most blocks meet few of the changed regions.
-                            if let (Some(ra), Some(za)) = (ra, &lower_atoms)
-                                && !ra.meets(&za[k])
-                            {
-                                continue;
-                            }
-                            if !z.intersects(r) {
-                                continue;
+                        for (i, (r, _, (vb, va))) in regions.iter().enumerate() {
+                            let shared = shared[i * blocks + k];
+                            match shared {
+                                Some(0) => continue,
+                                Some(n) => debug_assert_eq!(n, z.meet_count(r)),
+                                None if !z.intersects(r) => continue,
+                                None => {}
                             }
                             let outcome = outcomes.entry((i, id)).or_insert_with(|| {
                                 let mut alg = self.algebra.borrow_mut();
@@ -2234,7 +2296,7 @@ impl<'c> Engine<'c> {
                             });
                             if let Some((before, after)) = outcome {
                                 // `z` and `r` intersect: the change names both, copying neither.
-                                emit(PeerSet::meet(z, r), before.clone(), after.clone());
+                                emit(PeerSet::meet(z, r, shared), before.clone(), after.clone());
                             }
                         }
                     }

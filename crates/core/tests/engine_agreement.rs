@@ -1007,6 +1007,9 @@ fn check_edits(c: Cluster, edits: Vec<Edit>) -> Result<(), TestCaseError> {
         let after_dirs = direction_table(&fresh);
         let mut reported = std::collections::BTreeMap::new();
         for ch in &update.changes {
+            // A change's peer count (which may come from counts the engine keeps) is the
+            // number of peers it lists.
+            prop_assert_eq!(ch.peers.count(), ch.peers.ones().count());
             for s in ch.subjects.ones() {
                 for u in ch.peers.ones() {
                     let prev = reported.insert(
@@ -1028,6 +1031,7 @@ fn check_edits(c: Cluster, edits: Vec<Edit>) -> Result<(), TestCaseError> {
                 None => prop_assert_eq!(a, b, "unreported change at {:?}", key),
             }
         }
+        prop_assert_eq!(update.changed_pairs(), reported.len());
     }
     Ok(())
 }
