@@ -28,6 +28,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// mimalloc rather than the system allocator: the engine makes and drops many small bit sets
 /// and connection sets, and glibc's malloc spent a third of an AdminNetworkPolicy update's
@@ -36,7 +37,6 @@ use std::path::PathBuf;
 /// instead of 2–3 ms now and then.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(

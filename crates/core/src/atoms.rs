@@ -204,9 +204,9 @@ mod tests {
         // "x" was registered before the cut of {0,1,2,3}; it still expands to its elements.
         for (key, want) in [("x", vec![0, 1, 2, 3]), ("y", vec![2, 3, 4])] {
             let atoms = a.get(&key).unwrap().clone();
+            assert_eq!(a.count_of(&atoms), want.len(), "{key}");
             let got = a.expand(vec![(atoms, ())]);
             assert_eq!(got[0].0.ones().collect::<Vec<_>>(), want, "{key}");
-            assert_eq!(a.count_of(a.get(&key).unwrap()), want.len(), "{key}");
         }
         a.remove(&"y");
         assert!(a.get(&"y").is_none());

@@ -564,6 +564,7 @@ struct DeltaScratch {
     steps: HashMap<(u32, RuleRef, Option<NamedValues>), Option<u32>>,
     /// The answer of a final state.
     finals: HashMap<u32, AdminDelta>,
+    /// Atom sets expanded to peers, with the atoms indexed and the peers counted.
     expanded: HashMap<Bitset, (std::sync::Arc<Bitset>, RegionAtoms)>,
 }
 
@@ -1774,15 +1775,15 @@ impl<'c> Engine<'c> {
         let atoms = self.atoms(dir);
         let mut held = f.atoms.borrow_mut();
         match &mut *held {
-            Some(held) => {
+            // Atoms split since (the blocks' sets are made and caught up together): the counts
+            // are over atoms that are gone.
+            Some(held) if held.met.first().is_some_and(|m| m.len() != atoms.len()) => {
+                held.counts = Vec::new();
                 for set in held.met.iter_mut() {
-                    if set.len() != atoms.len() {
-                        // Atoms split since: the counts are over atoms that are gone.
-                        *set = atoms.catch_up(set);
-                        held.counts = Vec::new();
-                    }
+                    *set = atoms.catch_up(set);
                 }
             }
+            Some(_) => {}
             None => {
                 let mut tally = vec![0u32; atoms.len()];
                 let (met, counts) = f
@@ -2869,7 +2870,6 @@ fn push_applicable(
     }
 }
 
-/// A bit set over `[workloads | old pieces]` carried to `[workloads | new pieces]`.
 /// `items` in order of `key` (below `keys`), keeping the order of items with equal keys: a
 /// counting sort, for grouping thousands of workloads by class in time linear in both (a few
 /// items among many keys are sorted instead, rather than counted over every key).
@@ -2894,6 +2894,7 @@ fn by_key<T: Copy>(mut items: Vec<T>, keys: usize, key: impl Fn(&T) -> usize) ->
     out
 }
 
+/// A bit set over `[workloads | old pieces]` carried to `[workloads | new pieces]`.
 fn remap(b: &Bitset, w: usize, map: &[usize], len: usize) -> Bitset {
     let mut out = b.resized(w, len);
     for (j, &k) in map.iter().enumerate() {
