@@ -68,7 +68,7 @@ fn opts(inv: &[Identity]) -> Options {
 /// Compiles and applies the intent on every inventory host of the lab (JSON).
 fn apply_all(lab: &Lab, intent: &Intent, inv: &[Identity], force: ModeOverride) -> Vec<Ruleset> {
     let o = opts(inv);
-    (0..inv.len())
+    let rulesets = (0..inv.len())
         .map(|i| {
             let rs = compile_host(intent, &o, &inv[i].name, force).expect("compile");
             lab.nft(i)
@@ -76,7 +76,11 @@ fn apply_all(lab: &Lab, intent: &Intent, inv: &[Identity], force: ModeOverride) 
                 .unwrap_or_else(|e| panic!("apply on h{i}: {e}"));
             rs
         })
-        .collect()
+        .collect();
+    // Probes after this are judged by these rulesets alone.
+    lab.forget_connections()
+        .unwrap_or_else(|e| panic!("forgetting connections: {e}"));
+    rulesets
 }
 
 /// web (h0), app (h1), db (h2) enforced; h3 is in no segment and not even in the inventory of

@@ -181,6 +181,17 @@ impl Lab {
         Ok(())
     }
 
+    /// Forgets every tracked connection in every host. A ruleset accepts the packets of
+    /// connections already established, so a probe that reuses the source port of one a
+    /// previous ruleset let through would pass whatever the new ruleset says: tests that change
+    /// rulesets and probe again call this in between (as `conntrack -F`).
+    pub fn forget_connections(&self) -> Result<(), String> {
+        for ns in &self.hosts {
+            sh(&["ip", "netns", "exec", ns, "conntrack", "-F"])?;
+        }
+        Ok(())
+    }
+
     /// The nft adapter for host `i`.
     pub fn nft(&self, i: usize) -> bulkhead_nft::Nft {
         bulkhead_nft::Nft::in_netns(&self.hosts[i])
