@@ -256,6 +256,32 @@ type AdminRegions = (
     HashMap<(usize, u32), Option<(std::sync::Arc<ConnSet>, std::sync::Arc<ConnSet>)>>,
 );
 
+/// What identifies an [`AdminRegion`] within one update: its shared peer set (by address) and
+/// its verdicts before and after.
+type RegionSig = (usize, [u32; 2], [u32; 2]);
+
+/// Class transitions of one update that change only the admin layer, in the same way
+/// (`delta`, an index into the update's distinct admin changes) over the same lower layer
+/// (key `lower`, of workload `rep`): their members make the same changes.
+struct AdminOnly {
+    delta: usize,
+    lower: u32,
+    rep: usize,
+    members: Vec<usize>,
+}
+
+/// A set of `n` workloads made of `members` (distinct), with its size.
+fn members_set(n: usize, members: impl Iterator<Item = usize>) -> (std::sync::Arc<Bitset>, usize) {
+    let mut b = Bitset::empty(n);
+    let mut count = 0;
+    for m in members {
+        b.insert(m);
+        count += 1;
+    }
+    debug_assert_eq!(b.count(), count);
+    (std::sync::Arc::new(b), count)
+}
+
 /// A region of peers where an admin layer changed: the peers, the admin atoms they are a union
 /// of with how many peers that is (when known), and the admin verdicts before and after
 /// (allowed, delegated), as ids of the engine's [`ConnAlgebra`].
@@ -889,7 +915,14 @@ impl<'c> Engine<'c> {
                 let old = self.classes[d].keys[class as usize];
                 let list = *lists.entry((old.admin, selected)).or_insert_with(|| {
                     let all = &mut self.admin_lists;
-                    let rest = without_policy(all.get(self.applicable[first][d].admin), index);
+                    let was = self.applicable[first][d].admin;
+                    // Most changes keep the policy's rule count and place (a port change):
+                    // the list is then the same, and is not rebuilt.
+                    let count = if selected { counts[d] } else { 0 };
+                    if holds_rules(all.get(was), index, count, before) {
+                        return was;
+                    }
+                    let rest = without_policy(all.get(was), index);
                     if selected {
                         all.id(with_rules(&rest, refs(dir), before))
                     } else {
@@ -2190,12 +2223,18 @@ impl<'c> Engine<'c> {
                 run.sort_by_key(|&(_, b, _)| b);
             }
             // Where two versions of one layer differ, shared by the classes making the same
-            // change of that layer; for the admin layer, with what each region's change does
-            // over lower blocks of each connection set ([`AdminRegions`]).
-            let mut admin_diffs: HashMap<(u32, u32), AdminRegions> = HashMap::default();
+            // change of that layer. For the admin layer, as an index into the distinct admin
+            // changes (by their regions and verdicts), each with what its regions' changes do
+            // over lower blocks of each connection set ([`AdminRegions`]); the transitions
+            // changing only the admin layer are grouped by that change and their lower layer:
+            // the members of a group make the same changes, which they share.
+            let mut admin_diffs: HashMap<(u32, u32), usize> = HashMap::default();
+            let mut deltas: Vec<AdminRegions> = Vec::new();
+            let mut delta_ids: HashMap<Vec<RegionSig>, usize> = HashMap::default();
+            let mut admin_only: Vec<AdminOnly> = Vec::new();
+            let mut admin_only_ids: HashMap<(usize, u32), usize> = HashMap::default();
             let mut lower_diffs: HashMap<(u32, u32), Vec<(Bitset, _)>> = HashMap::default();
             let mut scratch = DeltaScratch::default();
-            let mut shared: Vec<Option<usize>> = Vec::new();
             for run in moves.chunk_by(|x, y| (x.0, x.1) == (y.0, y.1)) {
                 let (a, b, w) = run[0];
                 let (ka, kb) = (
@@ -2207,100 +2246,45 @@ impl<'c> Engine<'c> {
                 let mut emit = |peers: PeerSet,
                                 before: std::sync::Arc<ConnSet>,
                                 after: std::sync::Arc<ConnSet>| {
-                    let ws = ws.get_or_insert_with(|| {
-                        let mut b = Bitset::empty(n);
-                        for &(_, _, m) in run {
-                            b.insert(m);
-                        }
-                        debug_assert_eq!(b.count(), run.len());
-                        (std::sync::Arc::new(b), run.len())
-                    });
+                    let ws = ws.get_or_insert_with(|| members_set(n, run.iter().map(|x| x.2)));
                     changes.push(DirChange::new(dir, ws, peers, (before, after)));
                 };
                 // A layer is unchanged when its key is and does not name the policy.
                 let same = |a: u32, b: u32| a == b && !self.layer_keys.borrow().names(a, pi);
                 if same(ka.lower, kb.lower) {
-                    // Only the admin layer changed: where it did, against the lower blocks.
-                    let (regions, outcomes) =
-                        admin_diffs.entry((ka.admin, kb.admin)).or_insert_with(|| {
-                            let regions = self.admin_update(
-                                dir,
-                                w,
-                                &old_admin[&ka.admin],
-                                kb.admin,
-                                admin_change.as_ref(),
-                                &mut scratch,
-                            );
-                            (regions, HashMap::default())
-                        });
-                    if regions.is_empty() {
+                    // Only the admin layer changed: where it did, against the lower blocks
+                    // (below, once per group).
+                    let delta = *admin_diffs.entry((ka.admin, kb.admin)).or_insert_with(|| {
+                        let regions = self.admin_update(
+                            dir,
+                            w,
+                            &old_admin[&ka.admin],
+                            kb.admin,
+                            admin_change.as_ref(),
+                            &mut scratch,
+                        );
+                        let sig = regions
+                            .iter()
+                            .map(|(r, _, (vb, va))| (std::sync::Arc::as_ptr(r) as usize, *vb, *va))
+                            .collect();
+                        *delta_ids.entry(sig).or_insert_with(|| {
+                            deltas.push((regions, HashMap::default()));
+                            deltas.len() - 1
+                        })
+                    });
+                    if deltas[delta].0.is_empty() {
                         continue;
                     }
-                    let after_lower = self.lower_fn(dir, w, kb.lower);
-                    let lower_atoms = regions
-                        .iter()
-                        .any(|(_, a, _)| a.is_some())
-                        .then(|| self.lower_atoms(dir, &after_lower));
-                    // Per region and block: how many peers they share, where the atoms tell
-                    // (most blocks meet few of the changed regions).
-                    let blocks = after_lower.blocks.len();
-                    shared.clear();
-                    for (_, ra, _) in regions.iter() {
-                        let start = shared.len();
-                        let atoms = ra.as_ref().zip(lower_atoms.as_deref());
-                        shared.extend((0..blocks).map(|k| {
-                            let ((ra, _), atoms) = atoms?;
-                            if !ra.meets(&atoms.met[k]) {
-                                return Some(0);
-                            }
-                            match atoms.counts.get(k) {
-                                Some(Some(counts)) => Some(ra.weigh(counts)),
-                                _ => None,
-                            }
-                        }));
-                        // The blocks partition the peers: when one block's count is all that
-                        // is missing, it is what the others leave of the region.
-                        let row = &mut shared[start..];
-                        let mut unknown = (0..blocks).filter(|&k| row[k].is_none());
-                        if let (Some(((_, size), _)), Some(k), None) =
-                            (atoms, unknown.next(), unknown.next())
-                        {
-                            let known: usize = row.iter().flatten().sum();
-                            row[k] = size.checked_sub(known);
-                        }
-                    }
-                    for (k, ((z, _), &id)) in
-                        after_lower.blocks.iter().zip(&after_lower.ids).enumerate()
-                    {
-                        for (i, (r, _, (vb, va))) in regions.iter().enumerate() {
-                            let shared = shared[i * blocks + k];
-                            match shared {
-                                Some(0) => continue,
-                                Some(n) => debug_assert_eq!(n, z.meet_count(r)),
-                                None if !z.intersects(r) => continue,
-                                None => {}
-                            }
-                            let outcome = outcomes.entry((i, id)).or_insert_with(|| {
-                                let mut alg = self.algebra.borrow_mut();
-                                let before = layered_id(&mut alg, *vb, id);
-                                let after = layered_id(&mut alg, *va, id);
-                                (before != after).then(|| {
-                                    let mut arc = |c: u32| {
-                                        arcs.entry(c)
-                                            .or_insert_with(|| {
-                                                std::sync::Arc::new(alg.get(c).clone())
-                                            })
-                                            .clone()
-                                    };
-                                    (arc(before), arc(after))
-                                })
-                            });
-                            if let Some((before, after)) = outcome {
-                                // `z` and `r` intersect: the change names both, copying neither.
-                                emit(PeerSet::meet(z, r, shared), before.clone(), after.clone());
-                            }
-                        }
-                    }
+                    let g = *admin_only_ids.entry((delta, kb.lower)).or_insert_with(|| {
+                        admin_only.push(AdminOnly {
+                            delta,
+                            lower: kb.lower,
+                            rep: w,
+                            members: Vec::new(),
+                        });
+                        admin_only.len() - 1
+                    });
+                    admin_only[g].members.extend(run.iter().map(|x| x.2));
                 } else if same(ka.admin, kb.admin) {
                     let before_lower = &old_lower[&ka.lower];
                     let after_lower = self.lower_fn(dir, w, kb.lower);
@@ -2338,6 +2322,84 @@ impl<'c> Engine<'c> {
                     let after = combine(self.admin_blocks(dir, &after_admin), &after_lower);
                     for (r, (cb, ca)) in diff_blocks(&before, &after) {
                         emit(r.into(), cb.into(), ca.into());
+                    }
+                }
+            }
+            // The groups changing only the admin layer: each region against the lower blocks.
+            let mut shared: Vec<Option<usize>> = Vec::new();
+            for group in admin_only {
+                let (regions, outcomes) = &mut deltas[group.delta];
+                // The members' set, made once a change names them.
+                let mut ws = None;
+                let after_lower = self.lower_fn(dir, group.rep, group.lower);
+                let lower_atoms = regions
+                    .iter()
+                    .any(|(_, a, _)| a.is_some())
+                    .then(|| self.lower_atoms(dir, &after_lower));
+                // Per region and block: how many peers they share, where the atoms tell (most
+                // blocks meet few of the changed regions).
+                let blocks = after_lower.blocks.len();
+                shared.clear();
+                for (_, ra, _) in regions.iter() {
+                    let start = shared.len();
+                    let atoms = ra.as_ref().zip(lower_atoms.as_deref());
+                    shared.extend((0..blocks).map(|k| {
+                        let ((ra, _), atoms) = atoms?;
+                        if !ra.meets(&atoms.met[k]) {
+                            return Some(0);
+                        }
+                        match atoms.counts.get(k) {
+                            Some(Some(counts)) => Some(ra.weigh(counts)),
+                            _ => None,
+                        }
+                    }));
+                    // The blocks partition the peers: when one block's count is all that is
+                    // missing, it is what the others leave of the region.
+                    let row = &mut shared[start..];
+                    let mut unknown = (0..blocks).filter(|&k| row[k].is_none());
+                    if let (Some(((_, size), _)), Some(k), None) =
+                        (atoms, unknown.next(), unknown.next())
+                    {
+                        let known: usize = row.iter().flatten().sum();
+                        row[k] = size.checked_sub(known);
+                    }
+                }
+                for (k, ((z, _), &id)) in
+                    after_lower.blocks.iter().zip(&after_lower.ids).enumerate()
+                {
+                    for (i, (r, _, (vb, va))) in regions.iter().enumerate() {
+                        let shared = shared[i * blocks + k];
+                        match shared {
+                            Some(0) => continue,
+                            Some(n) => debug_assert_eq!(n, z.meet_count(r)),
+                            None if !z.intersects(r) => continue,
+                            None => {}
+                        }
+                        let outcome = outcomes.entry((i, id)).or_insert_with(|| {
+                            let mut alg = self.algebra.borrow_mut();
+                            let before = layered_id(&mut alg, *vb, id);
+                            let after = layered_id(&mut alg, *va, id);
+                            (before != after).then(|| {
+                                let mut arc = |c: u32| {
+                                    arcs.entry(c)
+                                        .or_insert_with(|| std::sync::Arc::new(alg.get(c).clone()))
+                                        .clone()
+                                };
+                                (arc(before), arc(after))
+                            })
+                        });
+                        if let Some((before, after)) = outcome {
+                            // `z` and `r` intersect: the change names both, copying neither.
+                            let ws = ws.get_or_insert_with(|| {
+                                members_set(n, group.members.iter().copied())
+                            });
+                            changes.push(DirChange::new(
+                                dir,
+                                ws,
+                                PeerSet::meet(z, r, shared),
+                                (before.clone(), after.clone()),
+                            ));
+                        }
                     }
                 }
             }
@@ -2830,6 +2892,22 @@ fn policy_ip_sets(p: &Policy, dir: Direction) -> impl Iterator<Item = &IpSet> {
         })
 }
 
+/// Whether an admin rule list (in precedence order) holds exactly rules `0..count` of policy
+/// `index`, where [`with_rules`] would put them: the list is then what replacing the policy's
+/// rules by those gives.
+fn holds_rules(list: &[RuleRef], index: usize, count: usize, before: &[bool]) -> bool {
+    let start = list
+        .iter()
+        .position(|r| r.policy == index)
+        .unwrap_or_else(|| list.partition_point(|r| before[r.policy]));
+    let end = start + count;
+    end <= list.len()
+        && (list[start..end].iter().enumerate()).all(|(k, r)| r.policy == index && r.rule == k)
+        && !list[end..].iter().any(|r| r.policy == index)
+        && (start == 0 || before[list[start - 1].policy])
+        && (end == list.len() || !before[list[end].policy])
+}
+
 /// An admin rule list without the rules of policy `index`.
 fn without_policy(list: &[RuleRef], index: usize) -> Vec<RuleRef> {
     list.iter().copied().filter(|r| r.policy != index).collect()
@@ -3226,6 +3304,31 @@ mod tests {
             let mut want = items.clone();
             want.sort_by_key(|&(k, _)| k);
             prop_assert_eq!(by_key(items, keys, |&(k, _)| k), want);
+        }
+
+        /// `holds_rules` is true exactly when replacing a policy's rules in an admin rule list
+        /// gives the list back (so the list need not be rebuilt).
+        #[test]
+        fn holds_rules_when_the_list_comes_back_as_it_was(
+            order in Just((0..8).collect::<Vec<usize>>()).prop_shuffle(),
+            present in proptest::collection::vec(any::<bool>(), 8),
+            rules in proptest::collection::vec(0usize..3, 8),
+            index in 0usize..8,
+            count in 0usize..3,
+            place in 0usize..9,
+        ) {
+            // The old list: the present policies' rules, by rank (`order`).
+            let list: Vec<RuleRef> = order
+                .iter()
+                .filter(|&&q| present[q])
+                .flat_map(|&q| (0..rules[q]).map(move |rule| RuleRef { policy: q, rule }))
+                .collect();
+            // The policy's new place: before the policies ranked from `place` on.
+            let rank = |q: usize| order.iter().position(|&x| x == q).expect("ranked");
+            let before: Vec<bool> = (0..8).map(|q| q != index && rank(q) < place).collect();
+            let refs = (0..count).map(|rule| RuleRef { policy: index, rule });
+            let rebuilt = with_rules(&without_policy(&list, index), refs, &before);
+            prop_assert_eq!(holds_rules(&list, index, count, &before), rebuilt == list);
         }
     }
 }
