@@ -2116,6 +2116,18 @@ impl<'c> Engine<'c> {
         }
         self.algebra.borrow_mut().forget_policy(index);
         let sets = policy_sets(&self.cluster, &self.labels, &self.pieces, &policy);
+        // An admin policy that keeps its subject, its place, its rule counts and the ingress
+        // named ports it names leaves every workload's admin rule list and layer keys as they
+        // are: only what the keys naming it mean changes. Its classes are then kept, their admin
+        // layers brought up to date in place, rather than their members moved to fresh classes.
+        let in_place = !pieces_moved
+            && old_admin_policy.as_ref().is_some_and(|old| {
+                let old_sets = &self.sets[index];
+                (old.priority, &old.name) == (policy.priority, &policy.name)
+                    && old_sets.subject == sets.subject
+                    && old_sets.ingress_named == sets.ingress_named
+                    && [0, 1].map(|d| sets.rules[d].len()) == old_rules
+            });
         if adding {
             self.sets.push(sets);
         } else {
@@ -2126,15 +2138,22 @@ impl<'c> Engine<'c> {
         }
         // Layer verdicts computed from this policy's old version, or over the old pieces, are
         // stale; so are the classes whose key names this policy: their workloads land in fresh
-        // classes.
+        // classes, or (in place) the classes keep them and lose their verdicts.
         let pi = index as u32;
         if pieces_moved {
             self.admin_cache.borrow_mut().clear();
             self.lower_cache.borrow_mut().clear();
         }
         // Keys naming the policy get fresh ids from now on, so the classes whose key names it
-        // are never found again (their members move to fresh classes).
-        for id in self.layer_keys.borrow_mut().retire(pi) {
+        // are never found again (their members move to fresh classes); or, for a change in
+        // place, keep their ids and lose what was computed for them.
+        let stale = if in_place {
+            let keys = self.layer_keys.borrow();
+            keys.by_policy.get(index).cloned().unwrap_or_default()
+        } else {
+            self.layer_keys.borrow_mut().retire(pi)
+        };
+        for id in stale {
             self.admin_cache.borrow_mut().remove(&id);
             self.lower_cache.borrow_mut().remove(&id);
         }
@@ -2192,7 +2211,18 @@ impl<'c> Engine<'c> {
                     old_rules: old_rule_atoms,
                 }
             });
-        if admin_change.is_some() {
+        // In place: the classes of a direction the policy has rules in (whose admin key names it)
+        // keep their members and keys, and only their verdicts are dropped.
+        let kept = DIRS.map(|dir| in_place && !self.sets[index].rules[dir_index(dir)].is_empty());
+        if in_place {
+            for (d, classes) in self.classes.iter_mut().enumerate() {
+                if kept[d] {
+                    for w in affected.ones() {
+                        classes.funcs[classes.of[w] as usize].take();
+                    }
+                }
+            }
+        } else if admin_change.is_some() {
             self.regroup_admin(&affected, &old_classes, index, &before);
         } else {
             for w in affected.ones() {
@@ -2212,7 +2242,16 @@ impl<'c> Engine<'c> {
             let mut moves: Vec<(u32, u32, usize)> = Vec::new();
             for w in affected.ones() {
                 let (a, b) = (old_classes[d][w], self.classes[d].of[w]);
-                if a != b {
+                // In place, a class is kept exactly when its admin key names the policy.
+                debug_assert!(
+                    !in_place
+                        || a == b
+                            && kept[d] == {
+                                let admin = self.classes[d].keys[a as usize].admin;
+                                self.layer_keys.borrow().names(admin, pi)
+                            }
+                );
+                if a != b || kept[d] {
                     subjects[d].insert(w);
                     moves.push((a, b, w));
                 }

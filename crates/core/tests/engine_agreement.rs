@@ -931,12 +931,16 @@ fn classwise(
     Ok(out)
 }
 
-/// A policy edit: replace policy `i`, remove it, or add a new one.
+/// A policy edit: replace policy `i`, remove it, add a new one, or give policy `i`'s rule `k`
+/// (counting ingress, then egress) new ports and, for an admin policy, maybe a new action —
+/// everything else kept, as a port change in a bank's pipeline would (the engine may then keep
+/// the policy's classes in place).
 #[derive(Debug, Clone)]
 enum Edit {
     Replace(usize, Policy),
     Remove(usize),
     Add(Policy),
+    Retune(usize, usize, Option<Vec<PortMatch>>, Option<Action>),
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
@@ -944,6 +948,13 @@ fn edit() -> impl Strategy<Value = Edit> {
         (0usize..8, policy()).prop_map(|(i, p)| Edit::Replace(i, p)),
         (0usize..8).prop_map(Edit::Remove),
         policy().prop_map(Edit::Add),
+        (
+            0usize..8,
+            0usize..6,
+            prop::option::of(prop::collection::vec(port_match(), 1..3)),
+            prop::option::of(select(&[Action::Allow, Action::Deny, Action::Pass])),
+        )
+            .prop_map(|(i, k, ports, action)| Edit::Retune(i, k, ports, action)),
     ]
 }
 
@@ -980,8 +991,25 @@ fn check_edits(c: Cluster, edits: Vec<Edit>) -> Result<(), TestCaseError> {
                 (i % n, Some(p))
             }
             Edit::Remove(i) if n > 0 => (i % n, None),
+            Edit::Retune(i, k, ports, action) if n > 0 => {
+                let mut p = expected.policies[i % n].clone();
+                let admin = p.layer == Layer::Admin;
+                let mut rules: Vec<&mut Rule> = (p.ingress.iter_mut().flatten())
+                    .chain(p.egress.iter_mut().flatten())
+                    .collect();
+                if rules.is_empty() {
+                    continue;
+                }
+                let count = rules.len();
+                let r = &mut rules[k % count];
+                r.ports = ports;
+                if let Some(a) = action.filter(|_| admin) {
+                    r.action = a;
+                }
+                (i % n, Some(p))
+            }
             Edit::Replace(_, p) | Edit::Add(p) => (n, Some(p)),
-            Edit::Remove(_) => continue,
+            Edit::Remove(_) | Edit::Retune(..) => continue,
         };
         let update = engine.set_policy(index, policy.clone());
         // Dropping retired keys and empty classes (which set_policy does by itself only
