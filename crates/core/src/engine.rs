@@ -2327,6 +2327,12 @@ impl<'c> Engine<'c> {
                 } else if same(ka.admin, kb.admin) {
                     let before_lower = &old_lower[&ka.lower];
                     let after_lower = self.lower_fn(dir, w, kb.lower);
+                    // The new lower blocks' admin atoms now, as a class's first evaluation
+                    // would: a few classes here, rather than thousands at once when the next
+                    // admin policy change reads them.
+                    if self.atoms.borrow()[d].is_some() {
+                        self.lower_atoms(dir, &after_lower);
+                    }
                     // Only the layers below changed: where they did, against the admin blocks.
                     let regions = lower_diffs
                         .entry((ka.lower, kb.lower))
