@@ -365,7 +365,14 @@ fn keys_are_private_and_never_in_the_public_files() {
         fs::set_permissions(&p.signing_key, fs::Permissions::from_mode(0o600)).unwrap();
     }
     let secret = fs::read_to_string(&p.signing_key).unwrap();
-    let b64 = secret.trim().rsplit('+').next().unwrap().to_string();
+    // PRIVATE+KEY+name+keyid+base64, where the base64 may itself hold '+' (taking the part
+    // after the last '+' made this test fail by chance when that part was a few characters).
+    let b64 = secret.trim().splitn(5, '+').nth(4).unwrap().to_string();
+    assert_eq!(
+        b64.len(),
+        44,
+        "the whole key: a type byte and a 32-byte seed"
+    );
     for f in [&p.signing_pub, &p.trust_pub, &p.checkpoint, &p.entries] {
         let text = String::from_utf8_lossy(&fs::read(f).unwrap()).to_string();
         assert!(
