@@ -1092,8 +1092,8 @@ impl<'c> Engine<'c> {
             let admin = self.admin_fn(dir, w, key.admin);
             let lower = self.lower_fn(dir, w, key.lower);
             // The admin atoms are at hand (the admin layer was just worked out): the lower
-            // blocks' atoms now, while every class is, rather than when an admin policy change
-            // reads them for thousands of classes at once.
+            // blocks' atoms now, if the layer was made before there were atoms ([`lower_fn`]
+            // fills them in when there are).
             if self.atoms.borrow()[dir_index(dir)].is_some() {
                 self.lower_atoms(dir, &lower);
             }
@@ -1798,6 +1798,12 @@ impl<'c> Engine<'c> {
             ids,
             atoms: Default::default(),
         });
+        // The blocks' admin atoms now, while the layer is made (a few layers per NetworkPolicy
+        // change), rather than for thousands of layers at once when the next admin policy
+        // change reads them.
+        if self.atoms.borrow()[dir_index(dir)].is_some() {
+            self.lower_atoms(dir, &f);
+        }
         self.lower_cache.borrow_mut().insert(key, f.clone());
         f
     }
@@ -2327,12 +2333,6 @@ impl<'c> Engine<'c> {
                 } else if same(ka.admin, kb.admin) {
                     let before_lower = &old_lower[&ka.lower];
                     let after_lower = self.lower_fn(dir, w, kb.lower);
-                    // The new lower blocks' admin atoms now, as a class's first evaluation
-                    // would: a few classes here, rather than thousands at once when the next
-                    // admin policy change reads them.
-                    if self.atoms.borrow()[d].is_some() {
-                        self.lower_atoms(dir, &after_lower);
-                    }
                     // Only the layers below changed: where they did, against the admin blocks.
                     let regions = lower_diffs
                         .entry((ka.lower, kb.lower))
