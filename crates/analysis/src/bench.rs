@@ -37,6 +37,9 @@ pub struct EngineBench {
     pub np_updates: UpdateFigures,
     /// Single AdminNetworkPolicy changes, removals and additions.
     pub anp_updates: UpdateFigures,
+    /// With `every`: a change of the first rule's ports and a removal of every
+    /// AdminNetworkPolicy (after the sampled updates above, and the copies they added).
+    pub anp_every: Option<UpdateFigures>,
     /// Peak resident memory of the process (VmHWM), in MiB.
     pub peak_rss_mib: f64,
 }
@@ -59,6 +62,13 @@ pub struct UpdateFigures {
     pub pieces_moved: usize,
     /// Mean number of (subject, peer) direction verdicts that changed per update.
     pub mean_changed_pairs: f64,
+    /// Compactions run between updates when the engine asked for one
+    /// ([`Engine::wants_compaction`]), as a caller applying a stream of changes would: how
+    /// many, and their CPU time (not in the figures above).
+    pub compactions: usize,
+    pub compaction_max_ms: f64,
+    /// The update that took the most CPU time.
+    pub slowest: String,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -111,8 +121,15 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Runs the benchmark on manifests under `path`.
-pub fn run(path: &Path, evals: usize, updates: usize, seed: u64) -> Result<EngineBench, String> {
+/// Runs the benchmark on manifests under `path`: `evals` single decisions, `updates` sampled
+/// updates of each layer and, with `every`, a change and a removal of every admin policy.
+pub fn run(
+    path: &Path,
+    evals: usize,
+    updates: usize,
+    seed: u64,
+    every: bool,
+) -> Result<EngineBench, String> {
     let t0 = Instant::now();
     let loaded = Loaded::from_paths(&[path]);
     if let Some(e) = loaded.errors.first() {
@@ -165,6 +182,7 @@ pub fn run(path: &Path, evals: usize, updates: usize, seed: u64) -> Result<Engin
 
     let np_updates = measure_updates(&mut engine, Layer::Namespaced, updates, &mut rng);
     let anp_updates = measure_updates(&mut engine, Layer::Admin, updates, &mut rng);
+    let anp_every = every.then(|| measure_every(&mut engine, Layer::Admin, &mut rng));
     let eval_mean_us = eval_us.iter().sum::<f64>() / eval_us.len().max(1) as f64;
     Ok(EngineBench {
         workloads,
@@ -185,32 +203,70 @@ pub fn run(path: &Path, evals: usize, updates: usize, seed: u64) -> Result<Engin
         eval_p99_us: percentile(&mut eval_us, 0.99),
         np_updates,
         anp_updates,
+        anp_every,
         peak_rss_mib: peak_rss_mib(),
     })
 }
 
-/// Times `count` single-policy updates of one layer: in turn a change of the first rule's ports,
-/// a removal, and an addition of a copy. Changed policies are put back (untimed) so every update
-/// starts from the generated state.
+/// The policies of one layer, by index.
+fn of_layer(engine: &Engine<'_>, layer: Layer) -> Vec<usize> {
+    (0..engine.cluster().policies.len())
+        .filter(|&i| engine.cluster().policies[i].layer == layer)
+        .collect()
+}
+
+/// Times `count` single-policy updates of policies chosen at random from one layer: in turn a
+/// change of the first rule's ports, a removal, and an addition of a copy.
 fn measure_updates(
     engine: &mut Engine<'_>,
     layer: Layer,
     count: usize,
     rng: &mut SplitMix,
 ) -> UpdateFigures {
-    let indices: Vec<usize> = (0..engine.cluster().policies.len())
-        .filter(|&i| engine.cluster().policies[i].layer == layer)
-        .collect();
+    let indices = of_layer(engine, layer);
     if indices.is_empty() {
+        return UpdateFigures::default();
+    }
+    let plan = |rng: &mut SplitMix, k: usize| (indices[rng.below(indices.len())], k % 3);
+    time_updates(engine, count, plan, rng)
+}
+
+/// Times a change of the first rule's ports and a removal of every policy of one layer.
+fn measure_every(engine: &mut Engine<'_>, layer: Layer, rng: &mut SplitMix) -> UpdateFigures {
+    let indices = of_layer(engine, layer);
+    let plan = |_: &mut SplitMix, k: usize| (indices[k / 2], k % 2);
+    time_updates(engine, 2 * indices.len(), plan, rng)
+}
+
+/// Times `count` updates, the `k`th as `plan` says: a policy index and a kind, 0 a change of
+/// the first rule's ports, 1 a removal, 2 an addition of a copy. Changed and removed policies
+/// are put back (untimed) so every update starts from the generated state (but for the copies
+/// added).
+fn time_updates(
+    engine: &mut Engine<'_>,
+    count: usize,
+    mut plan: impl FnMut(&mut SplitMix, usize) -> (usize, usize),
+    rng: &mut SplitMix,
+) -> UpdateFigures {
+    if count == 0 {
         return UpdateFigures::default();
     }
     let mut times = Vec::with_capacity(count);
     let mut cpu = Vec::with_capacity(count);
     let (mut pieces_moved, mut changed) = (0, 0usize);
+    let mut compactions = Vec::new();
+    let mut maintain = |engine: &mut Engine<'_>| {
+        if engine.wants_compaction() {
+            let c = thread_cpu_ms();
+            engine.compact();
+            compactions.push(thread_cpu_ms() - c);
+        }
+    };
+    let mut slowest = (0.0, String::new());
     for k in 0..count {
-        let i = indices[rng.below(indices.len())];
+        let (i, kind) = plan(rng, k);
         let old = engine.cluster().policies[i].clone();
-        let (idx, new) = match k % 3 {
+        let (idx, new) = match kind {
             0 => {
                 let mut p = old.clone();
                 let port = 1000 + rng.below(60000) as u16;
@@ -234,10 +290,16 @@ fn measure_updates(
         let up = engine.set_policy(idx, new);
         changed += up.changed_pairs();
         cpu.push(thread_cpu_ms() - c);
+        if cpu[cpu.len() - 1] > slowest.0 {
+            let what = ["change of", "removal of", "copy of"][kind.min(2)];
+            slowest = (cpu[cpu.len() - 1], format!("{what} {}", old.name));
+        }
         times.push(ms(t.elapsed()));
         pieces_moved += usize::from(up.pieces_moved);
-        if k % 3 != 2 {
+        maintain(engine);
+        if kind != 2 {
             engine.set_policy(i, Some(old));
+            maintain(engine);
         }
     }
     let mean_ms = times.iter().sum::<f64>() / times.len() as f64;
@@ -256,5 +318,8 @@ fn measure_updates(
         max_ms,
         pieces_moved,
         mean_changed_pairs: changed as f64 / count.max(1) as f64,
+        compactions: compactions.len(),
+        compaction_max_ms: compactions.iter().copied().fold(0.0, f64::max),
+        slowest: slowest.1,
     }
 }

@@ -108,6 +108,10 @@ pub enum BenchCommand {
         /// Seed for choosing the flows and updates.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Also change and remove every AdminNetworkPolicy once (`anp_every`), rather than
+        /// only those the sample picks.
+        #[arg(long)]
+        every_admin: bool,
     },
 }
 
@@ -180,11 +184,12 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             evals,
             updates,
             seed,
+            every_admin,
         } => {
             if !path.exists() {
                 bail!("{}: no such file or directory", path.display());
             }
-            let b = bulkhead_analysis::bench::run(&path, evals, updates, seed)
+            let b = bulkhead_analysis::bench::run(&path, evals, updates, seed, every_admin)
                 .map_err(anyhow::Error::msg)
                 .with_context(|| format!("bench connectivity {}", path.display()))?;
             println!("{}", serde_json::to_string_pretty(&b)?);

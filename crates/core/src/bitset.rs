@@ -219,6 +219,21 @@ impl IndexedBitset {
             .any(|&(i, w)| w & o.words[i as usize] != 0)
     }
 
+    /// The elements, ascending.
+    pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        self.words.iter().flat_map(|&(i, w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let t = w.trailing_zeros() as usize;
+                w &= w - 1;
+                Some(i as usize * 64 + t)
+            })
+        })
+    }
+
     /// The total weight of the `(element, weight)` pairs whose element is in the set; `pairs`
     /// ascending by element.
     pub fn weigh(&self, pairs: &[(u32, u32)]) -> usize {

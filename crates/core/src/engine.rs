@@ -233,17 +233,50 @@ type AdminVerdict = (ConnSet, ConnSet);
 #[derive(Clone, Debug)]
 struct AdminFn {
     /// Over the atoms as they were when it was worked out (later splits are caught up with
-    /// when it is read); `None` when it was worked out over peers.
-    over_atoms: Option<AdminBlocks>,
+    /// when it is read); `None` when it was worked out over peers. Made on first use when the
+    /// layer was `patched` ([`Engine::admin_atoms`]).
+    over_atoms: Option<OnceCell<AdminBlocks>>,
+    /// A layer an admin policy change brought up to date, not read since: the layer it was
+    /// patched from and the changes to make to it, in order. Patching thousands of layers
+    /// would take a large part of a change; most are read again only much later, if at all.
+    patched: std::cell::RefCell<Option<(std::rc::Rc<AdminFn>, Vec<AdminDelta>)>>,
     /// Over the universe of peers, made on first use.
     blocks: OnceCell<AdminBlocks>,
 }
 
 impl AdminFn {
+    /// At most this many changes wait to be made to a layer: the layer they are made to, and
+    /// every change, are held until then.
+    const PATCHES: usize = 4;
+
     fn over_peers(blocks: AdminBlocks) -> Self {
         AdminFn {
             over_atoms: None,
+            patched: Default::default(),
             blocks: OnceCell::from(blocks),
+        }
+    }
+
+    fn over_atoms(blocks: AdminBlocks) -> Self {
+        AdminFn {
+            over_atoms: Some(OnceCell::from(blocks)),
+            patched: Default::default(),
+            blocks: OnceCell::new(),
+        }
+    }
+
+    /// `before` with `delta` made to it, when it is read.
+    fn patch(before: &std::rc::Rc<AdminFn>, delta: AdminDelta) -> Self {
+        let pending = before.patched.borrow().clone();
+        let (base, mut deltas) = match pending {
+            Some((base, deltas)) if deltas.len() < AdminFn::PATCHES => (base, deltas),
+            _ => (before.clone(), Vec::new()),
+        };
+        deltas.push(delta);
+        AdminFn {
+            over_atoms: Some(OnceCell::new()),
+            patched: std::cell::RefCell::new(Some((base, deltas))),
+            blocks: OnceCell::new(),
         }
     }
 }
@@ -251,10 +284,25 @@ impl AdminFn {
 /// Where an admin layer changed, over peers, with the verdicts before and after; and, per
 /// region and lower-layer connections (as [`ConnAlgebra`] ids), the layered verdicts before and
 /// after when they differ (worked out once, for every class making that change).
+/// With, made when first needed, which region each admin atom is in (see [`region_index`]).
 type AdminRegions = (
     Vec<AdminRegion>,
     HashMap<(usize, u32), Option<(std::sync::Arc<ConnSet>, std::sync::Arc<ConnSet>)>>,
+    Option<Box<[u32]>>,
 );
+
+/// Per admin atom (of `atoms`), which of `regions` holds it, counted from 1 (0: none). The
+/// regions of one admin change are disjoint unions of atoms.
+fn region_index(regions: &[AdminRegion], atoms: usize) -> Box<[u32]> {
+    let mut of = vec![0u32; atoms].into_boxed_slice();
+    for (i, (_, ra, _)) in regions.iter().enumerate() {
+        for a in ra.iter().flat_map(|(ra, _)| ra.ones()) {
+            debug_assert_eq!(of[a], 0, "the regions of a change are disjoint");
+            of[a] = i as u32 + 1;
+        }
+    }
+    of
+}
 
 /// What identifies an [`AdminRegion`] within one update: its shared peer set (by address) and
 /// its verdicts before and after.
@@ -507,6 +555,33 @@ pub struct Engine<'c> {
     atoms: std::cell::RefCell<[Option<Atoms<AtomKey>>; 2]>,
     /// Interned connection sets and memoised operations on them, for the admin sweep.
     algebra: std::cell::RefCell<ConnAlgebra>,
+    /// Verdicts a policy change made stale, freed a few at a time as classes are evaluated
+    /// again ([`Graveyard`]).
+    graveyard: std::cell::RefCell<Graveyard>,
+}
+
+/// Class and admin-layer verdicts that a policy change made stale, not yet freed. Freeing
+/// thousands of them (each a few hundred blocks of bit sets and connection sets) would take
+/// milliseconds of the change itself; instead each class evaluation, which makes verdicts,
+/// frees a few stale ones ([`Graveyard::FREE_PER_EVALUATION`]), and [`Engine::compact`] frees
+/// them all. Everything here was live before a change made it stale; once it outnumbers what
+/// is live, [`Engine::wants_compaction`] says so.
+#[derive(Default)]
+struct Graveyard {
+    classes: Vec<std::rc::Rc<ClassFn>>,
+    admin: Vec<std::rc::Rc<AdminFn>>,
+}
+
+impl Graveyard {
+    const FREE_PER_EVALUATION: usize = 4;
+
+    /// Frees up to [`Graveyard::FREE_PER_EVALUATION`] stale verdicts of each kind.
+    fn free_some(&mut self) {
+        for _ in 0..Self::FREE_PER_EVALUATION {
+            self.classes.pop();
+            self.admin.pop();
+        }
+    }
 }
 
 /// A group's state in the admin sweep, as connection-set ids: what is allowed, what is still
@@ -717,6 +792,7 @@ impl<'c> Engine<'c> {
             atoms: Default::default(),
             algebra: Default::default(),
             layer_keys: Default::default(),
+            graveyard: Default::default(),
         };
         e.index_all();
         e
@@ -1050,7 +1126,10 @@ impl<'c> Engine<'c> {
             .admin_cache
             .borrow()
             .values()
-            .map(|f| f.over_atoms.as_ref().or(f.blocks.get()).map_or(0, Vec::len))
+            .map(|f| {
+                let over_atoms = f.over_atoms.as_ref().and_then(OnceCell::get);
+                over_atoms.or(f.blocks.get()).map_or(0, Vec::len)
+            })
             .sum();
         let lower: usize = self
             .lower_cache
@@ -1087,6 +1166,7 @@ impl<'c> Engine<'c> {
     fn class_fn(&self, dir: Direction, class: u32) -> &std::rc::Rc<ClassFn> {
         let classes = &self.classes[dir_index(dir)];
         classes.funcs[class as usize].get_or_init(|| {
+            self.graveyard.borrow_mut().free_some();
             let w = self.member(dir, class);
             let key = &classes.keys[class as usize];
             let admin = self.admin_fn(dir, w, key.admin);
@@ -1596,8 +1676,11 @@ impl<'c> Engine<'c> {
         delta: &[(Bitset, [[u32; 2]; 2])],
     ) -> AdminBlocks {
         let alg = self.algebra.borrow();
+        // The changes may be over fewer atoms (made before atoms split).
+        let delta: Vec<(Bitset, [[u32; 2]; 2])> =
+            delta.iter().map(|(b, v)| (atoms.catch_up(b), *v)).collect();
         let mut changed = Bitset::empty(atoms.len());
-        for (b, _) in delta {
+        for (b, _) in &delta {
             changed.union_with(b);
         }
         let mut out: Merger<AdminVerdict> = Merger::default();
@@ -1609,10 +1692,7 @@ impl<'c> Engine<'c> {
             }
         }
         for (b, [_, [allowed, delegated]]) in delta {
-            out.put(
-                b.clone(),
-                (alg.get(*allowed).clone(), alg.get(*delegated).clone()),
-            );
+            out.put(b, (alg.get(allowed).clone(), alg.get(delegated).clone()));
         }
         out.blocks
     }
@@ -1645,10 +1725,7 @@ impl<'c> Engine<'c> {
         let swept = self.admin_sweep(dir, subject, &atoms);
         drop(atoms);
         let f = std::rc::Rc::new(match swept {
-            Some(blocks) => AdminFn {
-                over_atoms: Some(blocks),
-                blocks: OnceCell::new(),
-            },
+            Some(blocks) => AdminFn::over_atoms(blocks),
             // An atom set is missing (a bug, but not worth a wrong answer): work over peers.
             None => AdminFn::over_peers(self.evaluate_blocks(
                 dir,
@@ -1660,11 +1737,31 @@ impl<'c> Engine<'c> {
         f
     }
 
+    /// An admin layer's blocks over atoms (`None`: it was worked out over peers), patched on
+    /// first use when it was brought up to date by a change ([`AdminFn::patch`]).
+    fn admin_atoms<'a>(&self, dir: Direction, f: &'a AdminFn) -> Option<&'a AdminBlocks> {
+        let cell = f.over_atoms.as_ref()?;
+        Some(cell.get_or_init(|| {
+            let (base, deltas) = (f.patched.borrow_mut().take())
+                .expect("an admin layer over atoms is worked out or patched");
+            let from = self
+                .admin_atoms(dir, &base)
+                .expect("a layer over atoms is patched from one");
+            let atoms = self.atoms(dir);
+            let mut blocks: Option<AdminBlocks> = None;
+            for delta in &deltas {
+                let next = self.patch_admin(&atoms, blocks.as_ref().unwrap_or(from), delta);
+                blocks = Some(next);
+            }
+            blocks.unwrap_or_else(|| from.clone())
+        }))
+    }
+
     /// An admin layer's blocks over the universe of peers (expanded from atoms on first use).
     fn admin_blocks<'a>(&self, dir: Direction, f: &'a AdminFn) -> &'a AdminBlocks {
         f.blocks.get_or_init(|| {
             let atoms = self.atoms(dir);
-            let groups = f.over_atoms.iter().flatten();
+            let groups = self.admin_atoms(dir, f).into_iter().flatten();
             atoms.expand(
                 groups
                     .map(|(b, v)| (atoms.catch_up(b), v.clone()))
@@ -1681,7 +1778,7 @@ impl<'c> Engine<'c> {
         before: &AdminFn,
         after: &AdminFn,
     ) -> Vec<(Bitset, (AdminVerdict, AdminVerdict))> {
-        if let (Some(b), Some(a)) = (&before.over_atoms, &after.over_atoms) {
+        if let (Some(b), Some(a)) = (self.admin_atoms(dir, before), self.admin_atoms(dir, after)) {
             let atoms = self.atoms(dir);
             fn up<'v>(
                 atoms: &Atoms<AtomKey>,
@@ -1714,7 +1811,7 @@ impl<'c> Engine<'c> {
         change: Option<&AdminChange>,
         scratch: &mut DeltaScratch,
     ) -> Vec<AdminRegion> {
-        if let (Some(change), Some(old_blocks)) = (change, &before.over_atoms) {
+        if let (Some(change), true) = (change, before.over_atoms.is_some()) {
             let atoms = self.atoms(dir);
             if let Some(delta) = self.admin_delta(dir, subject, &atoms, change, scratch) {
                 let expanded = &mut scratch.expanded;
@@ -1722,10 +1819,7 @@ impl<'c> Engine<'c> {
                     let f = if delta.is_empty() {
                         before.clone()
                     } else {
-                        std::rc::Rc::new(AdminFn {
-                            over_atoms: Some(self.patch_admin(&atoms, old_blocks, &delta)),
-                            blocks: OnceCell::new(),
-                        })
+                        std::rc::Rc::new(AdminFn::patch(before, delta.clone()))
                     };
                     self.admin_cache.borrow_mut().insert(key, f);
                 }
@@ -2221,10 +2315,12 @@ impl<'c> Engine<'c> {
         // keep their members and keys, and only their verdicts are dropped.
         let kept = DIRS.map(|dir| in_place && !self.sets[index].rules[dir_index(dir)].is_empty());
         if in_place {
+            let mut graveyard = self.graveyard.borrow_mut();
             for (d, classes) in self.classes.iter_mut().enumerate() {
                 if kept[d] {
                     for w in affected.ones() {
-                        classes.funcs[classes.of[w] as usize].take();
+                        let stale = classes.funcs[classes.of[w] as usize].take();
+                        graveyard.classes.extend(stale);
                     }
                 }
             }
@@ -2313,7 +2409,7 @@ impl<'c> Engine<'c> {
                             .map(|(r, _, (vb, va))| (std::sync::Arc::as_ptr(r) as usize, *vb, *va))
                             .collect();
                         *delta_ids.entry(sig).or_insert_with(|| {
-                            deltas.push((regions, HashMap::default()));
+                            deltas.push((regions, HashMap::default(), None));
                             deltas.len() - 1
                         })
                     });
@@ -2373,41 +2469,62 @@ impl<'c> Engine<'c> {
             // The groups changing only the admin layer: each region against the lower blocks.
             let mut shared: Vec<Option<usize>> = Vec::new();
             for group in admin_only {
-                let (regions, outcomes) = &mut deltas[group.delta];
+                let (regions, outcomes, region_of) = &mut deltas[group.delta];
                 // The members' set, made once a change names them.
                 let mut ws = None;
                 let after_lower = self.lower_fn(dir, group.rep, group.lower);
                 let lower_atoms = regions
                     .iter()
-                    .any(|(_, a, _)| a.is_some())
+                    .all(|(_, a, _)| a.is_some())
                     .then(|| self.lower_atoms(dir, &after_lower));
                 // Per region and block: how many peers they share, where the atoms tell (most
-                // blocks meet few of the changed regions).
+                // blocks meet few of the changed regions). The regions are disjoint unions of
+                // atoms, so each atom a block meets tells which region, if any, it shares.
                 let blocks = after_lower.blocks.len();
                 shared.clear();
-                for (_, ra, _) in regions.iter() {
-                    let start = shared.len();
-                    let atoms = ra.as_ref().zip(lower_atoms.as_deref());
-                    shared.extend((0..blocks).map(|k| {
-                        let ((ra, _), atoms) = atoms?;
-                        if !ra.meets(&atoms.met[k]) {
-                            return Some(0);
+                match lower_atoms.as_deref() {
+                    Some(atoms) => {
+                        let region_of = region_of
+                            .get_or_insert_with(|| region_index(regions, self.atoms(dir).len()));
+                        shared.resize(regions.len() * blocks, Some(0));
+                        for k in 0..blocks {
+                            match atoms.counts.get(k) {
+                                Some(Some(counts)) => {
+                                    for &(a, count) in counts.iter() {
+                                        if let Some(i) = region_of[a as usize].checked_sub(1) {
+                                            let at = &mut shared[i as usize * blocks + k];
+                                            *at = at.map(|n| n + count as usize);
+                                        }
+                                    }
+                                }
+                                // A block meeting many atoms (or atoms split since): the
+                                // regions meeting the atoms it met may meet it.
+                                _ => {
+                                    for (i, (_, ra, _)) in regions.iter().enumerate() {
+                                        if ra
+                                            .as_ref()
+                                            .is_some_and(|(ra, _)| ra.meets(&atoms.met[k]))
+                                        {
+                                            shared[i * blocks + k] = None;
+                                        }
+                                    }
+                                }
+                            }
                         }
-                        match atoms.counts.get(k) {
-                            Some(Some(counts)) => Some(ra.weigh(counts)),
-                            _ => None,
+                        // The blocks partition the peers: when one block's count is all that
+                        // is missing, it is what the others leave of the region.
+                        for (i, (_, ra, _)) in regions.iter().enumerate() {
+                            let row = &mut shared[i * blocks..(i + 1) * blocks];
+                            let mut unknown = (0..blocks).filter(|&k| row[k].is_none());
+                            if let (Some((_, size)), Some(k), None) =
+                                (ra, unknown.next(), unknown.next())
+                            {
+                                let known: usize = row.iter().flatten().sum();
+                                row[k] = size.checked_sub(known);
+                            }
                         }
-                    }));
-                    // The blocks partition the peers: when one block's count is all that is
-                    // missing, it is what the others leave of the region.
-                    let row = &mut shared[start..];
-                    let mut unknown = (0..blocks).filter(|&k| row[k].is_none());
-                    if let (Some(((_, size), _)), Some(k), None) =
-                        (atoms, unknown.next(), unknown.next())
-                    {
-                        let known: usize = row.iter().flatten().sum();
-                        row[k] = size.checked_sub(known);
                     }
+                    None => shared.resize(regions.len() * blocks, None),
                 }
                 for (k, ((z, _), &id)) in
                     after_lower.blocks.iter().zip(&after_lower.ids).enumerate()
@@ -2456,7 +2573,8 @@ impl<'c> Engine<'c> {
             for w in affected.ones() {
                 let c = old[w] as usize;
                 if classes.counts[c] == 0 {
-                    classes.funcs[c].take();
+                    let stale = classes.funcs[c].take();
+                    self.graveyard.borrow_mut().classes.extend(stale);
                     let key = classes.keys[c];
                     if classes.by_key.get(&key) == Some(&(c as u32)) {
                         classes.by_key.remove(&key);
@@ -2464,18 +2582,16 @@ impl<'c> Engine<'c> {
                 }
             }
         }
-        // Every change retires layer keys and empties classes; once they outnumber the live
-        // ones four to one, drop them (the cost is linear in what is live, so it is paid off
-        // over the changes that made them).
-        let dead_keys = {
-            let keys = self.layer_keys.borrow();
-            keys.keys.len() > 4 * keys.ids.len() + 16384
-        };
-        let dead_classes = self
-            .classes
-            .iter()
-            .any(|c| c.keys.len() > 4 * c.by_key.len() + 16384);
-        if dead_keys || dead_classes {
+        // The admin layers this change made stale, freed later (see [`Graveyard`]).
+        self.graveyard.borrow_mut().admin.extend(
+            old_admin
+                .into_values()
+                .filter(|f| std::rc::Rc::strong_count(f) == 1),
+        );
+        // Every change retires layer keys and empties classes. Dropping them is the caller's
+        // to schedule ([`Engine::wants_compaction`]); should a caller never do it, it is done
+        // here once they outnumber the live ones sixteen to one.
+        if self.compaction_due(16) {
             self.compact();
         }
         Update {
@@ -2485,11 +2601,40 @@ impl<'c> Engine<'c> {
         }
     }
 
+    /// Whether the layer keys that changes retired or the classes they left without members
+    /// outnumber the live ones `ratio` to one, or the stale verdicts not yet freed outnumber
+    /// the live ones `ratio / 4` to one (with some slack, so a small engine is not compacted
+    /// over and over).
+    fn compaction_due(&self, ratio: usize) -> bool {
+        let keys = self.layer_keys.borrow();
+        let stale = {
+            let g = self.graveyard.borrow();
+            g.classes.len() + g.admin.len()
+        };
+        let live = self.admin_cache.borrow().len()
+            + self.classes.iter().map(|c| c.by_key.len()).sum::<usize>();
+        keys.keys.len() > ratio * keys.ids.len() + 16384
+            || (self.classes.iter()).any(|c| c.keys.len() > ratio * c.by_key.len() + 16384)
+            || stale > ratio / 4 * live + 4096
+    }
+
+    /// Whether [`Engine::compact`] is due: the dead keys and classes outnumber the live ones
+    /// four to one (its cost, linear in what is live, is then paid off over the changes that
+    /// made them), or the stale verdicts not yet freed outnumber the live ones. A caller
+    /// applying a stream of changes calls it between them, when no answer is waited for, as a
+    /// database schedules its vacuum; [`Engine::set_policy`] does it by itself only when they
+    /// outnumber the live ones sixteen (and four) to one.
+    pub fn wants_compaction(&self) -> bool {
+        self.compaction_due(4)
+    }
+
     /// Drops the layer keys that changes retired and the classes they left without members,
-    /// renumbering the rest (and the verdicts cached under them). Nothing computed for a live
-    /// key or class is lost. [`Engine::set_policy`] calls this when the dead outnumber the
-    /// live four to one, so an engine updated for a long time stays as large as its cluster.
+    /// renumbering the rest (and the verdicts cached under them), and frees the verdicts
+    /// changes made stale. Nothing computed for a live key or class is lost. Call it when
+    /// [`Engine::wants_compaction`] says so, so an engine updated for a long time stays as
+    /// large as its cluster.
     pub fn compact(&mut self) {
+        *self.graveyard.get_mut() = Graveyard::default();
         let map = self.layer_keys.borrow_mut().compact();
         fn rekey<F>(cache: &mut HashMap<u32, F>, map: &[u32]) {
             *cache = std::mem::take(cache)
