@@ -289,10 +289,11 @@ fn time_updates(
         let (t, c) = (Instant::now(), thread_cpu_ms());
         let up = engine.set_policy(idx, new);
         changed += up.changed_pairs();
-        cpu.push(thread_cpu_ms() - c);
-        if cpu[cpu.len() - 1] > slowest.0 {
+        let spent = thread_cpu_ms() - c;
+        cpu.push(spent);
+        if spent > slowest.0 {
             let what = ["change of", "removal of", "copy of"][kind.min(2)];
-            slowest = (cpu[cpu.len() - 1], format!("{what} {}", old.name));
+            slowest = (spent, format!("{what} {}", old.name));
         }
         times.push(ms(t.elapsed()));
         pieces_moved += usize::from(up.pieces_moved);

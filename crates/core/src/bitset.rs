@@ -221,36 +221,7 @@ impl IndexedBitset {
 
     /// The elements, ascending.
     pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
-        self.words.iter().flat_map(|&(i, w)| {
-            let mut w = w;
-            std::iter::from_fn(move || {
-                if w == 0 {
-                    return None;
-                }
-                let t = w.trailing_zeros() as usize;
-                w &= w - 1;
-                Some(i as usize * 64 + t)
-            })
-        })
-    }
-
-    /// The total weight of the `(element, weight)` pairs whose element is in the set; `pairs`
-    /// ascending by element.
-    pub fn weigh(&self, pairs: &[(u32, u32)]) -> usize {
-        let (mut j, mut total) = (0, 0);
-        for &(x, weight) in pairs {
-            let i = x / 64;
-            while j < self.words.len() && self.words[j].0 < i {
-                j += 1;
-            }
-            let Some(&(at, bits)) = self.words.get(j) else {
-                break;
-            };
-            if at == i && bits >> (x % 64) & 1 == 1 {
-                total += weight as usize;
-            }
-        }
-        total
+        self.words.iter().flat_map(|&(i, w)| bits_of(w, i as usize))
     }
 }
 
@@ -382,19 +353,10 @@ impl Members {
     /// The elements of `self ∩ o`, ascending, without building the intersection.
     pub fn meet_ones<'a>(&'a self, o: &'a Bitset) -> Box<dyn Iterator<Item = usize> + 'a> {
         match self {
-            Members::Dense(b) => Box::new(b.words.iter().zip(&o.words).enumerate().flat_map(
-                |(k, (a, b))| {
-                    let mut w = a & b;
-                    std::iter::from_fn(move || {
-                        if w == 0 {
-                            return None;
-                        }
-                        let t = w.trailing_zeros() as usize;
-                        w &= w - 1;
-                        Some(k * 64 + t)
-                    })
-                },
-            )),
+            Members::Dense(b) => Box::new(
+                (b.words.iter().zip(&o.words).enumerate())
+                    .flat_map(|(k, (a, b))| bits_of(a & b, k)),
+            ),
             Members::Sparse { elems, .. } => Box::new(
                 elems
                     .iter()
@@ -415,16 +377,18 @@ impl Members {
 
 /// The set bits of `words`, the first of which is word number `base`.
 fn ones_of(words: &[u64], base: usize) -> impl Iterator<Item = usize> + '_ {
-    words.iter().enumerate().flat_map(move |(k, &w)| {
-        let mut w = w;
-        std::iter::from_fn(move || {
-            if w == 0 {
-                return None;
-            }
-            let t = w.trailing_zeros() as usize;
-            w &= w - 1;
-            Some((base + k) * 64 + t)
-        })
+    (words.iter().enumerate()).flat_map(move |(k, &w)| bits_of(w, base + k))
+}
+
+/// The set bits of `w`, word number `at` of a set, ascending.
+fn bits_of(mut w: u64, at: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if w == 0 {
+            return None;
+        }
+        let t = w.trailing_zeros() as usize;
+        w &= w - 1;
+        Some(at * 64 + t)
     })
 }
 
@@ -497,23 +461,22 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The weight of the pairs an indexed set holds, against a sum over the pairs one by one.
+        /// An indexed set's elements and whether it meets another set, against the bit set.
         #[test]
-        fn weigh_sums_the_pairs_in_the_set(
+        fn an_indexed_set_lists_and_meets_as_its_bit_set(
             members in proptest::collection::btree_set(0usize..300, 0..60),
-            pairs in proptest::collection::btree_map(0u32..300, 0u32..1000, 0..40),
+            other in proptest::collection::btree_set(0usize..300, 0..60),
         ) {
-            let mut set = Bitset::empty(300);
+            let (mut set, mut o) = (Bitset::empty(300), Bitset::empty(300));
             for &m in &members {
                 set.insert(m);
             }
-            let pairs: Vec<(u32, u32)> = pairs.into_iter().collect();
-            let want: usize = pairs
-                .iter()
-                .filter(|(x, _)| members.contains(&(*x as usize)))
-                .map(|&(_, w)| w as usize)
-                .sum();
-            proptest::prop_assert_eq!(IndexedBitset::new(&set).weigh(&pairs), want);
+            for &m in &other {
+                o.insert(m);
+            }
+            let indexed = IndexedBitset::new(&set);
+            proptest::prop_assert_eq!(indexed.ones().collect::<Vec<_>>(), set.ones().collect::<Vec<_>>());
+            proptest::prop_assert_eq!(indexed.meets(&o), set.intersects(&o));
         }
     }
 }

@@ -1811,7 +1811,7 @@ impl<'c> Engine<'c> {
         change: Option<&AdminChange>,
         scratch: &mut DeltaScratch,
     ) -> Vec<AdminRegion> {
-        if let (Some(change), true) = (change, before.over_atoms.is_some()) {
+        if let Some(change) = change.filter(|_| before.over_atoms.is_some()) {
             let atoms = self.atoms(dir);
             if let Some(delta) = self.admin_delta(dir, subject, &atoms, change, scratch) {
                 let expanded = &mut scratch.expanded;
