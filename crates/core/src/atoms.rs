@@ -117,6 +117,32 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
         self.sets.remove(key);
     }
 
+    /// The atoms of the elements from `w` on.
+    pub(crate) fn tail(&self, w: usize) -> &[u32] {
+        &self.of[w..]
+    }
+
+    /// Carries the partition of `[0..w | old tail]` to `[0..w | new tail]`, where element
+    /// `w + j` of the new tail takes the atom of element `w + map[j]` of the old one. Every atom
+    /// keeps its index, and so does every set of atoms; an atom left without elements stays,
+    /// empty ([`Atoms::rep`] is then `None`).
+    pub(crate) fn remap(&mut self, w: usize, map: &[usize]) {
+        let len = w + map.len();
+        for m in &mut self.members {
+            *m = m.resized(w, len);
+        }
+        for &a in &self.of[w..] {
+            self.size[a as usize] -= 1;
+        }
+        let tail: Vec<u32> = map.iter().map(|&k| self.of[w + k]).collect();
+        self.of.truncate(w);
+        for (j, a) in tail.into_iter().enumerate() {
+            self.members[a as usize].insert(w + j);
+            self.size[a as usize] += 1;
+            self.of.push(a);
+        }
+    }
+
     /// A set of atoms taken when there were fewer, as a set of today's atoms: every atom
     /// split off since from an atom of the set is in it too.
     pub(crate) fn catch_up(&self, set: &Bitset) -> Bitset {
@@ -192,6 +218,32 @@ mod tests {
             b.insert(x);
         }
         b
+    }
+
+    #[test]
+    fn a_remapped_partition_keeps_its_atoms_and_sets() {
+        // Four elements, then a tail of three (4, 5, 6); the new tail has four: two copies of
+        // old 4, one of old 6, none of old 5.
+        let mut a: Atoms<&str> = Atoms::new(7);
+        a.insert("x", &set(7, &[0, 1, 4]));
+        a.insert("y", &set(7, &[1, 5]));
+        let before: Vec<Bitset> = ["x", "y"].map(|k| a.get(&k).unwrap().clone()).into();
+        let atom = |a: &Atoms<&str>, u: usize| a.atom_of(u);
+        let (a0, a4, a5, a6) = (atom(&a, 0), atom(&a, 4), atom(&a, 5), atom(&a, 6));
+        a.remap(4, &[0, 0, 2, 0]);
+        assert_eq!(a.len(), before[0].len(), "atoms keep their indices");
+        assert_eq!(
+            ["x", "y"].map(|k| a.get(&k).unwrap().clone()).to_vec(),
+            before
+        );
+        assert_eq!([4, 5, 6, 7].map(|u| atom(&a, u)), [a4, a4, a6, a4]);
+        assert_eq!(atom(&a, 0), a0);
+        // Old 5 shared its atom with nothing else: that atom is now empty.
+        assert_ne!(a5, a4);
+        assert_eq!(a.rep(a5), None);
+        assert_eq!(a.count_of(a.get(&"y").unwrap()), 1);
+        let x = a.expand(vec![(a.get(&"x").unwrap().clone(), ())]);
+        assert_eq!(x[0].0.ones().collect::<Vec<_>>(), vec![0, 1, 4, 5, 7]);
     }
 
     #[test]

@@ -48,6 +48,18 @@ impl Bitset {
         }
     }
 
+    /// The set over `[0..w | old tail]` carried to `[0..w | new tail]`: the elements below `w`
+    /// stay, and new tail element `w + j` is in the set when old tail element `w + map[j]` was.
+    pub fn remapped(&self, w: usize, map: &[usize]) -> Bitset {
+        let mut out = self.resized(w, w + map.len());
+        for (j, &k) in map.iter().enumerate() {
+            if self.contains(w + k) {
+                out.insert(w + j);
+            }
+        }
+        out
+    }
+
     /// The elements below `keep`, in a set of length `len`.
     pub fn resized(&self, keep: usize, len: usize) -> Bitset {
         let mut out = Bitset::empty(len);
@@ -366,6 +378,44 @@ impl Members {
         }
     }
 
+    /// As [`Bitset::remapped`], keeping the set's form (a list stays a list).
+    pub fn remapped(&self, w: usize, map: &[usize]) -> Members {
+        match self {
+            Members::Dense(b) => Members::Dense(b.remapped(w, map)),
+            Members::Sparse { elems, .. } => {
+                let cut = elems.partition_point(|&x| (x as usize) < w);
+                let (head, tail) = elems.split_at(cut);
+                let mut out = head.to_vec();
+                if !tail.is_empty() {
+                    out.extend(
+                        (map.iter().enumerate())
+                            .filter(|&(_, &k)| tail.binary_search(&((w + k) as u32)).is_ok())
+                            .map(|(j, _)| (w + j) as u32),
+                    );
+                }
+                Members::Sparse {
+                    len: w + map.len(),
+                    elems: out,
+                }
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Members::Dense(b) => b.is_empty(),
+            Members::Sparse { elems, .. } => elems.is_empty(),
+        }
+    }
+
+    /// Whether the set holds an element at or above `w`.
+    pub fn reaches(&self, w: usize) -> bool {
+        match self {
+            Members::Dense(b) => b.ones_in(w, b.len()).next().is_some(),
+            Members::Sparse { elems, .. } => elems.last().is_some_and(|&x| x as usize >= w),
+        }
+    }
+
     /// The length of the universe the set is over.
     pub fn universe(&self) -> usize {
         match self {
@@ -477,6 +527,36 @@ mod tests {
             let indexed = IndexedBitset::new(&set);
             proptest::prop_assert_eq!(indexed.ones().collect::<Vec<_>>(), set.ones().collect::<Vec<_>>());
             proptest::prop_assert_eq!(indexed.meets(&o), set.intersects(&o));
+        }
+
+        /// A set carried to a new tail, as a list or a bit set, against carrying element by
+        /// element; and whether it reaches into the tail.
+        #[test]
+        fn a_remapped_set_moves_its_tail_by_the_map(
+            members in proptest::collection::btree_set(0usize..140, 0..40),
+            w in 0usize..130,
+            map in proptest::collection::vec(0usize..10, 0..20),
+        ) {
+            let len = 140;
+            let mut set = Bitset::empty(len);
+            for &m in &members {
+                set.insert(m);
+            }
+            let old_tail = len - w;
+            let map: Vec<usize> = map.into_iter().filter(|&k| k < old_tail).collect();
+            let want: Vec<usize> = (members.iter().copied().filter(|&m| m < w))
+                .chain((0..map.len()).filter(|&j| members.contains(&(w + map[j]))).map(|j| w + j))
+                .collect();
+            let b = set.remapped(w, &map);
+            proptest::prop_assert_eq!(b.len(), w + map.len());
+            proptest::prop_assert_eq!(b.ones().collect::<Vec<_>>(), want.clone());
+            let sparse = Members::Sparse { len, elems: members.iter().map(|&m| m as u32).collect() };
+            for m in [sparse, Members::Dense(set.clone())] {
+                proptest::prop_assert_eq!(m.reaches(w), members.iter().any(|&x| x >= w));
+                let r = m.remapped(w, &map);
+                proptest::prop_assert_eq!(r.universe(), w + map.len());
+                proptest::prop_assert_eq!(r.to_bitset().ones().collect::<Vec<_>>(), want.clone());
+            }
         }
     }
 }

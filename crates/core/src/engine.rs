@@ -265,6 +265,30 @@ impl AdminFn {
         }
     }
 
+    /// This layer over the external pieces of `map` (new piece to the old piece holding its
+    /// first address; `None`: unmoved). Over atoms it stays as it is, the atoms being carried
+    /// over with their indices (see [`Engine::remap_pieces`]); only its expansion to peers is
+    /// made again.
+    fn carried(&self, w: usize, map: Option<&[usize]>) -> Self {
+        let Some(map) = map else {
+            return self.clone();
+        };
+        match &self.over_atoms {
+            Some(cell) => AdminFn {
+                over_atoms: Some(cell.clone()),
+                patched: self.patched.clone(),
+                blocks: OnceCell::new(),
+            },
+            None => {
+                let mut blocks = self.blocks.get().cloned().unwrap_or_default();
+                for (b, _) in &mut blocks {
+                    *b = b.remapped(w, map);
+                }
+                AdminFn::over_peers(blocks)
+            }
+        }
+    }
+
     /// `before` with `delta` made to it, when it is read.
     fn patch(before: &std::rc::Rc<AdminFn>, delta: AdminDelta) -> Self {
         let pending = before.patched.borrow().clone();
@@ -356,18 +380,101 @@ struct LowerFn {
     atoms: std::cell::RefCell<Option<BlockAtoms>>,
 }
 
+impl LowerFn {
+    /// This layer over the external pieces of `map` (new piece to the old piece holding its
+    /// first address): every set not of the changed policy is constant over both, so the new
+    /// piece's verdict is the old one's. Blocks left without peers are dropped. The admin
+    /// atoms the blocks meet are carried too when `atoms` are given: the direction's atoms
+    /// (carried over with their indices) and those of the old pieces, when known.
+    fn carried(
+        &self,
+        w: usize,
+        map: &[usize],
+        atoms: Option<(&Atoms<AtomKey>, Option<&[u32]>)>,
+    ) -> Self {
+        let held = self.atoms.borrow();
+        let held = held.as_ref().zip(atoms);
+        let mut tally = vec![0u32; held.map_or(0, |(_, (a, _))| a.len())];
+        let mut met = Vec::new();
+        let mut counts = Vec::new();
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        let mut ids = Vec::with_capacity(self.blocks.len());
+        for (k, ((b, c), &id)) in self.blocks.iter().zip(&self.ids).enumerate() {
+            let z = b.remapped(w, map);
+            if z.is_empty() {
+                continue;
+            }
+            if let Some((held, (atoms, tail))) = held {
+                let moved = (b.reaches(w) || z.reaches(w)).then_some(TailMove { old: b, w, tail });
+                let (m, n) = held.caught_up(k, &z, moved, atoms, &mut tally);
+                met.push(m);
+                counts.push(n);
+            }
+            blocks.push((std::sync::Arc::new(z), c.clone()));
+            ids.push(id);
+        }
+        LowerFn {
+            blocks,
+            ids,
+            atoms: std::cell::RefCell::new(held.map(|_| BlockAtoms { met, counts })),
+        }
+    }
+}
+
+/// A block whose external pieces moved ([`LowerFn::carried`]): the block before, over
+/// `[w workloads | old pieces]`, and the atoms the old pieces were in (when known).
+#[derive(Clone, Copy)]
+struct TailMove<'a> {
+    old: &'a Members,
+    w: usize,
+    tail: Option<&'a [u32]>,
+}
+
+/// The admin atoms block `z` meets and, when they are few ([`BlockAtoms::FEW`]), how many of
+/// its elements each holds. `tally`, one zero per atom, is left as it was.
+fn block_atoms(
+    z: &Members,
+    atoms: &Atoms<AtomKey>,
+    tally: &mut [u32],
+) -> (Bitset, Option<AtomCounts>) {
+    let mut met = Bitset::empty(atoms.len());
+    z.each(|u| met.insert(atoms.atom_of(u)));
+    // Counted only for blocks meeting few atoms (a second pass over them).
+    let counts = (met.count() <= BlockAtoms::FEW).then(|| {
+        z.each(|u| tally[atoms.atom_of(u)] += 1);
+        met.ones()
+            .map(|a| (a as u32, std::mem::take(&mut tally[a])))
+            .collect::<Box<[_]>>()
+    });
+    (met, counts)
+}
+
+/// Layers below admin cached before the external pieces moved, not read since, one per move
+/// (oldest first). [`Engine::lower_fn`] carries a layer over when it is next asked for, rather
+/// than every layer at the move.
+#[derive(Default)]
+struct MovedLayers {
+    /// Per direction: the map from today's pieces to the pieces then (`None`: that
+    /// direction's did not move since).
+    maps: [Option<Vec<usize>>; 2],
+    /// Per direction: the admin atoms the pieces then were in (`None`: not known).
+    tails: [Option<Vec<u32>>; 2],
+    /// The layers, by key.
+    layers: HashMap<u32, std::rc::Rc<LowerFn>>,
+}
+
 /// The admin atoms each block of a [`LowerFn`] meets. A changed admin region is a union of
 /// atoms, so these tell which blocks it may meet without going over peers, and for blocks
 /// meeting few atoms, how many peers it shares with each.
 #[derive(Clone, Debug)]
 struct BlockAtoms {
-    /// Per block: the atoms it met when this was made, with every atom split off since from
-    /// one of them. This tells where a block cannot meet a union of atoms (a quick test before
-    /// the exact one over peers), not where it does.
+    /// Per block: the atoms it meets, exactly for a counted block (below); for another, perhaps
+    /// some more (its external pieces may have moved away, or an atom split), which still tells
+    /// where it cannot meet a union of atoms (a quick test before the exact one over peers).
     met: Vec<Bitset>,
     /// Per block meeting at most [`BlockAtoms::FEW`] atoms: each atom it meets with how many
-    /// of its peers are in that atom, ascending by atom. Exact while no atom has split since
-    /// (empty after): a block then meets a union of atoms exactly when it has peers in one.
+    /// of its peers are in that atom, ascending by atom (a block then meets a union of atoms
+    /// exactly when it has peers in one). May be shorter than the blocks (`None` for the rest).
     counts: Vec<Option<AtomCounts>>,
 }
 
@@ -378,6 +485,59 @@ impl BlockAtoms {
     /// Above this many atoms, summing a block's counts over a region costs about as much as
     /// counting their common peers, and the counts would take more room than the atoms met.
     const FEW: usize = 64;
+
+    /// Block `k`'s atoms and counts caught up with `atoms` (as they are now, over the same or
+    /// more atoms), its peers now being `z` (`moved`: its external pieces may have moved).
+    /// Counts are kept exact: kept when none of the atoms the block meets has split, shifted
+    /// by the pieces that came and went, worked out again when an atom split (or the old
+    /// pieces' atoms are not known). Uncounted blocks keep a superset of the atoms they meet.
+    fn caught_up(
+        &self,
+        k: usize,
+        z: &Members,
+        moved: Option<TailMove<'_>>,
+        atoms: &Atoms<AtomKey>,
+        tally: &mut [u32],
+    ) -> (Bitset, Option<AtomCounts>) {
+        let was = &self.met[k];
+        let mut met = atoms.catch_up(was);
+        let Some(counts) = self.counts.get(k).and_then(Option::as_ref) else {
+            if let Some(m) = moved {
+                z.each_in(m.w, usize::MAX, |u| met.insert(atoms.atom_of(u)));
+            }
+            return (met, None);
+        };
+        let split = met.len() != was.len() && met.count() != was.count();
+        match moved {
+            _ if split => block_atoms(z, atoms, tally),
+            None => (met, Some(counts.clone())),
+            Some(TailMove { tail: None, .. }) => block_atoms(z, atoms, tally),
+            Some(TailMove {
+                old,
+                w,
+                tail: Some(tail),
+            }) => {
+                let mut shifted: Vec<(u32, i64)> =
+                    counts.iter().map(|&(a, n)| (a, i64::from(n))).collect();
+                let mut add = |a: u32, d: i64| match shifted.iter_mut().find(|(x, _)| *x == a) {
+                    Some(at) => at.1 += d,
+                    None => shifted.push((a, d)),
+                };
+                old.each_in(w, usize::MAX, |u| add(tail[u - w], -1));
+                z.each_in(w, usize::MAX, |u| add(atoms.atom_of(u) as u32, 1));
+                debug_assert!(shifted.iter().all(|&(_, n)| n >= 0));
+                shifted.retain(|&(_, n)| n > 0);
+                shifted.sort_unstable();
+                let mut met = Bitset::empty(atoms.len());
+                for &(a, _) in &shifted {
+                    met.insert(a as usize);
+                }
+                let counts = (shifted.len() <= Self::FEW)
+                    .then(|| shifted.iter().map(|&(a, n)| (a, n as u32)).collect());
+                (met, counts)
+            }
+        }
+    }
 }
 
 /// The subject classes of one direction.
@@ -549,6 +709,8 @@ pub struct Engine<'c> {
     admin_cache: std::cell::RefCell<HashMap<u32, std::rc::Rc<AdminFn>>>,
     /// Lower-layer verdicts, shared by the classes with the same layers below admin.
     lower_cache: std::cell::RefCell<HashMap<u32, std::rc::Rc<LowerFn>>>,
+    /// Lower-layer verdicts over external pieces that have moved since ([`MovedLayers`]).
+    moved_lower: std::cell::RefCell<Vec<MovedLayers>>,
     /// The layer keys of classes (see [`ClassKey`]).
     layer_keys: std::cell::RefCell<LayerKeys>,
     /// Per direction: the atoms of the admin rules' peers (built on first use).
@@ -789,6 +951,7 @@ impl<'c> Engine<'c> {
             named: HashMap::default(),
             admin_cache: Default::default(),
             lower_cache: Default::default(),
+            moved_lower: Default::default(),
             atoms: Default::default(),
             algebra: Default::default(),
             layer_keys: Default::default(),
@@ -1306,7 +1469,8 @@ impl<'c> Engine<'c> {
         }
         let mut with_conns: Vec<(Bitset, u32)> = Vec::with_capacity(cells.len());
         for c in cells {
-            let Some(u) = c.first().and_then(|a| atoms.rep(a)) else {
+            // Atoms may be empty (their pieces gone, see [`Atoms::remap`]).
+            let Some(u) = c.ones().find_map(|a| atoms.rep(a)) else {
                 continue;
             };
             let dst = match dir {
@@ -1862,6 +2026,9 @@ impl<'c> Engine<'c> {
         if let Some(f) = self.lower_cache.borrow().get(&key) {
             return f.clone();
         }
+        if let Some(f) = self.carry_lower(key) {
+            return f;
+        }
         let app = &self.applicable[subject][dir_index(dir)];
         let rules: Vec<RuleRef> = if app.namespaced.is_empty() {
             app.baseline.clone()
@@ -1902,38 +2069,45 @@ impl<'c> Engine<'c> {
         f
     }
 
+    /// The layer below admin of key `key` worked out before the external pieces moved, carried
+    /// over to today's pieces and cached, if there is one.
+    fn carry_lower(&self, key: u32) -> Option<std::rc::Rc<LowerFn>> {
+        let mut moved = self.moved_lower.borrow_mut();
+        let d = self.layer_keys.borrow().keys[key as usize].0;
+        let w = self.cluster.workloads.len();
+        let atoms = self.atoms.borrow();
+        let f = moved.iter_mut().rev().find_map(|m| {
+            let f = m.layers.remove(&key)?;
+            let atoms = atoms[d].as_ref().map(|a| (a, m.tails[d].as_deref()));
+            Some(match &m.maps[d] {
+                Some(map) => std::rc::Rc::new(f.carried(w, map, atoms)),
+                None => f,
+            })
+        })?;
+        drop(atoms);
+        self.lower_cache.borrow_mut().insert(key, f.clone());
+        Some(f)
+    }
+
     /// The admin atoms each block of `f` meets (see [`LowerFn::atoms`]), caught up with the
     /// atoms as they are now.
     fn lower_atoms<'f>(&self, dir: Direction, f: &'f LowerFn) -> std::cell::Ref<'f, BlockAtoms> {
         let atoms = self.atoms(dir);
         let mut held = f.atoms.borrow_mut();
         match &mut *held {
-            // Atoms split since (the blocks' sets are made and caught up together): the counts
-            // are over atoms that are gone.
+            // Atoms split since (the blocks' sets are made and caught up together).
             Some(held) if held.met.first().is_some_and(|m| m.len() != atoms.len()) => {
-                held.counts = Vec::new();
-                for set in held.met.iter_mut() {
-                    *set = atoms.catch_up(set);
-                }
+                let mut tally = vec![0u32; atoms.len()];
+                let (met, counts) = (f.blocks.iter().enumerate())
+                    .map(|(k, (z, _))| held.caught_up(k, z, None, &atoms, &mut tally))
+                    .unzip();
+                *held = BlockAtoms { met, counts };
             }
             Some(_) => {}
             None => {
                 let mut tally = vec![0u32; atoms.len()];
-                let (met, counts) = f
-                    .blocks
-                    .iter()
-                    .map(|(z, _)| {
-                        let mut met = Bitset::empty(atoms.len());
-                        z.each(|u| met.insert(atoms.atom_of(u)));
-                        // Counted only for blocks meeting few atoms (a second pass over them).
-                        let counts = (met.count() <= BlockAtoms::FEW).then(|| {
-                            z.each(|u| tally[atoms.atom_of(u)] += 1);
-                            met.ones()
-                                .map(|a| (a as u32, std::mem::take(&mut tally[a])))
-                                .collect::<Box<[_]>>()
-                        });
-                        (met, counts)
-                    })
+                let (met, counts) = (f.blocks.iter())
+                    .map(|(z, _)| block_atoms(z, &atoms, &mut tally))
                     .unzip();
                 *held = Some(BlockAtoms { met, counts });
             }
@@ -2134,12 +2308,24 @@ impl<'c> Engine<'c> {
         let same_ip_sets = !adding
             && ip_sets_of(&self.cluster.policies[index]) == ip_sets_of(&policy)
             || adding && ip_sets_of(&policy).iter().all(|v| v.is_empty());
+        // The external pieces after the change, when they move.
+        let new_pieces = (!same_ip_sets)
+            .then(|| {
+                Pieces::new(DIRS.map(|d| {
+                    let others = (self.cluster.policies.iter().enumerate())
+                        .filter(|&(i, _)| i != index)
+                        .flat_map(|(_, p)| policy_ip_sets(p, d));
+                    pieces(others.chain(policy_ip_sets(&policy, d)))
+                }))
+            })
+            .filter(|p| *p != self.pieces);
+        let pieces_moved = new_pieces.is_some();
         // The old layer verdicts of the classes that may change, for the diff: of the admin
         // layer and of the layers below, as far as the change can move them (`[admin, lower]`).
         let admin_layer = |l: Layer| l == Layer::Admin;
         let needs = [
-            !same_ip_sets || old_layer.is_some_and(admin_layer) || admin_layer(policy.layer),
-            !same_ip_sets
+            pieces_moved || old_layer.is_some_and(admin_layer) || admin_layer(policy.layer),
+            pieces_moved
                 || old_layer.is_some_and(|l| !admin_layer(l))
                 || !admin_layer(policy.layer),
         ];
@@ -2175,42 +2361,26 @@ impl<'c> Engine<'c> {
         } else {
             cluster.policies[index] = policy.clone();
         }
-        let new_pieces = (!same_ip_sets)
-            .then(|| Pieces::new(DIRS.map(|d| pieces(referenced_ip_sets(&self.cluster, d)))))
-            .filter(|p| *p != self.pieces);
-        let pieces_moved = new_pieces.is_some();
         if let Some(new_pieces) = new_pieces {
             // The external pieces moved: carry every bit set over to the new pieces. Each new
             // piece overlaps the old piece holding its first address, and every set not of this
-            // policy is constant over both, so that piece's bit is the new one's.
-            // The old admin layers over peers, while the atoms they were worked out over are
-            // still there.
-            let dir_of = |k: &u32| DIRS[self.layer_keys.borrow().keys[*k as usize].0];
-            let mut old_admin_peers: Vec<(u32, AdminBlocks)> = old_admin
-                .iter()
-                .map(|(k, f)| (*k, self.admin_blocks(dir_of(k), f).clone()))
-                .collect();
+            // policy is constant over both, so that piece's bit is the new one's. The cached
+            // layers go along ([`Engine::remap_pieces`]), and so do the old ones this change
+            // compares with.
             let maps = self.remap_pieces(new_pieces);
             let w = self.cluster.workloads.len();
             let keys = self.layer_keys.borrow();
             let dir_of = |k: &u32| keys.keys[*k as usize].0;
-            for (k, mut blocks) in old_admin_peers.drain(..) {
-                remap_blocks(&mut blocks, w, &maps[dir_of(&k)]);
-                old_admin.insert(k, std::rc::Rc::new(AdminFn::over_peers(blocks)));
+            for (k, f) in old_admin.iter_mut() {
+                if let Some(map) = &maps[dir_of(k)] {
+                    let cached = self.admin_cache.borrow().get(k).cloned();
+                    *f = cached.unwrap_or_else(|| std::rc::Rc::new(f.carried(w, Some(map))));
+                }
             }
             for (k, f) in old_lower.iter_mut() {
                 if let Some(map) = &maps[dir_of(k)] {
-                    let f = std::rc::Rc::make_mut(f);
-                    // Over the old atoms, which are gone.
-                    f.atoms = Default::default();
-                    for (b, _) in &mut f.blocks {
-                        *b = std::sync::Arc::new(Members::new(remap(
-                            &b.to_bitset(),
-                            w,
-                            map,
-                            w + map.len(),
-                        )));
-                    }
+                    *f = (self.carry_lower(*k))
+                        .unwrap_or_else(|| std::rc::Rc::new(f.carried(w, map, None)));
                 }
             }
         }
@@ -2240,10 +2410,6 @@ impl<'c> Engine<'c> {
         // stale; so are the classes whose key names this policy: their workloads land in fresh
         // classes, or (in place) the classes keep them and lose their verdicts.
         let pi = index as u32;
-        if pieces_moved {
-            self.admin_cache.borrow_mut().clear();
-            self.lower_cache.borrow_mut().clear();
-        }
         // Keys naming the policy get fresh ids from now on, so the classes whose key names it
         // are never found again (their members move to fresh classes); or, for a change in
         // place, keep their ids and lose what was computed for them.
@@ -2256,12 +2422,13 @@ impl<'c> Engine<'c> {
         for id in stale {
             self.admin_cache.borrow_mut().remove(&id);
             self.lower_cache.borrow_mut().remove(&id);
+            for m in self.moved_lower.borrow_mut().iter_mut() {
+                m.layers.remove(&id);
+            }
         }
         // The admin atoms: cut by the new rules (the old rules' cuts stay, harmlessly).
         let mut old_rule_atoms: [Option<Vec<(Rule, Bitset)>>; 2] = [None, None];
-        if pieces_moved {
-            *self.atoms.borrow_mut() = [None, None];
-        } else if old_layer == Some(Layer::Admin) || policy.layer == Layer::Admin {
+        if old_layer == Some(Layer::Admin) || policy.layer == Layer::Admin {
             let mut atoms = self.atoms.take();
             for dir in DIRS {
                 let d = dir_index(dir);
@@ -2497,8 +2664,8 @@ impl<'c> Engine<'c> {
                                         }
                                     }
                                 }
-                                // A block meeting many atoms (or atoms split since): the
-                                // regions meeting the atoms it met may meet it.
+                                // A block meeting many atoms: the regions meeting the
+                                // atoms it meets may meet it.
                                 _ => {
                                     for (i, (_, ra, _)) in regions.iter().enumerate() {
                                         if ra
@@ -2620,21 +2787,30 @@ impl<'c> Engine<'c> {
 
     /// Whether [`Engine::compact`] is due: the dead keys and classes outnumber the live ones
     /// four to one (its cost, linear in what is live, is then paid off over the changes that
-    /// made them), or the stale verdicts not yet freed outnumber the live ones. A caller
-    /// applying a stream of changes calls it between them, when no answer is waited for, as a
-    /// database schedules its vacuum; [`Engine::set_policy`] does it by itself only when they
-    /// outnumber the live ones sixteen (and four) to one.
+    /// made them), the stale verdicts not yet freed outnumber the live ones, or the external
+    /// pieces moved and cached layers wait to be carried over to them. A caller applying a
+    /// stream of changes calls it between them, when no answer is waited for, as a database
+    /// schedules its vacuum; [`Engine::set_policy`] does it by itself only when they outnumber
+    /// the live ones sixteen (and four) to one.
     pub fn wants_compaction(&self) -> bool {
-        self.compaction_due(4)
+        self.compaction_due(4) || !self.moved_lower.borrow().is_empty()
     }
 
     /// Drops the layer keys that changes retired and the classes they left without members,
-    /// renumbering the rest (and the verdicts cached under them), and frees the verdicts
-    /// changes made stale. Nothing computed for a live key or class is lost. Call it when
+    /// renumbering the rest (and the verdicts cached under them), frees the verdicts changes
+    /// made stale, and carries the cached layers over to the external pieces, should they have
+    /// moved. Nothing computed for a live key or class is lost. Call it when
     /// [`Engine::wants_compaction`] says so, so an engine updated for a long time stays as
-    /// large as its cluster.
+    /// large as its cluster, and the changes after a move of the pieces do not carry layers.
     pub fn compact(&mut self) {
         *self.graveyard.get_mut() = Graveyard::default();
+        let keys: Vec<u32> = (self.moved_lower.get_mut().iter())
+            .flat_map(|m| m.layers.keys().copied())
+            .collect();
+        for key in keys {
+            self.carry_lower(key);
+        }
+        self.moved_lower.get_mut().clear();
         let map = self.layer_keys.borrow_mut().compact();
         fn rekey<F>(cache: &mut HashMap<u32, F>, map: &[u32]) {
             *cache = std::mem::take(cache)
@@ -2674,6 +2850,10 @@ impl<'c> Engine<'c> {
 
     /// Moves every bit set over external pieces to `new` pieces; returns per direction the map
     /// from each new piece to the old piece holding its first address (`None`: unchanged).
+    /// How many moves of the external pieces the layers cached before them are kept over
+    /// ([`MovedLayers`]).
+    const MOVES_KEPT: usize = 4;
+
     fn remap_pieces(&mut self, new: Pieces) -> [Option<Vec<usize>>; 2] {
         let w = self.cluster.workloads.len();
         let maps = [0, 1].map(|d| {
@@ -2688,27 +2868,73 @@ impl<'c> Engine<'c> {
                     .collect::<Vec<usize>>(),
             )
         });
+        let mut tails = [None, None];
         for (d, map) in maps.iter().enumerate() {
             let Some(map) = map else { continue };
-            let len = w + map.len();
             for s in &mut self.sets {
                 for b in &mut s.rules[d] {
-                    *b = remap(b, w, map, len);
+                    *b = b.remapped(w, map);
                 }
             }
-            // Class verdicts are worked out again from the layers on their next use.
+            // Class verdicts are worked out again from the layers on their next use (the stale
+            // ones freed later).
+            let graveyard = self.graveyard.get_mut();
             for cell in &mut self.classes[d].funcs {
-                cell.take();
+                graveyard.classes.extend(cell.take());
+            }
+            // The atoms keep their indices, and every set of atoms stays as it is.
+            if let Some(atoms) = &mut self.atoms.get_mut()[d] {
+                tails[d] = Some(atoms.tail(w).to_vec());
+                atoms.remap(w, map);
             }
             if d == dir_index(Direction::Egress) {
                 for parts in self.named.values_mut() {
                     for b in parts.iter_mut() {
-                        *b = remap(b, w, map, len);
+                        *b = b.remapped(w, map);
                     }
                 }
             }
         }
         self.pieces = new;
+        // The cached layers of the directions that moved: admin layers over atoms stay as they
+        // are (only their expansions to peers go); the layers below are carried over when next
+        // asked for, by the maps from today's pieces to theirs.
+        let keys = self.layer_keys.get_mut();
+        let moved = |k: &u32| maps[keys.keys[*k as usize].0].as_ref();
+        for (k, f) in self.admin_cache.get_mut().iter_mut() {
+            let Some(map) = moved(k) else { continue };
+            match std::rc::Rc::get_mut(f) {
+                Some(g) if g.over_atoms.is_some() => {
+                    g.blocks.take();
+                }
+                _ => *f = std::rc::Rc::new(f.carried(w, Some(map))),
+            }
+        }
+        let before = self.moved_lower.get_mut();
+        for m in before.iter_mut() {
+            for (then, map) in m.maps.iter_mut().zip(&maps) {
+                if let Some(map) = map {
+                    *then = Some(match then {
+                        Some(then) => map.iter().map(|&k| then[k]).collect(),
+                        None => map.clone(),
+                    });
+                }
+            }
+        }
+        let layers: HashMap<u32, std::rc::Rc<LowerFn>> = (self.lower_cache.get_mut())
+            .extract_if(|k, _| moved(k).is_some())
+            .collect();
+        if !layers.is_empty() {
+            before.push(MovedLayers {
+                maps: maps.clone(),
+                tails,
+                layers,
+            });
+        }
+        // Layers not read over several moves are dropped (worked out again if asked for).
+        if before.len() > Self::MOVES_KEPT {
+            before.remove(0);
+        }
         maps
     }
 
@@ -3162,17 +3388,6 @@ fn by_key<T: Copy>(mut items: Vec<T>, keys: usize, key: impl Fn(&T) -> usize) ->
     out
 }
 
-/// A bit set over `[workloads | old pieces]` carried to `[workloads | new pieces]`.
-fn remap(b: &Bitset, w: usize, map: &[usize], len: usize) -> Bitset {
-    let mut out = b.resized(w, len);
-    for (j, &k) in map.iter().enumerate() {
-        if b.contains(w + k) {
-            out.insert(w + j);
-        }
-    }
-    out
-}
-
 /// Where two functions over the same universe differ: the non-empty intersections of their
 /// blocks with different values, with both values.
 fn diff_blocks<S: Intersect, V: Clone + PartialEq>(
@@ -3294,15 +3509,6 @@ fn layered(allowed: &ConnSet, delegated: &ConnSet, below: &ConnSet) -> ConnSet {
 fn layered_id(alg: &mut ConnAlgebra, [allowed, delegated]: [u32; 2], below: u32) -> u32 {
     let passed = alg.op(Op::Intersect, delegated, below);
     alg.op(Op::Union, allowed, passed)
-}
-
-/// Carries blocks over `[workloads | old pieces]` to the new pieces of `map` (if they moved).
-fn remap_blocks<V>(blocks: &mut [(Bitset, V)], w: usize, map: &Option<Vec<usize>>) {
-    if let Some(map) = map {
-        for (b, _) in blocks {
-            *b = remap(b, w, map, w + map.len());
-        }
-    }
 }
 
 /// Splits every block by `b`: the part inside and the part outside.

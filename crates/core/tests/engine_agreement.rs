@@ -992,6 +992,8 @@ fn check_edits(c: Cluster, edits: Vec<Edit>, unread: &[bool]) -> Result<(), Test
         let n = expected.policies.len();
         let before = Engine::new(&expected);
         let before_dirs = direction_table(&before);
+        let old_pieces =
+            [Direction::Ingress, Direction::Egress].map(|dir| before.external_pieces(dir));
         let (index, policy) = match e {
             Edit::Replace(i, mut p) if n > 0 => {
                 p.name = format!("r{i}");
@@ -1037,11 +1039,21 @@ fn check_edits(c: Cluster, edits: Vec<Edit>, unread: &[bool]) -> Result<(), Test
         if !unread.get(step).copied().unwrap_or(false) || step + 1 == steps {
             prop_assert_eq!(classwise(&engine)?, pairwise(&fresh), "after {:?}", update);
         }
-        if update.pieces_moved {
-            continue;
-        }
-        // The reported changes are exactly the direction verdicts that changed.
+        // The reported changes are exactly the direction verdicts that changed. When the
+        // external pieces moved, a new piece's verdicts before are those of the old piece
+        // holding its first address.
         let after_dirs = direction_table(&fresh);
+        let workloads = expected.workloads.len();
+        let new_pieces =
+            [Direction::Ingress, Direction::Egress].map(|dir| fresh.external_pieces(dir));
+        let was = |dir: Direction, u: usize| -> usize {
+            let Some(j) = u.checked_sub(workloads) else {
+                return u;
+            };
+            let d = usize::from(dir == Direction::Egress);
+            let (old, first) = (&old_pieces[d], new_pieces[d][j].first());
+            workloads + (old.iter().position(|o| o.contains(first))).expect("pieces cover all")
+        };
         let mut reported = std::collections::BTreeMap::new();
         for ch in &update.changes {
             // A change's peer count (which may come from counts the engine keeps) is the
@@ -1057,8 +1069,8 @@ fn check_edits(c: Cluster, edits: Vec<Edit>, unread: &[bool]) -> Result<(), Test
                 }
             }
         }
-        for (key, b) in &before_dirs {
-            let a = &after_dirs[key];
+        for (key, a) in &after_dirs {
+            let b = &before_dirs[&(key.0, key.1, was(key.0, key.2))];
             match reported.get(key) {
                 Some((rb, ra)) => {
                     prop_assert_eq!(rb, b, "reported before of {:?}", key);
