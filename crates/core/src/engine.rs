@@ -816,9 +816,10 @@ struct DeltaScratch {
     lists: HashMap<(u32, (bool, bool)), ListEntry>,
     key_ids: HashMap<DeltaKey, u32>,
     keys: Vec<DeltaKey>,
-    /// Sweep states by id, and their ids.
+    /// Sweep states by id, and their ids by hash (a state is hashed once, not again each time
+    /// the table grows).
     states: Vec<PairState>,
-    state_ids: HashMap<PairState, u32>,
+    state_ids: HashMap<u64, Vec<u32>>,
     /// The state where the policy's old and new rules part ways, by key and the subject's
     /// values of the named ports those rules name (`None`: an atom set is missing).
     heads: HashMap<(u32, NamedValues), Option<u32>>,
@@ -833,12 +834,15 @@ struct DeltaScratch {
 
 impl DeltaScratch {
     fn intern(&mut self, state: PairParts) -> u32 {
-        let state = std::rc::Rc::new(state);
-        let next = self.states.len() as u32;
-        let id = *self.state_ids.entry(state.clone()).or_insert(next);
-        if id == next {
-            self.states.push(state);
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(&state);
+        let ids = self.state_ids.entry(hash).or_default();
+        if let Some(&id) = ids.iter().find(|&&id| *self.states[id as usize] == state) {
+            return id;
         }
+        let id = self.states.len() as u32;
+        ids.push(id);
+        self.states.push(std::rc::Rc::new(state));
         id
     }
 }
@@ -1723,9 +1727,15 @@ impl<'c> Engine<'c> {
                 Some(&found) => found?,
                 None => {
                     let from = scratch.states[state as usize].clone();
-                    let next = rule_of(*r)
-                        .and_then(|rule| self.admin_delta_step(dir, subject, atoms, &from, &rule));
-                    let id = next.map(|n| scratch.intern(n));
+                    let id = match rule_of(*r) {
+                        // A rule whose peers miss every open group leaves the state as it is.
+                        Some(rule) if !from.0.iter().any(|(g, _)| g.intersects(&rule.peers)) => {
+                            Some(state)
+                        }
+                        Some(rule) => (self.admin_delta_step(dir, subject, atoms, &from, &rule))
+                            .map(|n| scratch.intern(n)),
+                        None => None,
+                    };
                     scratch.steps.insert(step_key, id);
                     id?
                 }
