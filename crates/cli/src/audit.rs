@@ -509,12 +509,32 @@ pub(crate) fn record_change(
     );
     ev.before = before;
     ev.after = after;
-    let mut log = AuditLog::open(data_dir, KeySource::DataDir)
+    let mut log = open_waiting(data_dir, LOCK_WAIT)
         .with_context(|| format!("opening the audit log in {}", data_dir.display()))?;
     let i = log
         .record(ev)
         .with_context(|| format!("recording `{action}` in the audit log"))?;
     Ok(i)
+}
+
+/// How long [`record_change`] waits for another process recording in the same log (a command
+/// holds the log only while it records: an agent applying a policy that a `release` has just
+/// written may ask while the `release` is still recording it).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens the data directory's audit log for writing, waiting up to `wait` while another
+/// process holds it; after that, the log's own error ([`AuditError::Locked`]) says who to look
+/// for.
+fn open_waiting(data_dir: &Path, wait: std::time::Duration) -> Result<AuditLog, AuditError> {
+    let start = std::time::Instant::now();
+    loop {
+        match AuditLog::open(data_dir, KeySource::DataDir) {
+            Err(AuditError::Locked { .. }) if start.elapsed() < wait => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return opened,
+        }
+    }
 }
 
 /// The digest of a policy version: SHA-256 over every file under `path` (or the file itself),
@@ -581,6 +601,36 @@ mod change_tests {
         assert_ne!(edited, renamed);
         std::fs::write(d.path().join("sub/new.yaml"), "").unwrap();
         assert_ne!(renamed, tree_digest(d.path()).unwrap());
+    }
+
+    #[test]
+    fn record_change_waits_for_another_writer_to_finish() {
+        let d = tempfile::tempdir().unwrap();
+        let held = AuditLog::open(d.path(), KeySource::DataDir).unwrap();
+        // While held, a writer that does not wait is refused, one that waits gives up in time.
+        assert!(matches!(
+            open_waiting(d.path(), std::time::Duration::ZERO),
+            Err(AuditError::Locked { .. })
+        ));
+        let t = std::time::Instant::now();
+        let late = open_waiting(d.path(), std::time::Duration::from_millis(100));
+        assert!(matches!(late, Err(AuditError::Locked { .. })), "{late:?}");
+        assert!(t.elapsed() >= std::time::Duration::from_millis(100));
+        // Released while a change waits: the change is recorded.
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(held);
+        });
+        let i = record_change(
+            d.path(),
+            actions::POLICY_PLAN,
+            "policy:x",
+            "test",
+            None,
+            None,
+        );
+        releaser.join().unwrap();
+        assert_eq!(i.unwrap(), 0);
     }
 
     #[test]
