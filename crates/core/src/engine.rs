@@ -823,6 +823,13 @@ struct DeltaScratch {
     /// The state where the policy's old and new rules part ways, by key and the subject's
     /// values of the named ports those rules name (`None`: an atom set is missing).
     heads: HashMap<(u32, NamedValues), Option<u32>>,
+    /// The sweep of the rules before the policy, as a tree of single-side states: per variant
+    /// its root (the atoms reached, all open), and the state each rule leads to from a state
+    /// (with the subject's values of the rule's ingress named ports, if it names any; `None`:
+    /// an atom set is missing). Groups a rule decides are dropped.
+    prefix_states: Vec<std::rc::Rc<Vec<(Bitset, SweepState)>>>,
+    prefix_roots: HashMap<(bool, bool), u32>,
+    prefix_steps: HashMap<(u32, RuleRef, Option<NamedValues>), Option<u32>>,
     /// The state a rule after the policy leads to from a state (with the subject's values of
     /// the rule's ingress named ports, if it names any).
     steps: HashMap<(u32, RuleRef, Option<NamedValues>), Option<u32>>,
@@ -1587,23 +1594,23 @@ impl<'c> Engine<'c> {
         // The rules that reach those atoms, in order, by admin rule list: those before the
         // policy decide where its old and new rules part ways (with the subject's values of the
         // ingress named ports those rules name), those after it are swept on from there.
+        // Ingress named ports a rule names (the subject resolves them).
+        let names_of = |rule: &Rule| -> Vec<(String, Option<Protocol>)> {
+            if dir != Direction::Ingress {
+                return Vec::new();
+            }
+            rule.ports
+                .iter()
+                .flatten()
+                .filter_map(|pm| match pm {
+                    PortMatch::Named { protocol, name } => Some((name.clone(), *protocol)),
+                    _ => None,
+                })
+                .collect()
+        };
         let entry = match scratch.lists.get(&(app.admin, variant)) {
             Some(found) => found.clone(),
             None => {
-                // Ingress named ports a rule names (the subject resolves them).
-                let names_of = |rule: &Rule| -> Vec<(String, Option<Protocol>)> {
-                    if dir != Direction::Ingress {
-                        return Vec::new();
-                    }
-                    rule.ports
-                        .iter()
-                        .flatten()
-                        .filter_map(|pm| match pm {
-                            PortMatch::Named { protocol, name } => Some((name.clone(), *protocol)),
-                            _ => None,
-                        })
-                        .collect()
-                };
                 let mut names = Vec::new();
                 let mut key = DeltaKey {
                     variant,
@@ -1687,10 +1694,45 @@ impl<'c> Engine<'c> {
         let mut state = match scratch.heads.get(&head_key) {
             Some(&found) => found?,
             None => {
-                let key = &scratch.keys[entry.head as usize];
+                // The rules before the policy, rule by rule from the atoms reached: lists
+                // whose rules there start alike share the sweep of what they share.
+                let prefix = scratch.keys[entry.head as usize].prefix.clone();
+                let root = *scratch.prefix_roots.entry(variant).or_insert_with(|| {
+                    let reach = scratch.reach[&variant].atoms.clone();
+                    scratch
+                        .prefix_states
+                        .push(std::rc::Rc::new(vec![(reach, START)]));
+                    scratch.prefix_states.len() as u32 - 1
+                });
+                let mut at = Some(root);
+                for r in prefix {
+                    let Some(from) = at.filter(|&f| !scratch.prefix_states[f as usize].is_empty())
+                    else {
+                        break;
+                    };
+                    let names = names_of(self.rule(dir, r));
+                    let step_key = (from, r, (!names.is_empty()).then(|| values_of(&names)));
+                    at = match scratch.prefix_steps.get(&step_key) {
+                        Some(&found) => found,
+                        None => {
+                            let groups = (*scratch.prefix_states[from as usize]).clone();
+                            let next = rule_of(r).and_then(|rule| {
+                                let mut alg = self.algebra.borrow_mut();
+                                self.sweep_rule(&mut alg, dir, subject, atoms, groups, &rule, step)
+                            });
+                            let id = next.map(|mut groups| {
+                                // Groups the rule decides are the same before and after.
+                                groups.retain(|(_, s)| s[1] != ConnAlgebra::NONE);
+                                scratch.prefix_states.push(std::rc::Rc::new(groups));
+                                scratch.prefix_states.len() as u32 - 1
+                            });
+                            scratch.prefix_steps.insert(step_key, id);
+                            id
+                        }
+                    };
+                }
                 let new: Vec<RuleRef> =
                     list.iter().copied().filter(|r| r.policy == index).collect();
-                let reach = scratch.reach[&variant].atoms.clone();
                 let sweep = |rules: &[RuleRef]| {
                     rules
                         .iter()
@@ -1698,7 +1740,8 @@ impl<'c> Engine<'c> {
                         .collect::<Option<Vec<_>>>()
                 };
                 let head = (|| {
-                    let (prefix, new) = (sweep(&key.prefix)?, sweep(&new)?);
+                    let groups = (*scratch.prefix_states[at? as usize]).clone();
+                    let new = sweep(&new)?;
                     let old: Vec<SweepRule<'_>> = old_rules
                         .iter()
                         .zip(scratch.old_peers.iter().flatten())
@@ -1708,7 +1751,7 @@ impl<'c> Engine<'c> {
                             memo: None,
                         })
                         .collect();
-                    self.admin_delta_head(dir, subject, atoms, reach, &prefix, &old, &new)
+                    self.admin_delta_head(dir, subject, atoms, groups, &old, &new)
                 })();
                 let id = head.map(|h| scratch.intern(h));
                 scratch.heads.insert(head_key, id);
@@ -1749,31 +1792,21 @@ impl<'c> Engine<'c> {
         Some(done)
     }
 
-    /// [`Engine::admin_delta`] up to the policy: the rules before it swept over the atoms
-    /// `reach` (groups they decide dropped: the same before and after), then its old and its
-    /// new rules side by side; the atom groups where the two states differ, as a
-    /// [`PairState`]'s parts. `None` if an atom set is missing.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Engine::admin_delta`] at the policy: from `groups` (the atoms reached, as the rules
+    /// before it left them open), its old and its new rules side by side; the atom groups
+    /// where the two states differ, as a [`PairState`]'s parts. `None` if an atom set is
+    /// missing.
     fn admin_delta_head(
         &self,
         dir: Direction,
         subject: usize,
         atoms: &Atoms<AtomKey>,
-        reach: Bitset,
-        prefix: &[SweepRule<'_>],
+        groups: Vec<(Bitset, SweepState)>,
         old: &[SweepRule<'_>],
         new: &[SweepRule<'_>],
     ) -> Option<PairParts> {
         let mut alg = self.algebra.borrow_mut();
         let alg = &mut *alg;
-        let mut groups: Vec<(Bitset, SweepState)> = vec![(reach, START)];
-        for r in prefix {
-            groups = self.sweep_rule(alg, dir, subject, atoms, groups, r, step)?;
-            groups.retain(|(_, s)| s[1] != ConnAlgebra::NONE);
-            if groups.is_empty() {
-                return Some((Vec::new(), Vec::new()));
-            }
-        }
         let mut before = groups.clone();
         for r in old {
             before = self.sweep_rule(alg, dir, subject, atoms, before, r, step)?;
