@@ -15,7 +15,7 @@ use crate::index::{
 };
 use crate::ip::{IpRange, IpSet, pieces};
 use crate::model::{Action, Cluster, Direction, Layer, Peer, Policy, PortMatch, Rule};
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
@@ -2376,12 +2376,13 @@ impl<'c> Engine<'c> {
         let mut old_lower: HashMap<u32, std::rc::Rc<LowerFn>> = HashMap::default();
         for dir in DIRS {
             let d = dir_index(dir);
-            let mut seen = HashSet::default();
+            let mut seen = Bitset::empty(self.classes[d].keys.len());
             for w in affected.ones() {
                 let c = old_classes[d][w];
-                if !seen.insert(c) {
+                if seen.contains(c as usize) {
                     continue;
                 }
+                seen.insert(c as usize);
                 let key = self.classes[d].keys[c as usize];
                 if needs[0] {
                     old_admin
