@@ -1182,17 +1182,25 @@ impl<'c> Engine<'c> {
                 for &(_, _, w) in run {
                     self.applicable[w][d].admin = list;
                 }
+                if !(named && selected && dir == Direction::Ingress) {
+                    // One group: the run itself (no copy of its members).
+                    let admin = *admin_of
+                        .entry((old.admin, selected, Vec::new()))
+                        .or_insert_with(|| self.admin_key(dir, first));
+                    let key = ClassKey {
+                        admin,
+                        lower: old.lower,
+                    };
+                    self.place(d, key, run.iter().map(|x| x.2));
+                    continue;
+                }
                 groups.clear();
-                if named && selected && dir == Direction::Ingress {
-                    for &(_, _, w) in run {
-                        let values = self.layer_named(dir, w, &[index as u32]);
-                        match groups.iter_mut().find(|(v, _)| *v == values) {
-                            Some((_, members)) => members.push(w),
-                            None => groups.push((values, vec![w])),
-                        }
+                for &(_, _, w) in run {
+                    let values = self.layer_named(dir, w, &[index as u32]);
+                    match groups.iter_mut().find(|(v, _)| *v == values) {
+                        Some((_, members)) => members.push(w),
+                        None => groups.push((values, vec![w])),
                     }
-                } else {
-                    groups.push((Vec::new(), run.iter().map(|x| x.2).collect()));
                 }
                 for (values, members) in groups.drain(..) {
                     let admin = *admin_of
@@ -1202,24 +1210,29 @@ impl<'c> Engine<'c> {
                         admin,
                         lower: old.lower,
                     };
-                    self.place(d, key, &members);
+                    self.place(d, key, members.iter().copied());
                 }
             }
         }
     }
 
-    /// Puts `members` (each already in a class) into the class of `key` in direction `d`.
-    fn place(&mut self, d: usize, key: ClassKey, members: &[usize]) {
+    /// Puts `members` (each already in a class; at least one) into the class of `key` in
+    /// direction `d`.
+    fn place(&mut self, d: usize, key: ClassKey, members: impl Iterator<Item = usize>) {
+        let mut members = members.peekable();
+        let Some(&first) = members.peek() else {
+            return;
+        };
         let classes = &mut self.classes[d];
         let next = classes.reps.len() as u32;
         let c = *classes.by_key.entry(key).or_insert(next);
         if c == next {
             classes.keys.push(key);
-            classes.reps.push(members[0]);
+            classes.reps.push(first);
             classes.funcs.push(OnceCell::new());
             classes.counts.push(0);
         }
-        for &w in members {
+        for w in members {
             let old = classes.of[w] as usize;
             classes.counts[old] = classes.counts[old].saturating_sub(1);
             if classes.counts[c as usize] == 0 {
