@@ -1184,14 +1184,9 @@ impl<'c> Engine<'c> {
                 }
                 if !(named && selected && dir == Direction::Ingress) {
                     // One group: the run itself (no copy of its members).
-                    let admin = *admin_of
-                        .entry((old.admin, selected, Vec::new()))
-                        .or_insert_with(|| self.admin_key(dir, first));
-                    let key = ClassKey {
-                        admin,
-                        lower: old.lower,
-                    };
-                    self.place(d, key, run.iter().map(|x| x.2));
+                    let group = (old.admin, selected, Vec::new());
+                    let members = run.iter().map(|x| x.2);
+                    self.place_group(dir, &mut admin_of, group, old.lower, members);
                     continue;
                 }
                 groups.clear();
@@ -1203,17 +1198,33 @@ impl<'c> Engine<'c> {
                     }
                 }
                 for (values, members) in groups.drain(..) {
-                    let admin = *admin_of
-                        .entry((old.admin, selected, values))
-                        .or_insert_with(|| self.admin_key(dir, members[0]));
-                    let key = ClassKey {
-                        admin,
-                        lower: old.lower,
-                    };
-                    self.place(d, key, members.iter().copied());
+                    let group = (old.admin, selected, values);
+                    let members = members.into_iter();
+                    self.place_group(dir, &mut admin_of, group, old.lower, members);
                 }
             }
         }
+    }
+
+    /// Puts `members` (at least one) into the class keyed by `lower` and the admin key of
+    /// `group` (their old admin key, whether the policy selects them, their values of its
+    /// ingress named ports), worked out for the group's first member and kept in `admin_of`.
+    fn place_group(
+        &mut self,
+        dir: Direction,
+        admin_of: &mut HashMap<(u32, bool, NamedValues), u32>,
+        group: (u32, bool, NamedValues),
+        lower: u32,
+        members: impl Iterator<Item = usize>,
+    ) {
+        let mut members = members.peekable();
+        let Some(&first) = members.peek() else {
+            return;
+        };
+        let admin = *admin_of
+            .entry(group)
+            .or_insert_with(|| self.admin_key(dir, first));
+        self.place(dir_index(dir), ClassKey { admin, lower }, members);
     }
 
     /// Puts `members` (each already in a class; at least one) into the class of `key` in
