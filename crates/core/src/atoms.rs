@@ -6,7 +6,7 @@
 //! Atoms only ever split: a set that goes away leaves its cuts behind, which keeps every other
 //! set's atoms valid (finer atoms are still atoms).
 
-use crate::bitset::Bitset;
+use crate::bitset::{Bitset, IndexedBitset};
 use rustc_hash::FxHashMap as HashMap;
 
 /// A partition of `0..len` into atoms, and sets over it by key.
@@ -14,8 +14,10 @@ use rustc_hash::FxHashMap as HashMap;
 pub(crate) struct Atoms<K> {
     /// Per universe element: its atom.
     of: Vec<u32>,
-    /// Per atom: its elements, and how many.
+    /// Per atom: its elements (also as their nonzero words, for expanding sets of atoms), and
+    /// how many.
     members: Vec<Bitset>,
+    words: Vec<IndexedBitset>,
     size: Vec<usize>,
     /// Sets registered by key, as sets of atoms.
     sets: HashMap<K, Bitset>,
@@ -32,9 +34,11 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
             (vec![0; len], vec![Bitset::full(len)], vec![len])
         };
         let parent = (0..members.len() as u32).collect();
+        let words = members.iter().map(IndexedBitset::new).collect();
         Atoms {
             of,
             members,
+            words,
             size,
             sets: HashMap::default(),
             parent,
@@ -87,6 +91,8 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
                 for u in outside.ones() {
                     self.of[u] = b as u32;
                 }
+                self.words[a] = IndexedBitset::new(&inside);
+                self.words.push(IndexedBitset::new(&outside));
                 self.members[a] = inside;
                 self.members.push(outside);
                 self.parent.push(a as u32);
@@ -141,6 +147,7 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
             self.size[a as usize] += 1;
             self.of.push(a);
         }
+        self.words = self.members.iter().map(IndexedBitset::new).collect();
     }
 
     /// A set of atoms taken when there were fewer, as a set of today's atoms: every atom
@@ -159,50 +166,18 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
         out
     }
 
-    /// Disjoint groups of atoms as sets of universe elements.
+    /// Disjoint groups of atoms as sets of universe elements: each group the union of its
+    /// atoms' nonzero words, so a group pays for the extent of its atoms, not for the universe.
     pub(crate) fn expand<V>(&self, groups: Vec<(Bitset, V)>) -> Vec<(Bitset, V)> {
         let len = self.of.len();
-        // Few atoms in all: put their elements together atom by atom rather than going over
-        // the whole universe.
-        let atoms: usize = groups.iter().map(|(g, _)| g.count()).sum();
-        if atoms * len.div_ceil(64) < len {
-            self.expand_by_atoms(groups)
-        } else {
-            self.expand_by_elements(groups)
-        }
-    }
-
-    fn expand_by_atoms<V>(&self, groups: Vec<(Bitset, V)>) -> Vec<(Bitset, V)> {
-        let len = self.of.len();
-        groups
-            .into_iter()
-            .map(|(g, v)| {
-                let mut b = Bitset::empty(len);
-                for a in g.ones() {
-                    b.union_with(&self.members[a]);
-                }
-                (b, v)
-            })
-            .collect()
-    }
-
-    fn expand_by_elements<V>(&self, groups: Vec<(Bitset, V)>) -> Vec<(Bitset, V)> {
-        let len = self.of.len();
-        let mut group_of = vec![u32::MAX; self.members.len()];
-        for (g, (atoms, _)) in groups.iter().enumerate() {
-            for a in atoms.ones() {
-                group_of[a] = g as u32;
+        // Into a vector of its own: collecting in place would reallocate the groups' one.
+        let mut out = Vec::with_capacity(groups.len());
+        for (g, v) in groups {
+            let mut b = Bitset::empty(len);
+            for a in g.ones() {
+                self.words[a].add_to(&mut b);
             }
-        }
-        let mut out: Vec<(Bitset, V)> = groups
-            .into_iter()
-            .map(|(_, v)| (Bitset::empty(len), v))
-            .collect();
-        for (u, &a) in self.of.iter().enumerate() {
-            let g = group_of[a as usize];
-            if g != u32::MAX {
-                out[g as usize].0.insert(u);
-            }
+            out.push((b, v));
         }
         out
     }
@@ -285,16 +260,21 @@ mod tests {
             let got = a.expand(vec![(now, ())]);
             assert_eq!(got[0].0.ones().collect::<Vec<_>>(), want);
         }
-        // Both ways of expanding (disjoint groups) agree, and the atoms partition the universe.
+        // Expanding disjoint groups agrees with the atoms element by element, and the atoms
+        // partition the universe.
         let n = a.len();
         let groups: Vec<(Bitset, usize)> = (0..n)
             .step_by(2)
             .map(|i| (set(n, &[i, (i + 1).min(n - 1)]), i))
             .collect();
-        let by_atoms = a.expand_by_atoms(groups.clone());
-        assert_eq!(by_atoms, a.expand_by_elements(groups));
+        let expanded = a.expand(groups.clone());
+        for ((g, v), (b, w)) in groups.iter().zip(&expanded) {
+            assert_eq!(v, w);
+            let want: Vec<usize> = (0..10).filter(|&u| g.contains(a.atom_of(u))).collect();
+            assert_eq!(b.ones().collect::<Vec<_>>(), want);
+        }
         let mut count = vec![0; 10];
-        for (b, _) in &by_atoms {
+        for (b, _) in &expanded {
             for u in b.ones() {
                 count[u] += 1;
             }

@@ -235,6 +235,13 @@ impl IndexedBitset {
     pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
         self.words.iter().flat_map(|&(i, w)| bits_of(w, i as usize))
     }
+
+    /// Adds the elements to `o` (over the same universe), word by word.
+    pub fn add_to(&self, o: &mut Bitset) {
+        for &(i, w) in &self.words {
+            o.words[i as usize] |= w;
+        }
+    }
 }
 
 /// A set kept by its density: a bit set, or its elements in order when that list takes no more

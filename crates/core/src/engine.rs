@@ -2702,7 +2702,7 @@ impl<'c> Engine<'c> {
                 }
             }
             // The groups changing only the admin layer: each region against the lower blocks.
-            let mut shared: Vec<Option<usize>> = Vec::new();
+            let mut shared: Vec<Option<u32>> = Vec::new();
             for group in admin_only {
                 let (regions, outcomes, region_of) = &mut deltas[group.delta];
                 // The members' set, made once a change names them.
@@ -2712,23 +2712,24 @@ impl<'c> Engine<'c> {
                     .iter()
                     .all(|(_, a, _)| a.is_some())
                     .then(|| self.lower_atoms(dir, &after_lower));
-                // Per region and block: how many peers they share, where the atoms tell (most
-                // blocks meet few of the changed regions). The regions are disjoint unions of
-                // atoms, so each atom a block meets tells which region, if any, it shares.
-                let blocks = after_lower.blocks.len();
+                // Per block and region (block by block, as they are read): how many peers they
+                // share, where the atoms tell (most blocks meet few of the changed regions). The
+                // regions are disjoint unions of atoms, so each atom a block meets tells which
+                // region, if any, it shares.
+                let (blocks, nreg) = (after_lower.blocks.len(), regions.len());
                 shared.clear();
                 match lower_atoms.as_deref() {
                     Some(atoms) => {
                         let region_of = region_of
                             .get_or_insert_with(|| region_index(regions, self.atoms(dir).len()));
-                        shared.resize(regions.len() * blocks, Some(0));
+                        shared.resize(nreg * blocks, Some(0));
                         for k in 0..blocks {
                             match atoms.counts.get(k) {
                                 Some(Some(counts)) => {
                                     for &(a, count) in counts.iter() {
                                         if let Some(i) = region_of[a as usize].checked_sub(1) {
-                                            let at = &mut shared[i as usize * blocks + k];
-                                            *at = at.map(|n| n + count as usize);
+                                            let at = &mut shared[k * nreg + i as usize];
+                                            *at = at.map(|n| n + count);
                                         }
                                     }
                                 }
@@ -2740,7 +2741,7 @@ impl<'c> Engine<'c> {
                                             .as_ref()
                                             .is_some_and(|(ra, _)| ra.meets(&atoms.met[k]))
                                         {
-                                            shared[i * blocks + k] = None;
+                                            shared[k * nreg + i] = None;
                                         }
                                     }
                                 }
@@ -2749,23 +2750,24 @@ impl<'c> Engine<'c> {
                         // The blocks partition the peers: when one block's count is all that
                         // is missing, it is what the others leave of the region.
                         for (i, (_, ra, _)) in regions.iter().enumerate() {
-                            let row = &mut shared[i * blocks..(i + 1) * blocks];
-                            let mut unknown = (0..blocks).filter(|&k| row[k].is_none());
-                            if let (Some((_, size)), Some(k), None) =
+                            let column = (i..shared.len()).step_by(nreg);
+                            let mut unknown = column.clone().filter(|&at| shared[at].is_none());
+                            if let (Some((_, size)), Some(at), None) =
                                 (ra, unknown.next(), unknown.next())
                             {
-                                let known: usize = row.iter().flatten().sum();
-                                row[k] = size.checked_sub(known);
+                                let known: usize =
+                                    column.filter_map(|at| shared[at]).map(|n| n as usize).sum();
+                                shared[at] = size.checked_sub(known).map(|n| n as u32);
                             }
                         }
                     }
-                    None => shared.resize(regions.len() * blocks, None),
+                    None => shared.resize(nreg * blocks, None),
                 }
                 for (k, ((z, _), &id)) in
                     after_lower.blocks.iter().zip(&after_lower.ids).enumerate()
                 {
                     for (i, (r, _, (vb, va))) in regions.iter().enumerate() {
-                        let shared = shared[i * blocks + k];
+                        let shared = shared[k * nreg + i].map(|n| n as usize);
                         match shared {
                             Some(0) => continue,
                             Some(n) => debug_assert_eq!(n, z.meet_count(r)),
