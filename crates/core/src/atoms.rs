@@ -14,11 +14,12 @@ use rustc_hash::FxHashMap as HashMap;
 pub(crate) struct Atoms<K> {
     /// Per universe element: its atom.
     of: Vec<u32>,
-    /// Per atom: its elements (also as their nonzero words, for expanding sets of atoms), and
-    /// how many.
+    /// Per atom: its elements, and how many.
     members: Vec<Bitset>,
-    words: Vec<IndexedBitset>,
     size: Vec<usize>,
+    /// Per atom: its elements' nonzero words (the same sets as `members`, kept for
+    /// [`Atoms::expand`], which then pays for an atom's extent rather than the universe).
+    words: Vec<IndexedBitset>,
     /// Sets registered by key, as sets of atoms.
     sets: HashMap<K, Bitset>,
     /// Per atom: the atom it was split from (itself for the first).
@@ -38,8 +39,8 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
         Atoms {
             of,
             members,
-            words,
             size,
+            words,
             sets: HashMap::default(),
             parent,
         }
@@ -170,16 +171,16 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
     /// atoms' nonzero words, so a group pays for the extent of its atoms, not for the universe.
     pub(crate) fn expand<V>(&self, groups: Vec<(Bitset, V)>) -> Vec<(Bitset, V)> {
         let len = self.of.len();
-        // Into a vector of its own: collecting in place would reallocate the groups' one.
-        let mut out = Vec::with_capacity(groups.len());
-        for (g, v) in groups {
-            let mut b = Bitset::empty(len);
-            for a in g.ones() {
-                self.words[a].add_to(&mut b);
-            }
-            out.push((b, v));
-        }
-        out
+        groups
+            .into_iter()
+            .map(|(g, v)| {
+                let mut b = Bitset::empty(len);
+                for a in g.ones() {
+                    self.words[a].add_to(&mut b);
+                }
+                (b, v)
+            })
+            .collect()
     }
 }
 
