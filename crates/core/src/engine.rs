@@ -13,7 +13,7 @@ use crate::index::{
     DIRS, LabelIndex, NamedKey, Pieces, PolicySets, admin_order, dir_index, named_keys,
     named_partition, policy_sets,
 };
-use crate::ip::{IpRange, IpSet, pieces};
+use crate::ip::{Cuts, IpRange, IpSet};
 use crate::model::{Action, Cluster, Direction, Layer, Peer, Policy, PortMatch, Rule};
 use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
@@ -698,6 +698,9 @@ pub struct Engine<'c> {
     cluster: Cow<'c, Cluster>,
     labels: LabelIndex,
     pieces: Pieces,
+    /// Per direction (`[ingress, egress]`): how many address sets cut at each boundary, so a
+    /// change knows whether it moves the pieces from its own address sets alone.
+    cuts: [Cuts; 2],
     sets: Vec<PolicySets>,
     /// Per workload: `[ingress, egress]`.
     applicable: Vec<[Applicable; 2]>,
@@ -945,7 +948,8 @@ impl<'c> Engine<'c> {
 
     fn build(cluster: Cow<'c, Cluster>) -> Self {
         let labels = LabelIndex::new(&cluster);
-        let pieces = Pieces::new(DIRS.map(|d| pieces(referenced_ip_sets(&cluster, d))));
+        let cuts = DIRS.map(|d| Cuts::new(referenced_ip_sets(&cluster, d)));
+        let pieces = Pieces::new([0, 1].map(|d| cuts[d].pieces()));
         let sets = cluster
             .policies
             .iter()
@@ -955,6 +959,7 @@ impl<'c> Engine<'c> {
             cluster,
             labels,
             pieces,
+            cuts,
             sets,
             applicable: Vec::new(),
             admin_lists: AdminLists::default(),
@@ -2375,16 +2380,20 @@ impl<'c> Engine<'c> {
         let same_ip_sets = !adding
             && ip_sets_of(&self.cluster.policies[index]) == ip_sets_of(&policy)
             || adding && ip_sets_of(&policy).iter().all(|v| v.is_empty());
-        // The external pieces after the change, when they move.
+        // The external pieces after the change, when they move: they do when the policy's
+        // address sets bring a boundary that none cut before, or take the last cut at one.
         let new_pieces = (!same_ip_sets)
             .then(|| {
-                Pieces::new(DIRS.map(|d| {
-                    let others = (self.cluster.policies.iter().enumerate())
-                        .filter(|&(i, _)| i != index)
-                        .flat_map(|(_, p)| policy_ip_sets(p, d));
-                    pieces(others.chain(policy_ip_sets(&policy, d)))
-                }))
+                let old = (!adding).then(|| &self.cluster.policies[index]);
+                let moved = DIRS.map(|d| {
+                    let old = old.into_iter().flat_map(|p| policy_ip_sets(p, d));
+                    self.cuts[dir_index(d)].replace(old, policy_ip_sets(&policy, d))
+                });
+                moved
+                    .contains(&true)
+                    .then(|| Pieces::new([0, 1].map(|d| self.cuts[d].pieces())))
             })
+            .flatten()
             .filter(|p| *p != self.pieces);
         let pieces_moved = new_pieces.is_some();
         // The old layer verdicts of the classes that may change, for the diff: of the admin

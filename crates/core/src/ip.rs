@@ -227,6 +227,12 @@ pub fn pieces<'a>(sets: impl IntoIterator<Item = &'a IpSet>) -> Vec<IpRange> {
         b4.extend(s.v4.boundaries());
         b6.extend(s.v6.boundaries());
     }
+    pieces_at(b4, b6)
+}
+
+/// The pieces that start at the boundaries `b4` and `b6` (which hold 0; in any order, repeats
+/// allowed) and run to the next one.
+fn pieces_at(mut b4: Vec<u32>, mut b6: Vec<u128>) -> Vec<IpRange> {
     b4.sort_unstable();
     b4.dedup();
     b6.sort_unstable();
@@ -241,6 +247,91 @@ pub fn pieces<'a>(sets: impl IntoIterator<Item = &'a IpSet>) -> Vec<IpRange> {
         out.push(IpRange::V6(a, end));
     }
     out
+}
+
+/// How many address sets cut the address space at each boundary. The external pieces
+/// ([`pieces`]) follow from which boundaries are cut at all, so a set's arrival or departure moves
+/// them exactly when it brings a boundary no other set has, or takes away the last set at one:
+/// knowing that costs the changed sets' boundaries, not a pass over every set.
+#[derive(Clone, Debug, Default)]
+pub struct Cuts {
+    v4: rustc_hash::FxHashMap<u32, u32>,
+    v6: rustc_hash::FxHashMap<u128, u32>,
+}
+
+impl Cuts {
+    pub fn new<'a>(sets: impl IntoIterator<Item = &'a IpSet>) -> Self {
+        let mut cuts = Cuts::default();
+        cuts.replace([], sets);
+        cuts
+    }
+
+    /// Takes the sets `old` away and brings the sets `new` in (each counted as often as it
+    /// comes); whether the pieces moved (a boundary other than the start of a family, which is
+    /// always one, is now cut where it was not, or the other way round).
+    pub fn replace<'a, 'b>(
+        &mut self,
+        old: impl IntoIterator<Item = &'a IpSet>,
+        new: impl IntoIterator<Item = &'b IpSet>,
+    ) -> bool {
+        // Per boundary touched: whether it was cut before.
+        let mut touched4: Vec<(u32, bool)> = Vec::new();
+        let mut touched6: Vec<(u128, bool)> = Vec::new();
+        fn count<T: Copy + Eq + std::hash::Hash>(
+            map: &mut rustc_hash::FxHashMap<T, u32>,
+            touched: &mut Vec<(T, bool)>,
+            b: T,
+            up: bool,
+        ) {
+            let n = map.entry(b).or_insert(0);
+            touched.push((b, *n > 0));
+            if up {
+                *n += 1;
+            } else {
+                *n = n
+                    .checked_sub(1)
+                    .expect("a set is taken away only after it came");
+            }
+        }
+        let mut tally = |s: &IpSet, up: bool| {
+            for b in s.v4.boundaries() {
+                count(&mut self.v4, &mut touched4, b, up);
+            }
+            for b in s.v6.boundaries() {
+                count(&mut self.v6, &mut touched6, b, up);
+            }
+        };
+        old.into_iter().for_each(|s| tally(s, false));
+        new.into_iter().for_each(|s| tally(s, true));
+        // The first report of each boundary holds whether it was cut before the change.
+        fn moved<T: Copy + Eq + std::hash::Hash + Default>(
+            map: &mut rustc_hash::FxHashMap<T, u32>,
+            touched: &[(T, bool)],
+        ) -> bool {
+            let mut seen = rustc_hash::FxHashSet::default();
+            let mut moved = false;
+            for &(b, was) in touched {
+                if seen.insert(b) {
+                    let now = map.get(&b).is_some_and(|&n| n > 0);
+                    moved |= b != T::default() && was != now;
+                    if !now {
+                        map.remove(&b);
+                    }
+                }
+            }
+            moved
+        }
+        let moved4 = moved(&mut self.v4, &touched4);
+        moved(&mut self.v6, &touched6) || moved4
+    }
+
+    /// The external pieces: what [`pieces`] gives for the sets counted now.
+    pub fn pieces(&self) -> Vec<IpRange> {
+        pieces_at(
+            self.v4.keys().copied().chain([0]).collect(),
+            self.v6.keys().copied().chain([0]).collect(),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -329,7 +420,57 @@ mod cidr_cover {
         assert!(IpSet::empty().cidrs().is_empty());
     }
 
+    /// A set of a few v4 ranges (and perhaps a v6 one) over a small grid of addresses, so that
+    /// sets share boundaries, and some start at 0 or end at the last address.
+    fn grid_set() -> impl Strategy<Value = IpSet> {
+        let edge = |k: u32| if k == 8 { u32::MAX } else { k << 29 };
+        (
+            prop::collection::vec((0u32..9, 0u32..9), 0..3),
+            any::<bool>(),
+        )
+            .prop_map(move |(ranges, v6)| {
+                let mut set = IpSet::empty();
+                for (a, b) in ranges {
+                    let (lo, hi) = (edge(a.min(b)), edge(a.max(b)));
+                    set.v4 = set.v4.union(&RangeSet::range(lo, hi));
+                }
+                if v6 {
+                    set.v6 = RangeSet::range(1 << 100, u128::MAX);
+                }
+                set
+            })
+    }
+
     proptest! {
+        /// Counting cuts gives the pieces of the sets counted, and says the pieces moved exactly
+        /// when they did, whatever sets come and go.
+        #[test]
+        fn cuts_follow_the_sets_counted(
+            start in prop::collection::vec(grid_set(), 0..5),
+            changes in prop::collection::vec(
+                (prop::collection::vec(any::<prop::sample::Index>(), 0..3),
+                 prop::collection::vec(grid_set(), 0..3)),
+                1..8,
+            ),
+        ) {
+            let mut sets = start;
+            let mut cuts = Cuts::new(&sets);
+            prop_assert_eq!(cuts.pieces(), pieces(&sets));
+            for (gone, new) in changes {
+                let before = pieces(&sets);
+                // Take away the sets at the indices drawn (each once), bring the new ones in.
+                let mut at: Vec<usize> = gone.iter().filter(|_| !sets.is_empty())
+                    .map(|i| i.index(sets.len())).collect();
+                at.sort_unstable();
+                at.dedup();
+                let old: Vec<IpSet> = at.iter().rev().map(|&i| sets.remove(i)).collect();
+                sets.extend(new.iter().cloned());
+                let moved = cuts.replace(&old, &new);
+                prop_assert_eq!(cuts.pieces(), pieces(&sets));
+                prop_assert_eq!(moved, pieces(&sets) != before);
+            }
+        }
+
         /// The blocks cover exactly the set, and no two of them are halves of one larger block.
         #[test]
         fn cover_is_exact_and_minimal(ranges in prop::collection::vec((any::<u32>(), 0u32..1 << 20), 0..6),
