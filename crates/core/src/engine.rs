@@ -892,19 +892,28 @@ fn settle(open: PairGroups, mut decided: PairGroups) -> PairParts {
 
 /// An admin rule list's part in a change: the key of the rules before the policy, the ingress
 /// named ports they (and the policy's old and new rules) name, and the rules after it that reach
-/// the change's atoms, each with the ingress named ports it names.
+/// the change's atoms, each with the ingress named ports it names, if any.
 #[derive(Clone)]
 struct ListEntry {
     head: u32,
     names: PortNames,
-    suffix: std::rc::Rc<Vec<(RuleRef, PortNames)>>,
+    suffix: std::rc::Rc<Vec<(RuleRef, Option<PortNames>)>>,
 }
 
-/// The atoms a change's rules reach, and per policy (by index), per rule, whether its peers
-/// meet them (filled as policies are met).
+/// The atoms a change's rules reach, and per policy (by index) its part in the lists that hold
+/// it (filled as policies are met).
 struct Reach {
     atoms: Bitset,
-    meets: Vec<Option<Box<[bool]>>>,
+    parts: Vec<Option<PolicyPart>>,
+}
+
+/// An admin policy's part in the admin rule lists holding it, for one change (and whether the
+/// old and the new rules apply, which sets the changed policy's place): whether it comes before
+/// the changed policy, and its rules whose peers meet the atoms the change reaches, each with the
+/// ingress named ports it names, if any.
+struct PolicyPart {
+    before: bool,
+    rules: Vec<(RuleRef, Option<PortNames>)>,
 }
 
 /// What decides where an admin policy's old and new rules part ways ([`Engine::admin_delta`];
@@ -1572,8 +1581,12 @@ impl<'c> Engine<'c> {
         } else {
             &[]
         };
-        let list = self.admin_lists.get(app.admin);
-        let has_new = list.iter().any(|r| r.policy == index);
+        // Whether the subject's list holds the policy's rules (read from the policy's sets: the
+        // list itself is read only the first time it is met).
+        let has_new =
+            !self.sets[index].rules[d].is_empty() && self.sets[index].subject.contains(subject);
+        let list = || self.admin_lists.get(app.admin);
+        debug_assert_eq!(has_new, list().iter().any(|r| r.policy == index));
         if has_new && !old_rules.is_empty() && !change.same_rank {
             return None;
         }
@@ -1602,7 +1615,7 @@ impl<'c> Engine<'c> {
                 variant,
                 Reach {
                     atoms: reach,
-                    meets: Vec::new(),
+                    parts: Vec::new(),
                 },
             );
         }
@@ -1649,7 +1662,7 @@ impl<'c> Engine<'c> {
                 for (r, _) in old_rules {
                     names.extend(names_of(r));
                 }
-                for run in list.chunk_by(|x, y| x.policy == y.policy) {
+                for run in list().chunk_by(|x, y| x.policy == y.policy) {
                     let q = run[0].policy;
                     if q == index {
                         for &r in run {
@@ -1657,31 +1670,44 @@ impl<'c> Engine<'c> {
                         }
                         continue;
                     }
-                    if reach.meets.len() <= q {
-                        reach.meets.resize_with(q + 1, || None);
+                    // A list holds all of a policy's rules, in order.
+                    debug_assert!(
+                        run.iter().enumerate().all(|(k, r)| r.rule == k)
+                            && run.len() == self.sets[q].rules[d].len()
+                    );
+                    let Reach {
+                        atoms: reached,
+                        parts,
+                    } = &mut *reach;
+                    if parts.len() <= q {
+                        parts.resize_with(q + 1, || None);
                     }
-                    let meets = reach.meets[q].get_or_insert_with(|| {
-                        (0..self.sets[q].rules[d].len())
-                            .map(|rule| {
-                                // A missing atom set counts as reaching (the sweep then gives
-                                // up).
-                                atoms
-                                    .get(&AtomKey::Rule(RuleRef { policy: q, rule }))
-                                    .is_none_or(|a| a.intersects(&reach.atoms))
+                    let part = parts[q].get_or_insert_with(|| {
+                        let rules = (0..self.sets[q].rules[d].len())
+                            .map(|rule| RuleRef { policy: q, rule })
+                            // A missing atom set counts as reaching (the sweep then gives up).
+                            .filter(|&r| {
+                                (atoms.get(&AtomKey::Rule(r))).is_none_or(|a| a.intersects(reached))
                             })
-                            .collect()
-                    });
-                    let before = rank_of(q) < at;
-                    for &r in run {
-                        if meets.get(r.rule).copied().unwrap_or(true) {
-                            let own = names_of(self.rule(dir, r));
-                            if before {
-                                key.prefix.push(r);
-                                names.extend(own);
-                            } else {
-                                suffix.push((r, std::rc::Rc::new(own)));
-                            }
+                            .map(|r| {
+                                let names = names_of(self.rule(dir, r));
+                                (r, (!names.is_empty()).then(|| std::rc::Rc::new(names)))
+                            })
+                            .collect();
+                        PolicyPart {
+                            before: rank_of(q) < at,
+                            rules,
                         }
+                    });
+                    if part.before {
+                        key.prefix.extend(part.rules.iter().map(|(r, _)| *r));
+                        names.extend(
+                            part.rules
+                                .iter()
+                                .flat_map(|(_, n)| n.iter().flat_map(|n| n.iter().cloned())),
+                        );
+                    } else {
+                        suffix.extend(part.rules.iter().cloned());
                     }
                 }
                 let next = scratch.keys.len() as u32;
@@ -1760,8 +1786,11 @@ impl<'c> Engine<'c> {
                         }
                     };
                 }
-                let new: Vec<RuleRef> =
-                    list.iter().copied().filter(|r| r.policy == index).collect();
+                let new: Vec<RuleRef> = list()
+                    .iter()
+                    .copied()
+                    .filter(|r| r.policy == index)
+                    .collect();
                 let sweep = |rules: &[RuleRef]| {
                     rules
                         .iter()
@@ -1794,7 +1823,7 @@ impl<'c> Engine<'c> {
             if scratch.states[state as usize].0.is_empty() {
                 break;
             }
-            let step_key = (state, *r, (!names.is_empty()).then(|| values_of(names)));
+            let step_key = (state, *r, names.as_deref().map(|n| values_of(n)));
             state = match scratch.steps.get(&step_key) {
                 Some(&found) => found?,
                 None => {
@@ -2579,6 +2608,8 @@ impl<'c> Engine<'c> {
         }
         // The diff: for each affected subject whose class changed, where the verdicts differ.
         let mut subjects = [Bitset::empty(n), Bitset::empty(n)];
+        // Per direction, the classes members left (each once): they may be left empty.
+        let mut left: [Vec<u32>; 2] = Default::default();
         let mut changes: Vec<DirChange> = Vec::new();
         // Layered verdicts by algebra id, shared by the changes naming them.
         let mut arcs: HashMap<u32, std::sync::Arc<ConnSet>> = HashMap::default();
@@ -2622,6 +2653,9 @@ impl<'c> Engine<'c> {
             let mut scratch = DeltaScratch::default();
             for run in moves.chunk_by(|x, y| (x.0, x.1) == (y.0, y.1)) {
                 let (a, b, w) = run[0];
+                if a != b && left[d].last() != Some(&a) {
+                    left[d].push(a);
+                }
                 let (ka, kb) = (
                     self.classes[d].keys[a as usize],
                     self.classes[d].keys[b as usize],
@@ -2814,10 +2848,10 @@ impl<'c> Engine<'c> {
         }
         // Classes this change left without members no longer need their verdicts, nor to be
         // found by key (should the key come back, a fresh class takes it).
-        for (d, old) in old_classes.iter().enumerate() {
+        for (d, left) in left.iter().enumerate() {
             let classes = &mut self.classes[d];
-            for w in affected.ones() {
-                let c = old[w] as usize;
+            for &c in left {
+                let c = c as usize;
                 if classes.counts[c] == 0 {
                     let stale = classes.funcs[c].take();
                     self.graveyard.borrow_mut().classes.extend(stale);
