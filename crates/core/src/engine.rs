@@ -2504,6 +2504,14 @@ impl<'c> Engine<'c> {
                     && old_sets.ingress_named == sets.ingress_named
                     && [0, 1].map(|d| sets.rules[d].len()) == old_rules
             });
+        // In place, a direction whose rules are as they were (a change of the other direction's
+        // rules) keeps its admin layers, its classes and their verdicts as they are.
+        let same_rules = DIRS.map(|dir| {
+            in_place
+                && old_admin_policy
+                    .as_ref()
+                    .is_some_and(|o| o.rules(dir) == policy.rules(dir))
+        });
         if adding {
             self.sets.push(sets);
         } else {
@@ -2521,7 +2529,10 @@ impl<'c> Engine<'c> {
         // place, keep their ids and lose what was computed for them.
         let stale = if in_place {
             let keys = self.layer_keys.borrow();
-            keys.by_policy.get(index).cloned().unwrap_or_default()
+            let naming = keys.by_policy.get(index).into_iter().flatten().copied();
+            naming
+                .filter(|&id| !same_rules[keys.keys[id as usize].0])
+                .collect()
         } else {
             self.layer_keys.borrow_mut().retire(pi)
         };
@@ -2585,8 +2596,12 @@ impl<'c> Engine<'c> {
                 }
             });
         // In place: the classes of a direction the policy has rules in (whose admin key names it)
-        // keep their members and keys, and only their verdicts are dropped.
-        let kept = DIRS.map(|dir| in_place && !self.sets[index].rules[dir_index(dir)].is_empty());
+        // keep their members and keys, and only their verdicts are dropped (unless its rules
+        // there are as they were).
+        let kept = DIRS.map(|dir| {
+            let d = dir_index(dir);
+            in_place && !self.sets[index].rules[d].is_empty() && !same_rules[d]
+        });
         if in_place {
             let mut graveyard = self.graveyard.borrow_mut();
             for (d, classes) in self.classes.iter_mut().enumerate() {
@@ -2619,13 +2634,14 @@ impl<'c> Engine<'c> {
             let mut moves: Vec<(u32, u32, usize)> = Vec::new();
             for w in affected.ones() {
                 let (a, b) = (old_classes[d][w], self.classes[d].of[w]);
-                // In place, a class is kept exactly when its admin key names the policy.
+                // In place, a class is kept exactly when its admin key names the policy and the
+                // policy's rules there changed.
                 debug_assert!(
                     !in_place
                         || a == b
                             && kept[d] == {
                                 let admin = self.classes[d].keys[a as usize].admin;
-                                self.layer_keys.borrow().names(admin, pi)
+                                self.layer_keys.borrow().names(admin, pi) && !same_rules[d]
                             }
                 );
                 if a != b || kept[d] {
