@@ -349,6 +349,14 @@ impl Members {
         }
     }
 
+    /// The elements, ascending.
+    pub fn ones(&self) -> Box<dyn Iterator<Item = usize> + '_> {
+        match self {
+            Members::Dense(b) => Box::new(b.ones()),
+            Members::Sparse { elems, .. } => Box::new(elems.iter().map(|&x| x as usize)),
+        }
+    }
+
     /// Calls `f` with every element, ascending.
     pub fn each(&self, f: impl FnMut(usize)) {
         self.each_in(0, usize::MAX, f)

@@ -305,14 +305,16 @@ impl AdminFn {
     }
 }
 
-/// Where an admin layer changed, over peers, with the verdicts before and after; and, per
-/// region and lower-layer connections (as [`ConnAlgebra`] ids), the layered verdicts before and
-/// after when they differ (worked out once, for every class making that change).
-/// With, made when first needed, which region each admin atom is in (see [`region_index`]).
+/// Where an admin layer changed, over peers, with the verdicts before and after; per region
+/// and lower-layer connections (as [`ConnAlgebra`] ids), the layered verdicts before and after
+/// when they differ (worked out once, for every class making that change), as indices into the
+/// update's verdicts; which region each admin atom is in, made when first needed (see
+/// [`region_index`]); and per region, its index in the update's regions once a change names it.
 type AdminRegions = (
     Vec<AdminRegion>,
-    HashMap<(usize, u32), Option<(std::sync::Arc<ConnSet>, std::sync::Arc<ConnSet>)>>,
+    HashMap<(usize, u32), Option<(u32, u32)>>,
     Option<Box<[u32]>>,
+    Vec<Option<u32>>,
 );
 
 /// Per admin atom (of `atoms`), which of `regions` holds it, counted from 1 (0: none). The
@@ -340,18 +342,6 @@ struct AdminOnly {
     lower: u32,
     rep: usize,
     members: Vec<usize>,
-}
-
-/// A set of `n` workloads made of `members` (distinct), with its size.
-fn members_set(n: usize, members: impl Iterator<Item = usize>) -> (std::sync::Arc<Bitset>, usize) {
-    let mut b = Bitset::empty(n);
-    let mut count = 0;
-    for m in members {
-        b.insert(m);
-        count += 1;
-    }
-    debug_assert_eq!(b.count(), count);
-    (std::sync::Arc::new(b), count)
 }
 
 /// A region of peers where an admin layer changed: the peers, the admin atoms they are a union
@@ -556,96 +546,117 @@ struct Classes {
 }
 
 /// What changed when one policy was added, replaced or removed.
-#[derive(Clone, Debug, Default)]
+///
+/// The changes name their sets and verdicts in tables the report holds, so that thousands of
+/// changes over a few hundred sets copy no set and count each intersection once: subject sets
+/// made for the report, blocks of the layers below admin shared with the engine, regions where
+/// an admin layer changed.
+#[derive(Clone, Default)]
 pub struct Update {
     /// Workloads whose verdicts of a direction may have changed (`[ingress, egress]`).
     pub subjects: [Bitset; 2],
     /// True when the change moved the external pieces (every bit set was carried over to the
-    /// new pieces; `changes` then compares each new piece with the old piece holding its first
-    /// address).
+    /// new pieces; the changes then compare each new piece with the old piece holding its
+    /// first address).
     pub pieces_moved: bool,
-    /// Direction-level changes: for these subjects and peers, the direction's verdict went from
-    /// `before` to `after`.
-    pub changes: Vec<DirChange>,
+    changes: Vec<Change>,
+    /// Subject sets, each with its size.
+    subject_sets: Vec<(Members, usize)>,
+    /// Peer sets of the changes' own.
+    peer_sets: Vec<Bitset>,
+    /// Blocks of peers of the layers below admin.
+    blocks: Vec<std::sync::Arc<Members>>,
+    /// Regions of peers where an admin layer changed.
+    regions: Vec<std::sync::Arc<Bitset>>,
+    verdicts: Vec<ConnSet>,
 }
 
-/// One direction-level change of an [`Update`].
-#[derive(Clone, Debug)]
-pub struct DirChange {
+/// A change as the report keeps it: indices into its tables.
+#[derive(Clone, Copy, Debug)]
+struct Change {
+    direction: Direction,
+    subjects: u32,
+    peers: Peers,
+    before: u32,
+    after: u32,
+}
+
+/// The peers of a [`Change`].
+#[derive(Clone, Copy, Debug)]
+enum Peers {
+    /// A set of the change's own.
+    Own(u32),
+    /// The peers a block and a region share, `count` of them (not none).
+    Meet { block: u32, region: u32, count: u32 },
+}
+
+/// One direction-level change of an [`Update`]: for these subjects and peers, the direction's
+/// verdict went from `before` to `after`.
+#[derive(Clone, Copy)]
+pub struct DirChange<'u> {
     pub direction: Direction,
-    /// Workloads whose policies say so (sources for egress, destinations for ingress); shared by
-    /// the changes of one class.
-    pub subjects: std::sync::Arc<Bitset>,
+    /// Workloads whose policies say so (sources for egress, destinations for ingress).
+    pub subjects: &'u Members,
     /// Peers over the direction's universe: workloads, then that direction's external pieces.
-    pub peers: PeerSet,
-    /// Shared by the changes with the same verdicts (a report may hold many).
-    pub before: std::sync::Arc<ConnSet>,
-    pub after: std::sync::Arc<ConnSet>,
+    pub peers: PeerSet<'u>,
+    pub before: &'u ConnSet,
+    pub after: &'u ConnSet,
     /// How many workloads `subjects` holds.
     subject_count: usize,
 }
 
-impl DirChange {
-    fn new(
-        direction: Direction,
-        (subjects, subject_count): &(std::sync::Arc<Bitset>, usize),
-        peers: PeerSet,
-        v: (std::sync::Arc<ConnSet>, std::sync::Arc<ConnSet>),
-    ) -> Self {
-        DirChange {
-            direction,
-            subjects: subjects.clone(),
-            peers,
-            before: v.0,
-            after: v.1,
-            subject_count: *subject_count,
-        }
+impl DirChange<'_> {
+    /// How many workloads `subjects` holds.
+    pub fn subject_count(&self) -> usize {
+        self.subject_count
     }
 }
 
-/// The peers of a [`DirChange`]: a set of its own, or the intersection of two sets it shares
-/// with the engine and with other changes (a block of the layers below admin and a region where
-/// the admin layer changed), so that a report of many changes costs no copy of those sets. The
-/// intersection is not empty, and is worked out only when listed or counted.
-#[derive(Clone)]
-pub struct PeerSet(PeerRepr);
-
-#[derive(Clone)]
-enum PeerRepr {
-    Own(Bitset),
-    /// With how many elements, when known.
-    Meet(
-        std::sync::Arc<Members>,
-        std::sync::Arc<Bitset>,
-        Option<usize>,
-    ),
+impl fmt::Debug for DirChange<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirChange")
+            .field("direction", &self.direction)
+            .field(
+                "subjects",
+                &fmt::from_fn(|f| f.debug_set().entries(self.subjects.ones()).finish()),
+            )
+            .field("peers", &self.peers)
+            .field("before", self.before)
+            .field("after", self.after)
+            .finish()
+    }
 }
 
-impl PeerSet {
-    /// The intersection of `a` and `b` (which must be over the same universe and intersect),
-    /// with its count when known.
-    fn meet(a: &std::sync::Arc<Members>, b: &std::sync::Arc<Bitset>, count: Option<usize>) -> Self {
-        PeerSet(PeerRepr::Meet(a.clone(), b.clone(), count))
-    }
+/// The peers of a [`DirChange`]: a set of its own, or the intersection of a block of the
+/// layers below admin and a region where the admin layer changed (shared with other changes,
+/// listed only when asked for; its size is known).
+#[derive(Clone, Copy)]
+pub struct PeerSet<'u>(PeerRepr<'u>);
 
+#[derive(Clone, Copy)]
+enum PeerRepr<'u> {
+    Own(&'u Bitset),
+    Meet(&'u Members, &'u Bitset, usize),
+}
+
+impl PeerSet<'_> {
     /// The length of the universe the set is over (workloads, then external pieces).
     pub fn universe(&self) -> usize {
-        match &self.0 {
-            PeerRepr::Own(b) => b.len(),
-            PeerRepr::Meet(_, b, _) => b.len(),
+        match self.0 {
+            PeerRepr::Own(b) | PeerRepr::Meet(_, b, _) => b.len(),
         }
     }
 
     /// How many peers the set holds.
     pub fn count(&self) -> usize {
-        match &self.0 {
+        match self.0 {
             PeerRepr::Own(b) => b.count(),
-            PeerRepr::Meet(a, b, count) => count.unwrap_or_else(|| a.meet_count(b)),
+            PeerRepr::Meet(_, _, count) => count,
         }
     }
 
     pub fn contains(&self, i: usize) -> bool {
-        match &self.0 {
+        match self.0 {
             PeerRepr::Own(b) => b.contains(i),
             PeerRepr::Meet(a, b, _) => a.contains(i) && b.contains(i),
         }
@@ -653,7 +664,7 @@ impl PeerSet {
 
     /// The peers, ascending.
     pub fn ones(&self) -> Box<dyn Iterator<Item = usize> + '_> {
-        match &self.0 {
+        match self.0 {
             PeerRepr::Own(b) => Box::new(b.ones()),
             PeerRepr::Meet(a, b, _) => a.meet_ones(b),
         }
@@ -661,32 +672,111 @@ impl PeerSet {
 
     /// The peers as a bit set of their own.
     pub fn to_bitset(&self) -> Bitset {
-        match &self.0 {
+        match self.0 {
             PeerRepr::Own(b) => b.clone(),
             PeerRepr::Meet(a, b, _) => a.meet(b).unwrap_or_else(|| Bitset::empty(b.len())),
         }
     }
 }
 
-impl From<Bitset> for PeerSet {
-    fn from(b: Bitset) -> Self {
-        PeerSet(PeerRepr::Own(b))
-    }
-}
-
-impl fmt::Debug for PeerSet {
+impl fmt::Debug for PeerSet<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_set().entries(self.ones()).finish()
     }
 }
 
 impl Update {
+    /// The direction-level changes, in the order they were found.
+    pub fn changes(&self) -> impl ExactSizeIterator<Item = DirChange<'_>> + '_ {
+        self.changes.iter().map(|c| {
+            let (subjects, subject_count) = &self.subject_sets[c.subjects as usize];
+            let peers = match c.peers {
+                Peers::Own(i) => PeerRepr::Own(&self.peer_sets[i as usize]),
+                Peers::Meet {
+                    block,
+                    region,
+                    count,
+                } => PeerRepr::Meet(
+                    &self.blocks[block as usize],
+                    &self.regions[region as usize],
+                    count as usize,
+                ),
+            };
+            DirChange {
+                direction: c.direction,
+                subjects,
+                peers: PeerSet(peers),
+                before: &self.verdicts[c.before as usize],
+                after: &self.verdicts[c.after as usize],
+                subject_count: *subject_count,
+            }
+        })
+    }
+
+    /// How many direction-level changes the report holds.
+    pub fn change_count(&self) -> usize {
+        self.changes.len()
+    }
+
     /// How many (subject, peer) pairs changed in either direction.
     pub fn changed_pairs(&self) -> usize {
-        self.changes
-            .iter()
+        self.changes()
             .map(|c| c.subject_count * c.peers.count())
             .sum()
+    }
+
+    /// A subject set of `n` workloads made of `members` (distinct, ascending), as a list when
+    /// that is the smaller form (a change's subjects are mostly a few workloads).
+    fn subject_set(&mut self, n: usize, members: Vec<usize>) -> u32 {
+        debug_assert!(members.windows(2).all(|w| w[0] < w[1]));
+        let count = members.len();
+        let set = if count * 32 <= n {
+            Members::Sparse {
+                len: n,
+                elems: members.into_iter().map(|m| m as u32).collect(),
+            }
+        } else {
+            let mut b = Bitset::empty(n);
+            for m in members {
+                b.insert(m);
+            }
+            Members::Dense(b)
+        };
+        self.subject_sets.push((set, count));
+        (self.subject_sets.len() - 1) as u32
+    }
+
+    /// A verdict of the report's own.
+    fn verdict(&mut self, c: ConnSet) -> u32 {
+        self.verdicts.push(c);
+        (self.verdicts.len() - 1) as u32
+    }
+
+    /// A change with peers of its own and verdicts of its own.
+    fn push_own(&mut self, direction: Direction, subjects: u32, peers: Bitset, v: [ConnSet; 2]) {
+        self.peer_sets.push(peers);
+        let peers = Peers::Own((self.peer_sets.len() - 1) as u32);
+        let [before, after] = v.map(|c| self.verdict(c));
+        self.changes.push(Change {
+            direction,
+            subjects,
+            peers,
+            before,
+            after,
+        });
+    }
+}
+
+impl fmt::Debug for Update {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Update")
+            .field("subjects", &self.subjects)
+            .field("pieces_moved", &self.pieces_moved)
+            .field(
+                "changes",
+                &fmt::from_fn(|f| f.debug_list().entries(self.changes()).finish()),
+            )
+            .finish()
     }
 }
 
@@ -2625,9 +2715,9 @@ impl<'c> Engine<'c> {
         let mut subjects = [Bitset::empty(n), Bitset::empty(n)];
         // Per direction, the classes members left (each once): they may be left empty.
         let mut left: [Vec<u32>; 2] = Default::default();
-        let mut changes: Vec<DirChange> = Vec::new();
-        // Layered verdicts by algebra id, shared by the changes naming them.
-        let mut arcs: HashMap<u32, std::sync::Arc<ConnSet>> = HashMap::default();
+        let mut report = Update::default();
+        // Layered verdicts by algebra id: their indices in the report.
+        let mut verdict_ids: HashMap<u32, u32> = HashMap::default();
         for dir in DIRS {
             let d = dir_index(dir);
             // Per class transition, its members in order (the first stands for all).
@@ -2677,12 +2767,12 @@ impl<'c> Engine<'c> {
                     self.classes[d].keys[b as usize],
                 );
                 // The transition's members, as a set made only once a change names them.
-                let mut ws: Option<(std::sync::Arc<Bitset>, usize)> = None;
-                let mut emit = |peers: PeerSet,
-                                before: std::sync::Arc<ConnSet>,
-                                after: std::sync::Arc<ConnSet>| {
-                    let ws = ws.get_or_insert_with(|| members_set(n, run.iter().map(|x| x.2)));
-                    changes.push(DirChange::new(dir, ws, peers, (before, after)));
+                let mut ws: Option<u32> = None;
+                let mut emit = |peers: Bitset, before: ConnSet, after: ConnSet| {
+                    let ws = *ws.get_or_insert_with(|| {
+                        report.subject_set(n, run.iter().map(|x| x.2).collect())
+                    });
+                    report.push_own(dir, ws, peers, [before, after]);
                 };
                 // A layer is unchanged when its key is and does not name the policy.
                 let same = |a: u32, b: u32| a == b && !self.layer_keys.borrow().names(a, pi);
@@ -2703,7 +2793,8 @@ impl<'c> Engine<'c> {
                             .map(|(r, _, (vb, va))| (std::sync::Arc::as_ptr(r) as usize, *vb, *va))
                             .collect();
                         *delta_ids.entry(sig).or_insert_with(|| {
-                            deltas.push((regions, HashMap::default(), None));
+                            let named = vec![None; regions.len()];
+                            deltas.push((regions, HashMap::default(), None, named));
                             deltas.len() - 1
                         })
                     });
@@ -2744,7 +2835,7 @@ impl<'c> Engine<'c> {
                             if before != after
                                 && let Some(p) = r.intersection_if_any(x)
                             {
-                                emit(p.into(), before.into(), after.into());
+                                emit(p, before, after);
                             }
                         }
                     }
@@ -2756,17 +2847,19 @@ impl<'c> Engine<'c> {
                     let before = combine(self.admin_blocks(dir, before_admin), before_lower);
                     let after = combine(self.admin_blocks(dir, &after_admin), &after_lower);
                     for (r, (cb, ca)) in diff_blocks(&before, &after) {
-                        emit(r.into(), cb.into(), ca.into());
+                        emit(r, cb, ca);
                     }
                 }
             }
             // The groups changing only the admin layer: each region against the lower blocks.
             let mut shared: Vec<Option<u32>> = Vec::new();
-            for group in admin_only {
-                let (regions, outcomes, region_of) = &mut deltas[group.delta];
+            for mut group in admin_only {
+                let (regions, outcomes, region_of, named) = &mut deltas[group.delta];
                 // The members' set, made once a change names them.
                 let mut ws = None;
                 let after_lower = self.lower_fn(dir, group.rep, group.lower);
+                // Per block, its index in the report once a change names it.
+                let mut block_ids: Vec<Option<u32>> = vec![None; after_lower.blocks.len()];
                 let lower_atoms = regions
                     .iter()
                     .all(|(_, a, _)| a.is_some())
@@ -2826,38 +2919,63 @@ impl<'c> Engine<'c> {
                     after_lower.blocks.iter().zip(&after_lower.ids).enumerate()
                 {
                     for (i, (r, _, (vb, va))) in regions.iter().enumerate() {
-                        let shared = shared[k * nreg + i].map(|n| n as usize);
-                        match shared {
-                            Some(0) => continue,
-                            Some(n) => debug_assert_eq!(n, z.meet_count(r)),
-                            None if !z.intersects(r) => continue,
-                            None => {}
+                        let shared = shared[k * nreg + i];
+                        if shared == Some(0) {
+                            continue;
                         }
                         let outcome = outcomes.entry((i, id)).or_insert_with(|| {
                             let mut alg = self.algebra.borrow_mut();
                             let before = layered_id(&mut alg, *vb, id);
                             let after = layered_id(&mut alg, *va, id);
                             (before != after).then(|| {
-                                let mut arc = |c: u32| {
-                                    arcs.entry(c)
-                                        .or_insert_with(|| std::sync::Arc::new(alg.get(c).clone()))
-                                        .clone()
+                                let mut id = |c: u32| {
+                                    *verdict_ids
+                                        .entry(c)
+                                        .or_insert_with(|| report.verdict(alg.get(c).clone()))
                                 };
-                                (arc(before), arc(after))
+                                (id(before), id(after))
                             })
                         });
-                        if let Some((before, after)) = outcome {
-                            // `z` and `r` intersect: the change names both, copying neither.
-                            let ws = ws.get_or_insert_with(|| {
-                                members_set(n, group.members.iter().copied())
-                            });
-                            changes.push(DirChange::new(
-                                dir,
-                                ws,
-                                PeerSet::meet(z, r, shared),
-                                (before.clone(), after.clone()),
-                            ));
-                        }
+                        let Some((before, after)) = *outcome else {
+                            continue;
+                        };
+                        // Where the atoms did not tell, the peers the block and the region
+                        // share are counted now, only for a change (its count is wanted anyway).
+                        let shared = match shared {
+                            Some(n) => {
+                                debug_assert_eq!(n as usize, z.meet_count(r));
+                                n as usize
+                            }
+                            None => match z.meet_count(r) {
+                                0 => continue,
+                                n => n,
+                            },
+                        };
+                        // `z` and `r` intersect: the change names both, copying neither.
+                        let subjects = *ws.get_or_insert_with(|| {
+                            let mut members = std::mem::take(&mut group.members);
+                            members.sort_unstable();
+                            report.subject_set(n, members)
+                        });
+                        let block = *block_ids[k].get_or_insert_with(|| {
+                            report.blocks.push(z.clone());
+                            (report.blocks.len() - 1) as u32
+                        });
+                        let region = *named[i].get_or_insert_with(|| {
+                            report.regions.push(r.clone());
+                            (report.regions.len() - 1) as u32
+                        });
+                        report.changes.push(Change {
+                            direction: dir,
+                            subjects,
+                            peers: Peers::Meet {
+                                block,
+                                region,
+                                count: shared as u32,
+                            },
+                            before,
+                            after,
+                        });
                     }
                 }
             }
@@ -2893,7 +3011,7 @@ impl<'c> Engine<'c> {
         Update {
             subjects,
             pieces_moved,
-            changes,
+            ..report
         }
     }
 

@@ -1055,16 +1055,14 @@ fn check_edits(c: Cluster, edits: Vec<Edit>, unread: &[bool]) -> Result<(), Test
             workloads + (old.iter().position(|o| o.contains(first))).expect("pieces cover all")
         };
         let mut reported = std::collections::BTreeMap::new();
-        for ch in &update.changes {
+        for ch in update.changes() {
             // A change's peer count (which may come from counts the engine keeps) is the
             // number of peers it lists.
             prop_assert_eq!(ch.peers.count(), ch.peers.ones().count());
             for s in ch.subjects.ones() {
                 for u in ch.peers.ones() {
-                    let prev = reported.insert(
-                        (ch.direction, s, u),
-                        ((*ch.before).clone(), (*ch.after).clone()),
-                    );
+                    let prev = reported
+                        .insert((ch.direction, s, u), (ch.before.clone(), ch.after.clone()));
                     prop_assert!(prev.is_none(), "change reported twice");
                 }
             }
