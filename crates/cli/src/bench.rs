@@ -112,6 +112,11 @@ pub enum BenchCommand {
         /// only those the sample picks.
         #[arg(long)]
         every_admin: bool,
+        /// Do everything after loading this many times, on fresh engines in the same way,
+        /// and report each time as the least of the runs (per decision and per update): a
+        /// shared machine only adds time.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
     },
 }
 
@@ -185,13 +190,21 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             updates,
             seed,
             every_admin,
+            runs,
         } => {
             if !path.exists() {
                 bail!("{}: no such file or directory", path.display());
             }
-            let b = bulkhead_analysis::bench::run(&path, evals, updates, seed, every_admin)
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("bench connectivity {}", path.display()))?;
+            let b = bulkhead_analysis::bench::run(
+                &path,
+                evals,
+                updates,
+                seed,
+                every_admin,
+                runs as usize,
+            )
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("bench connectivity {}", path.display()))?;
             println!("{}", serde_json::to_string_pretty(&b)?);
         }
     }
