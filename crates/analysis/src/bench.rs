@@ -469,7 +469,11 @@ mod tests {
 
     #[test]
     fn least_is_element_by_element() {
-        let runs = [vec![3.0, 1.0, 5.0], vec![2.0, 4.0, 5.0], vec![9.0, 0.5, 6.0]];
+        let runs = [
+            vec![3.0, 1.0, 5.0],
+            vec![2.0, 4.0, 5.0],
+            vec![9.0, 0.5, 6.0],
+        ];
         assert_eq!(least(runs.iter()), vec![2.0, 0.5, 5.0]);
         assert!(least(std::iter::empty()).is_empty());
     }

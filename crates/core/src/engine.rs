@@ -2501,18 +2501,16 @@ impl<'c> Engine<'c> {
             || adding && ip_sets_of(&policy).iter().all(|v| v.is_empty());
         // The external pieces after the change, when they move: they do when the policy's
         // address sets bring a boundary that none cut before, or take the last cut at one.
-        let new_pieces = (!same_ip_sets)
-            .then(|| {
-                let old = (!adding).then(|| &self.cluster.policies[index]);
-                let moved = DIRS.map(|d| {
-                    let old = old.into_iter().flat_map(|p| policy_ip_sets(p, d));
-                    self.cuts[dir_index(d)].replace(old, policy_ip_sets(&policy, d))
-                });
-                moved
-                    .contains(&true)
-                    .then(|| Pieces::new([0, 1].map(|d| self.cuts[d].pieces())))
-            })
-            .flatten()
+        let moved = !same_ip_sets && {
+            let old = (!adding).then(|| &self.cluster.policies[index]);
+            let by_dir = DIRS.map(|d| {
+                let old = old.into_iter().flat_map(|p| policy_ip_sets(p, d));
+                self.cuts[dir_index(d)].replace(old, policy_ip_sets(&policy, d))
+            });
+            by_dir.contains(&true)
+        };
+        let new_pieces = moved
+            .then(|| Pieces::new([0, 1].map(|d| self.cuts[d].pieces())))
             .filter(|p| *p != self.pieces);
         let pieces_moved = new_pieces.is_some();
         // The old layer verdicts of the classes that may change, for the diff: of the admin

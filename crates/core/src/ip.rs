@@ -260,6 +260,7 @@ pub struct Cuts {
 }
 
 impl Cuts {
+    /// The cuts of `sets` (each counted as often as it comes).
     pub fn new<'a>(sets: impl IntoIterator<Item = &'a IpSet>) -> Self {
         let mut cuts = Cuts::default();
         cuts.replace([], sets);
@@ -274,55 +275,43 @@ impl Cuts {
         old: impl IntoIterator<Item = &'a IpSet>,
         new: impl IntoIterator<Item = &'b IpSet>,
     ) -> bool {
-        // Per boundary touched: whether it was cut before.
-        let mut touched4: Vec<(u32, bool)> = Vec::new();
-        let mut touched6: Vec<(u128, bool)> = Vec::new();
-        fn count<T: Copy + Eq + std::hash::Hash>(
-            map: &mut rustc_hash::FxHashMap<T, u32>,
-            touched: &mut Vec<(T, bool)>,
-            b: T,
-            up: bool,
-        ) {
-            let n = map.entry(b).or_insert(0);
-            touched.push((b, *n > 0));
-            if up {
-                *n += 1;
-            } else {
-                *n = n
-                    .checked_sub(1)
-                    .expect("a set is taken away only after it came");
-            }
-        }
-        let mut tally = |s: &IpSet, up: bool| {
-            for b in s.v4.boundaries() {
-                count(&mut self.v4, &mut touched4, b, up);
-            }
-            for b in s.v6.boundaries() {
-                count(&mut self.v6, &mut touched6, b, up);
-            }
-        };
-        old.into_iter().for_each(|s| tally(s, false));
-        new.into_iter().for_each(|s| tally(s, true));
-        // The first report of each boundary holds whether it was cut before the change.
-        fn moved<T: Copy + Eq + std::hash::Hash + Default>(
-            map: &mut rustc_hash::FxHashMap<T, u32>,
-            touched: &[(T, bool)],
+        // Per boundary the change touches, how many more sets cut there; then whether it went
+        // from cut to not cut or the other way.
+        fn apply<T: Copy + Eq + std::hash::Hash + Default>(
+            counts: &mut rustc_hash::FxHashMap<T, u32>,
+            old: impl Iterator<Item = T>,
+            new: impl Iterator<Item = T>,
         ) -> bool {
-            let mut seen = rustc_hash::FxHashSet::default();
+            let mut net: rustc_hash::FxHashMap<T, i64> = rustc_hash::FxHashMap::default();
+            old.for_each(|b| *net.entry(b).or_default() -= 1);
+            new.for_each(|b| *net.entry(b).or_default() += 1);
             let mut moved = false;
-            for &(b, was) in touched {
-                if seen.insert(b) {
-                    let now = map.get(&b).is_some_and(|&n| n > 0);
-                    moved |= b != T::default() && was != now;
-                    if !now {
-                        map.remove(&b);
-                    }
+            for (b, d) in net {
+                let was = counts.get(&b).copied().unwrap_or(0);
+                let now = u32::try_from(i64::from(was) + d)
+                    .expect("a set is taken away only after it came");
+                if now == 0 {
+                    counts.remove(&b);
+                } else {
+                    counts.insert(b, now);
                 }
+                moved |= b != T::default() && (was > 0) != (now > 0);
             }
             moved
         }
-        let moved4 = moved(&mut self.v4, &touched4);
-        moved(&mut self.v6, &touched6) || moved4
+        let (old, new): (Vec<&IpSet>, Vec<&IpSet>) =
+            (old.into_iter().collect(), new.into_iter().collect());
+        let moved4 = apply(
+            &mut self.v4,
+            old.iter().copied().flat_map(|s| s.v4.boundaries()),
+            new.iter().copied().flat_map(|s| s.v4.boundaries()),
+        );
+        let moved6 = apply(
+            &mut self.v6,
+            old.iter().copied().flat_map(|s| s.v6.boundaries()),
+            new.iter().copied().flat_map(|s| s.v6.boundaries()),
+        );
+        moved4 || moved6
     }
 
     /// The external pieces: what [`pieces`] gives for the sets counted now.
