@@ -1,7 +1,7 @@
 //! Measuring the connectivity engine: load, build, full connectivity, single evaluations and
 //! incremental policy updates. `bulkhead bench connectivity DIR` prints these figures.
 
-use bulkhead_core::model::{Layer, PortMatch};
+use bulkhead_core::model::{Layer, Policy, PortMatch};
 use bulkhead_core::{Cluster, ConnSet, Endpoint, Engine, Protocol, RangeSet};
 use bulkhead_k8s::Loaded;
 use serde::Serialize;
@@ -263,9 +263,7 @@ fn pass(cluster: Cluster, evals: usize, updates: usize, seed: u64, every: bool) 
     let n = workloads.max(1);
     let mut eval_us = Vec::with_capacity(evals);
     for _ in 0..evals {
-        let (s, d) = (rng.below(n), rng.below(n));
-        let proto = Protocol::ALL[rng.below(3)];
-        let port = [53u16, 80, 443, 5432, 8080, 9090, 9100][rng.below(7)];
+        let (s, d, proto, port) = eval_draw(&mut rng, n);
         let t = Instant::now();
         let dec = engine.decide(Endpoint::Workload(s), Endpoint::Workload(d), proto, port);
         eval_us.push(t.elapsed().as_secs_f64() * 1e6);
@@ -287,6 +285,111 @@ fn pass(cluster: Cluster, evals: usize, updates: usize, seed: u64, every: bool) 
         anp,
         every,
     }
+}
+
+/// The flow of one timed decision: source, destination, protocol and port.
+fn eval_draw(rng: &mut SplitMix, n: usize) -> (usize, usize, Protocol, u16) {
+    let (s, d) = (rng.below(n), rng.below(n));
+    let proto = Protocol::ALL[rng.below(3)];
+    let port = [53u16, 80, 443, 5432, 8080, 9090, 9100][rng.below(7)];
+    (s, d, proto, port)
+}
+
+/// Figures of `bench update`: one policy's update done again and again from the same state.
+#[derive(Clone, Debug, Serialize)]
+pub struct OneUpdateBench {
+    /// "change of anp-0043" or "removal of anp-0043".
+    pub update: String,
+    /// Whether the state was the one `bench connectivity`'s sample leaves (with its seed).
+    pub after_sample: Option<u64>,
+    pub reps: usize,
+    /// Direction verdict pairs the update changes, and the changes its report holds.
+    pub changed_pairs: usize,
+    pub changes: usize,
+    /// Thread CPU milliseconds of each repetition (the update and counting its changed pairs,
+    /// as `bench connectivity` times them), and their least, median and most.
+    pub cpu_ms: Vec<f64>,
+    pub cpu_least_ms: f64,
+    pub cpu_median_ms: f64,
+    pub cpu_max_ms: f64,
+    /// Wall milliseconds, least of the repetitions.
+    pub wall_least_ms: f64,
+}
+
+/// Times one update of the policy named `policy` (`remove`: its removal, else a change of its
+/// first rule's ports) `reps` times, each from the same state (put back untimed in between,
+/// compacted when the engine asks). With `after_sample = Some(seed)`, that state is the one
+/// `bench connectivity --evals 2000 --updates 200 --seed SEED` reaches before its
+/// `--every-admin` sweep (its decisions drawn and its sampled updates applied, untimed): the
+/// place to look at one update that the sweep reports as slow.
+pub fn one_update(
+    path: &Path,
+    policy: &str,
+    remove: bool,
+    reps: usize,
+    after_sample: Option<u64>,
+) -> Result<OneUpdateBench, String> {
+    let loaded = Loaded::from_paths(&[path]);
+    if let Some(e) = loaded.errors.first() {
+        return Err(format!(
+            "{} error(s) loading {}: first: {e}",
+            loaded.errors.len(),
+            path.display()
+        ));
+    }
+    let mut engine = Engine::owned(loaded.cluster);
+    engine.for_each_connection(|_, _, _| {});
+    if let Some(seed) = after_sample {
+        let mut rng = SplitMix(seed);
+        let n = engine.cluster().workloads.len().max(1);
+        for _ in 0..2000 {
+            eval_draw(&mut rng, n);
+        }
+        measure_updates(&mut engine, Layer::Namespaced, 200, &mut rng);
+        measure_updates(&mut engine, Layer::Admin, 200, &mut rng);
+    }
+    let index = (0..engine.cluster().policies.len())
+        .find(|&i| engine.cluster().policies[i].name == policy)
+        .ok_or_else(|| format!("{}: no policy named {policy}", path.display()))?;
+    let reps = reps.max(1);
+    let kind = usize::from(remove);
+    let mut rng = SplitMix(1);
+    let samples = time_updates(&mut engine, reps, |_, _| (index, kind), &mut rng);
+    let mut cpu = samples.cpu.clone();
+    cpu.sort_by(f64::total_cmp);
+    // One more, untimed, for the size of its report.
+    let old = engine.cluster().policies[index].clone();
+    let new = (!remove).then(|| with_first_rule_port(&old, 1000));
+    let up = engine.set_policy(index, new);
+    let (changed_pairs, changes) = (up.changed_pairs(), up.change_count());
+    engine.set_policy(index, Some(old));
+    Ok(OneUpdateBench {
+        update: samples.what[0].clone(),
+        after_sample,
+        reps,
+        changed_pairs,
+        changes,
+        cpu_least_ms: cpu[0],
+        cpu_median_ms: cpu[cpu.len() / 2],
+        cpu_max_ms: cpu[cpu.len() - 1],
+        cpu_ms: samples.cpu,
+        wall_least_ms: samples.times.iter().copied().fold(f64::INFINITY, f64::min),
+    })
+}
+
+/// `p` with its first rule (ingress if it has one, else egress) allowing only TCP `port`.
+fn with_first_rule_port(p: &Policy, port: u16) -> Policy {
+    let mut p = p.clone();
+    let ports = Some(vec![PortMatch::Conns(ConnSet::ports(
+        Protocol::Tcp,
+        RangeSet::range(port, port),
+    ))]);
+    if let Some(r) = p.ingress.as_mut().and_then(|r| r.first_mut()) {
+        r.ports = ports;
+    } else if let Some(r) = p.egress.as_mut().and_then(|r| r.first_mut()) {
+        r.ports = ports;
+    }
+    p
 }
 
 /// The policies of one layer, by index.
@@ -394,20 +497,10 @@ fn time_updates(
         let (i, kind) = plan(rng, k);
         let old = engine.cluster().policies[i].clone();
         let (idx, new) = match kind {
-            0 => {
-                let mut p = old.clone();
-                let port = 1000 + rng.below(60000) as u16;
-                let ports = Some(vec![PortMatch::Conns(ConnSet::ports(
-                    Protocol::Tcp,
-                    RangeSet::range(port, port),
-                ))]);
-                if let Some(r) = p.ingress.as_mut().and_then(|r| r.first_mut()) {
-                    r.ports = ports;
-                } else if let Some(r) = p.egress.as_mut().and_then(|r| r.first_mut()) {
-                    r.ports = ports;
-                }
-                (i, Some(p))
-            }
+            0 => (
+                i,
+                Some(with_first_rule_port(&old, 1000 + rng.below(60000) as u16)),
+            ),
             1 => (i, None),
             _ => (engine.cluster().policies.len(), Some(old.clone())),
         };

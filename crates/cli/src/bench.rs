@@ -118,6 +118,25 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
         runs: u32,
     },
+    /// Time one policy's update again and again from the same state, put back untimed in
+    /// between: a change of its first rule's ports, or with `--remove` its removal. Prints
+    /// JSON (each repetition's CPU time, their least and median, the changed pairs).
+    Update {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// The policy, by name (`anp-0043`).
+        #[arg(long)]
+        policy: String,
+        /// Time its removal rather than a change of its ports.
+        #[arg(long)]
+        remove: bool,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        reps: u32,
+        /// Start from the state `bench connectivity --updates 200 --seed SEED` leaves before
+        /// its `--every-admin` sweep, rather than from the freshly built engine.
+        #[arg(long, value_name = "SEED")]
+        after_sample: Option<u64>,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
@@ -205,6 +224,27 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             )
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("bench connectivity {}", path.display()))?;
+            println!("{}", serde_json::to_string_pretty(&b)?);
+        }
+        BenchCommand::Update {
+            path,
+            policy,
+            remove,
+            reps,
+            after_sample,
+        } => {
+            if !path.exists() {
+                bail!("{}: no such file or directory", path.display());
+            }
+            let b = bulkhead_analysis::bench::one_update(
+                &path,
+                &policy,
+                remove,
+                reps as usize,
+                after_sample,
+            )
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("bench update {}", path.display()))?;
             println!("{}", serde_json::to_string_pretty(&b)?);
         }
     }
