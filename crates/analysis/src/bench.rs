@@ -144,16 +144,8 @@ pub fn run(
     runs: usize,
 ) -> Result<EngineBench, String> {
     let t0 = Instant::now();
-    let loaded = Loaded::from_paths(&[path]);
-    if let Some(e) = loaded.errors.first() {
-        return Err(format!(
-            "{} error(s) loading {}: first: {e}",
-            loaded.errors.len(),
-            path.display()
-        ));
-    }
+    let cluster = load(path)?;
     let load = t0.elapsed();
-    let cluster = loaded.cluster;
     let (workloads, namespaces, policies) = (
         cluster.workloads.len(),
         cluster.namespaces.len(),
@@ -205,6 +197,19 @@ pub fn run(
         anp_every: updates_of(|p| p.every.as_ref()),
         peak_rss_mib: peak_rss_mib(),
     })
+}
+
+/// The manifests under `path`, or the first error loading them.
+fn load(path: &Path) -> Result<Cluster, String> {
+    let loaded = Loaded::from_paths(&[path]);
+    match loaded.errors.first() {
+        Some(e) => Err(format!(
+            "{} error(s) loading {}: first: {e}",
+            loaded.errors.len(),
+            path.display()
+        )),
+        None => Ok(loaded.cluster),
+    }
 }
 
 /// One run of the benchmark after loading.
@@ -329,15 +334,7 @@ pub fn one_update(
     reps: usize,
     after_sample: Option<u64>,
 ) -> Result<OneUpdateBench, String> {
-    let loaded = Loaded::from_paths(&[path]);
-    if let Some(e) = loaded.errors.first() {
-        return Err(format!(
-            "{} error(s) loading {}: first: {e}",
-            loaded.errors.len(),
-            path.display()
-        ));
-    }
-    let mut engine = Engine::owned(loaded.cluster);
+    let mut engine = Engine::owned(load(path)?);
     engine.for_each_connection(|_, _, _| {});
     if let Some(seed) = after_sample {
         let mut rng = SplitMix(seed);
