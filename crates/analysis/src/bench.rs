@@ -321,9 +321,14 @@ pub struct OneUpdateBench {
     pub wall_least_ms: f64,
 }
 
+/// The decisions and the updates per layer of the sample `bench update --after-sample` replays.
+const SAMPLE_EVALS: usize = 2000;
+const SAMPLE_UPDATES: usize = 200;
+
 /// Times one update of the policy named `policy` (`remove`: its removal, else a change of its
 /// first rule's ports) `reps` times, each from the same state (put back untimed in between,
-/// compacted when the engine asks). With `after_sample = Some(seed)`, that state is the one
+/// compacted when the engine asks): the engine after full connectivity, as `bench connectivity`
+/// leaves it. With `after_sample = Some(seed)`, that state is the one
 /// `bench connectivity --evals 2000 --updates 200 --seed SEED` reaches before its
 /// `--every-admin` sweep (its decisions drawn and its sampled updates applied, untimed): the
 /// place to look at one update that the sweep reports as slow.
@@ -339,11 +344,12 @@ pub fn one_update(
     if let Some(seed) = after_sample {
         let mut rng = SplitMix(seed);
         let n = engine.cluster().workloads.len().max(1);
-        for _ in 0..2000 {
+        for _ in 0..SAMPLE_EVALS {
             eval_draw(&mut rng, n);
         }
-        measure_updates(&mut engine, Layer::Namespaced, 200, &mut rng);
-        measure_updates(&mut engine, Layer::Admin, 200, &mut rng);
+        for layer in [Layer::Namespaced, Layer::Admin] {
+            measure_updates(&mut engine, layer, SAMPLE_UPDATES, &mut rng);
+        }
     }
     let index = (0..engine.cluster().policies.len())
         .find(|&i| engine.cluster().policies[i].name == policy)
