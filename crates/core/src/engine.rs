@@ -305,17 +305,35 @@ impl AdminFn {
     }
 }
 
-/// Where an admin layer changed, over peers, with the verdicts before and after; per region
-/// and lower-layer connections (as [`ConnAlgebra`] ids), the layered verdicts before and after
-/// when they differ (worked out once, for every class making that change), as indices into the
-/// update's verdicts; which region each admin atom is in, made when first needed (see
-/// [`region_index`]); and per region, its index in the update's regions once a change names it.
+/// Where an admin layer changed, over peers, with the verdicts before and after; per region,
+/// the index of its pair of verdicts among the update's distinct pairs (which the layered
+/// outcomes over lower-layer connections are kept by, see [`Outcomes`]); which region each
+/// admin atom is in, made when first needed (see [`region_index`]); and per region, its index
+/// in the update's regions once a change names it.
 type AdminRegions = (
     Vec<AdminRegion>,
-    HashMap<(usize, u32), Option<(u32, u32)>>,
+    Vec<u32>,
     Option<Box<[u32]>>,
     Vec<Option<u32>>,
 );
+
+/// The layered verdicts of one update's admin changes: the distinct pairs of admin verdicts
+/// (before, after) that regions change between, and per such pair (by index) and lower-layer
+/// connections (a [`ConnAlgebra`] id), the layered verdicts before and after when they differ,
+/// as indices into the update's verdicts. Regions of different admin changes, and of both
+/// directions, mostly change between the same few pairs, so each outcome is worked out once.
+#[derive(Default)]
+struct Outcomes {
+    pairs: HashMap<([u32; 2], [u32; 2]), u32>,
+    layered: HashMap<(u32, u32), Option<(u32, u32)>>,
+}
+
+impl Outcomes {
+    fn pair(&mut self, verdicts: ([u32; 2], [u32; 2])) -> u32 {
+        let next = self.pairs.len() as u32;
+        *self.pairs.entry(verdicts).or_insert(next)
+    }
+}
 
 /// Per admin atom (of `atoms`), which of `regions` holds it, counted from 1 (0: none). The
 /// regions of one admin change are disjoint unions of atoms.
@@ -2716,6 +2734,7 @@ impl<'c> Engine<'c> {
         let mut report = Update::default();
         // Layered verdicts by algebra id: their indices in the report.
         let mut verdict_ids: HashMap<u32, u32> = HashMap::default();
+        let mut outcomes = Outcomes::default();
         for dir in DIRS {
             let d = dir_index(dir);
             // Per class transition, its members in order (the first stands for all).
@@ -2792,7 +2811,8 @@ impl<'c> Engine<'c> {
                             .collect();
                         *delta_ids.entry(sig).or_insert_with(|| {
                             let named = vec![None; regions.len()];
-                            deltas.push((regions, HashMap::default(), None, named));
+                            let pairs = regions.iter().map(|r| outcomes.pair(r.2)).collect();
+                            deltas.push((regions, pairs, None, named));
                             deltas.len() - 1
                         })
                     });
@@ -2850,9 +2870,14 @@ impl<'c> Engine<'c> {
                 }
             }
             // The groups changing only the admin layer: each region against the lower blocks.
-            let mut shared: Vec<Option<u32>> = Vec::new();
+            // Scratch per group: per region, the peers the counted blocks share with it; per
+            // counted block, the regions it meets and how many peers they share; the blocks
+            // not counted, and those of them that may meet a region.
+            let (mut known, mut shared): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+            let (mut touched, mut uncounted, mut meeting): (Vec<usize>, Vec<usize>, Vec<usize>) =
+                Default::default();
             for mut group in admin_only {
-                let (regions, outcomes, region_of, named) = &mut deltas[group.delta];
+                let (regions, pairs, region_of, named) = &mut deltas[group.delta];
                 // The members' set, made once a change names them.
                 let mut ws = None;
                 let after_lower = self.lower_fn(dir, group.rep, group.lower);
@@ -2862,119 +2887,122 @@ impl<'c> Engine<'c> {
                     .iter()
                     .all(|(_, a, _)| a.is_some())
                     .then(|| self.lower_atoms(dir, &after_lower));
-                // Per block and region (block by block, as they are read): how many peers they
-                // share, where the atoms tell (most blocks meet few of the changed regions). The
-                // regions are disjoint unions of atoms, so each atom a block meets tells which
-                // region, if any, it shares.
+                // Block `k` against region `i`, sharing `count` peers (`None`: not known, counted
+                // here only for a change, as its count is wanted anyway).
+                let mut cell = |k: usize, i: usize, count: Option<u32>| {
+                    if count == Some(0) {
+                        return;
+                    }
+                    let ((z, _), id) = (&after_lower.blocks[k], after_lower.ids[k]);
+                    let (r, _, (vb, va)) = &regions[i];
+                    let outcome = outcomes.layered.entry((pairs[i], id)).or_insert_with(|| {
+                        let mut alg = self.algebra.borrow_mut();
+                        let before = layered_id(&mut alg, *vb, id);
+                        let after = layered_id(&mut alg, *va, id);
+                        (before != after).then(|| {
+                            let mut id = |c: u32| {
+                                *verdict_ids
+                                    .entry(c)
+                                    .or_insert_with(|| report.verdict(alg.get(c).clone()))
+                            };
+                            (id(before), id(after))
+                        })
+                    });
+                    let Some((before, after)) = *outcome else {
+                        return;
+                    };
+                    let count = match count {
+                        Some(n) => {
+                            debug_assert_eq!(n as usize, z.meet_count(r));
+                            n as usize
+                        }
+                        None => match z.meet_count(r) {
+                            0 => return,
+                            n => n,
+                        },
+                    };
+                    // `z` and `r` intersect: the change names both, copying neither.
+                    let subjects = *ws.get_or_insert_with(|| {
+                        let mut members = std::mem::take(&mut group.members);
+                        members.sort_unstable();
+                        report.subject_set(n, members)
+                    });
+                    let block = *block_ids[k].get_or_insert_with(|| {
+                        report.blocks.push(z.clone());
+                        (report.blocks.len() - 1) as u32
+                    });
+                    let region = *named[i].get_or_insert_with(|| {
+                        report.regions.push(r.clone());
+                        (report.regions.len() - 1) as u32
+                    });
+                    report.changes.push(Change {
+                        direction: dir,
+                        subjects,
+                        peers: Peers::Meet {
+                            block,
+                            region,
+                            count: count as u32,
+                        },
+                        before,
+                        after,
+                    });
+                };
                 let (blocks, nreg) = (after_lower.blocks.len(), regions.len());
-                shared.clear();
-                match lower_atoms.as_deref() {
-                    Some(atoms) => {
-                        let region_of = region_of
-                            .get_or_insert_with(|| region_index(regions, self.atoms(dir).len()));
-                        shared.resize(nreg * blocks, Some(0));
-                        for k in 0..blocks {
-                            match atoms.counts.get(k) {
-                                Some(Some(counts)) => {
-                                    for &(a, count) in counts.iter() {
-                                        if let Some(i) = region_of[a as usize].checked_sub(1) {
-                                            let at = &mut shared[k * nreg + i as usize];
-                                            *at = at.map(|n| n + count);
-                                        }
-                                    }
-                                }
-                                // A block meeting many atoms: the regions meeting the
-                                // atoms it meets may meet it.
-                                _ => {
-                                    for (i, (_, ra, _)) in regions.iter().enumerate() {
-                                        if ra
-                                            .as_ref()
-                                            .is_some_and(|(ra, _)| ra.meets(&atoms.met[k]))
-                                        {
-                                            shared[k * nreg + i] = None;
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        // The blocks partition the peers: when one block's count is all that
-                        // is missing, it is what the others leave of the region.
-                        for (i, (_, ra, _)) in regions.iter().enumerate() {
-                            let column = (i..shared.len()).step_by(nreg);
-                            let mut unknown = column.clone().filter(|&at| shared[at].is_none());
-                            if let (Some((_, size)), Some(at), None) =
-                                (ra, unknown.next(), unknown.next())
-                            {
-                                let known: usize =
-                                    column.filter_map(|at| shared[at]).map(|n| n as usize).sum();
-                                shared[at] = size.checked_sub(known).map(|n| n as u32);
-                            }
+                let Some(atoms) = lower_atoms.as_deref() else {
+                    for k in 0..blocks {
+                        for i in 0..nreg {
+                            cell(k, i, None);
                         }
                     }
-                    None => shared.resize(nreg * blocks, None),
+                    continue;
+                };
+                // Where the atoms tell (most blocks meet few of the changed regions): the
+                // regions are disjoint unions of atoms, so each atom a counted block meets tells
+                // which region, if any, it shares, and how many peers.
+                let region_of =
+                    region_of.get_or_insert_with(|| region_index(regions, self.atoms(dir).len()));
+                known.clear();
+                known.resize(nreg, 0u32);
+                shared.resize(nreg, 0u32);
+                uncounted.clear();
+                for k in 0..blocks {
+                    let Some(Some(counts)) = atoms.counts.get(k) else {
+                        uncounted.push(k);
+                        continue;
+                    };
+                    touched.clear();
+                    for &(a, count) in counts.iter() {
+                        if let Some(i) = region_of[a as usize].checked_sub(1) {
+                            let i = i as usize;
+                            if shared[i] == 0 {
+                                touched.push(i);
+                            }
+                            shared[i] += count;
+                        }
+                    }
+                    for &i in &touched {
+                        let count = std::mem::take(&mut shared[i]);
+                        known[i] += count;
+                        cell(k, i, Some(count));
+                    }
                 }
-                for (k, ((z, _), &id)) in
-                    after_lower.blocks.iter().zip(&after_lower.ids).enumerate()
-                {
-                    for (i, (r, _, (vb, va))) in regions.iter().enumerate() {
-                        let shared = shared[k * nreg + i];
-                        if shared == Some(0) {
-                            continue;
-                        }
-                        let outcome = outcomes.entry((i, id)).or_insert_with(|| {
-                            let mut alg = self.algebra.borrow_mut();
-                            let before = layered_id(&mut alg, *vb, id);
-                            let after = layered_id(&mut alg, *va, id);
-                            (before != after).then(|| {
-                                let mut id = |c: u32| {
-                                    *verdict_ids
-                                        .entry(c)
-                                        .or_insert_with(|| report.verdict(alg.get(c).clone()))
-                                };
-                                (id(before), id(after))
-                            })
-                        });
-                        let Some((before, after)) = *outcome else {
-                            continue;
-                        };
-                        // Where the atoms did not tell, the peers the block and the region
-                        // share are counted now, only for a change (its count is wanted anyway).
-                        let shared = match shared {
-                            Some(n) => {
-                                debug_assert_eq!(n as usize, z.meet_count(r));
-                                n as usize
-                            }
-                            None => match z.meet_count(r) {
-                                0 => continue,
-                                n => n,
-                            },
-                        };
-                        // `z` and `r` intersect: the change names both, copying neither.
-                        let subjects = *ws.get_or_insert_with(|| {
-                            let mut members = std::mem::take(&mut group.members);
-                            members.sort_unstable();
-                            report.subject_set(n, members)
-                        });
-                        let block = *block_ids[k].get_or_insert_with(|| {
-                            report.blocks.push(z.clone());
-                            (report.blocks.len() - 1) as u32
-                        });
-                        let region = *named[i].get_or_insert_with(|| {
-                            report.regions.push(r.clone());
-                            (report.regions.len() - 1) as u32
-                        });
-                        report.changes.push(Change {
-                            direction: dir,
-                            subjects,
-                            peers: Peers::Meet {
-                                block,
-                                region,
-                                count: shared as u32,
-                            },
-                            before,
-                            after,
-                        });
+                // The blocks not counted (meeting many atoms), region by region: those that
+                // may meet it (by the atoms they meet) are counted, all but the last, which
+                // has what the others leave of the region (the blocks partition the peers).
+                for (i, (r, ra, _)) in regions.iter().enumerate() {
+                    let Some((ra, size)) = ra else { continue };
+                    meeting.clear();
+                    meeting.extend(uncounted.iter().filter(|&&k| ra.meets(&atoms.met[k])));
+                    let Some((&last, others)) = meeting.split_last() else {
+                        continue;
+                    };
+                    let mut rest = size.checked_sub(known[i] as usize);
+                    for &k in others {
+                        let count = after_lower.blocks[k].0.meet_count(r);
+                        rest = rest.and_then(|n| n.checked_sub(count));
+                        cell(k, i, Some(count as u32));
                     }
+                    cell(last, i, rest.map(|n| n as u32));
                 }
             }
         }
