@@ -931,6 +931,11 @@ struct DeltaScratch {
     /// the table grows).
     states: Vec<PairState>,
     state_ids: HashMap<u64, Vec<u32>>,
+    /// The groups decided on both sides, as a chain each state points into (by id, counted
+    /// from 1; 0: none): per link, the link before it and the groups one step decided; and
+    /// the links' ids by hash. A step then copies and hashes the groups still open only.
+    decided: Vec<(u32, PairGroups)>,
+    decided_ids: HashMap<u64, Vec<u32>>,
     /// The state where the policy's old and new rules part ways, by key and the subject's
     /// values of the named ports those rules name (`None`: an atom set is missing).
     heads: HashMap<(u32, NamedValues), Option<u32>>,
@@ -951,9 +956,31 @@ struct DeltaScratch {
 }
 
 impl DeltaScratch {
-    fn intern(&mut self, state: PairParts) -> u32 {
+    /// The state a step leaves, its newly decided groups linked after those of `decided`.
+    fn intern(&mut self, (open, newly): PairParts, decided: u32) -> u32 {
         use std::hash::{BuildHasher, BuildHasherDefault};
-        let hash = BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(&state);
+        let hasher = BuildHasherDefault::<rustc_hash::FxHasher>::default();
+        let decided = if newly.is_empty() {
+            decided
+        } else {
+            let ids = (self.decided_ids)
+                .entry(hasher.hash_one((decided, &newly)))
+                .or_default();
+            let found = ids.iter().find(|&&id| {
+                let (before, groups) = &self.decided[id as usize - 1];
+                *before == decided && *groups == newly
+            });
+            match found {
+                Some(&id) => id,
+                None => {
+                    self.decided.push((decided, newly));
+                    ids.push(self.decided.len() as u32);
+                    self.decided.len() as u32
+                }
+            }
+        };
+        let state = (open, decided);
+        let hash = hasher.hash_one(&state);
         let ids = self.state_ids.entry(hash).or_default();
         if let Some(&id) = ids.iter().find(|&&id| *self.states[id as usize] == state) {
             return id;
@@ -967,11 +994,12 @@ impl DeltaScratch {
 
 /// Atom groups where an admin layer's old and new versions are in different sweep states
 /// (old allowed, open, passed, then the same for the new), as the rules after the policy are
-/// applied: those still open on either side, and those decided on both.
-type PairState = std::rc::Rc<PairParts>;
+/// applied: those still open on either side, and the link of [`DeltaScratch::decided`]
+/// ending the chain of those decided on both.
+type PairState = std::rc::Rc<(PairGroups, u32)>;
 
-/// The parts of a [`PairState`]: atom groups with the states of both sides, still open on
-/// either side, and decided on both.
+/// What one step leaves of a [`PairState`]: atom groups with the states of both sides, still
+/// open on either side, and newly decided on both.
 type PairParts = (PairGroups, PairGroups);
 
 /// Atom groups, each with an old and a new sweep state.
@@ -981,9 +1009,10 @@ type PairGroups = Vec<(Bitset, [u32; 6])>;
 type PortNames = std::rc::Rc<Vec<(String, Option<Protocol>)>>;
 
 /// Of groups in pair states: those whose two sides are equal are dropped (the same rules follow
-/// on both sides, so they stay equal: no change there); those decided on both sides join
-/// `decided` (no later rule moves them).
-fn settle(open: PairGroups, mut decided: PairGroups) -> PairParts {
+/// on both sides, so they stay equal: no change there); those decided on both sides are set
+/// apart (no later rule moves them).
+fn settle(open: PairGroups) -> PairParts {
+    let mut decided = Vec::new();
     let mut still = Vec::with_capacity(open.len());
     for (b, s) in open {
         if s[..3] == s[3..] {
@@ -1919,7 +1948,7 @@ impl<'c> Engine<'c> {
                         .collect();
                     self.admin_delta_head(dir, subject, atoms, groups, &old, &new)
                 })();
-                let id = head.map(|h| scratch.intern(h));
+                let id = head.map(|h| scratch.intern(h, 0));
                 scratch.heads.insert(head_key, id);
                 id?
             }
@@ -1942,7 +1971,7 @@ impl<'c> Engine<'c> {
                             Some(state)
                         }
                         Some(rule) => (self.admin_delta_step(dir, subject, atoms, &from, &rule))
-                            .map(|n| scratch.intern(n)),
+                            .map(|n| scratch.intern(n, from.1)),
                         None => None,
                     };
                     scratch.steps.insert(step_key, id);
@@ -1953,7 +1982,7 @@ impl<'c> Engine<'c> {
         if let Some(found) = scratch.finals.get(&state) {
             return Some(found.clone());
         }
-        let done = std::rc::Rc::new(self.admin_delta_end(&scratch.states[state as usize]));
+        let done = std::rc::Rc::new(self.admin_delta_end(scratch, state));
         scratch.finals.insert(state, done.clone());
         Some(done)
     }
@@ -1991,7 +2020,7 @@ impl<'c> Engine<'c> {
                 }
             }
         }
-        Some(settle(pairs, Vec::new()))
+        Some(settle(pairs))
     }
 
     /// One rule after the policy applied to both sides of a [`PairState`]. `None` if an atom
@@ -2023,14 +2052,24 @@ impl<'c> Engine<'c> {
             rule,
             pair_step,
         )?;
-        Some(settle(open, from.1.clone()))
+        Some(settle(open))
     }
 
-    /// The changed atom groups of a final [`PairState`], with the old and the new verdict ids.
-    fn admin_delta_end(&self, state: &PairState) -> Vec<(Bitset, [[u32; 2]; 2])> {
+    /// The changed atom groups of a final state (by id in `scratch`), with the old and the new
+    /// verdict ids.
+    fn admin_delta_end(&self, scratch: &DeltaScratch, state: u32) -> Vec<(Bitset, [[u32; 2]; 2])> {
+        let (open, last) = &*scratch.states[state as usize];
+        let mut link = *last;
+        // The decided groups, in the order they were decided.
+        let mut chain = Vec::new();
+        while link != 0 {
+            let (before, groups) = &scratch.decided[link as usize - 1];
+            chain.push(groups);
+            link = *before;
+        }
         let mut alg = self.algebra.borrow_mut();
         let mut out: Merger<[[u32; 2]; 2]> = Merger::default();
-        for (b, s) in state.0.iter().chain(&state.1) {
+        for (b, s) in open.iter().chain(chain.into_iter().rev().flatten()) {
             let vb = verdict(&mut alg, [s[0], s[1], s[2]]);
             let va = verdict(&mut alg, [s[3], s[4], s[5]]);
             if vb != va {
