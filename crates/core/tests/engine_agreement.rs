@@ -1240,3 +1240,89 @@ fn admin_change_before_a_named_port_rule() {
     ];
     check_edits(c, edits, &[]).expect("incremental updates agree with a rebuild");
 }
+
+/// An admin policy with a rule per namespace, over more namespaces than the engine counts a
+/// lower block's peers from its admin atoms for (64): removing it changes regions that several
+/// lower blocks meet, none of them counted from the atoms, so the counts of all but one come
+/// from the peers and the last from what they leave of the region. The update must still
+/// report exactly the direction verdicts that changed, with their counts.
+#[test]
+fn admin_removal_over_many_atoms() {
+    const NAMESPACES: usize = 72;
+    let mut c = Cluster::default();
+    let tiered = |ns: &str, name: String, tier: &str| {
+        let mut w = workload_in(ns, &name, &name, &[]);
+        w.labels.insert("tier".to_string(), tier.to_string());
+        w.label_variants = vec![w.labels.clone()];
+        w
+    };
+    for k in 0..NAMESPACES {
+        let ns = format!("n{k:02}");
+        c.ensure_namespace(&ns)
+            .insert("slot".to_string(), format!("s{k}"));
+        for tier in ["web", "db", "batch"] {
+            c.workloads.push(tiered(&ns, format!("{tier}-{k}"), tier));
+        }
+    }
+    let in_namespaces = |namespaces: Selector, pods: Selector| {
+        Peer::Pods(PodMatch {
+            namespaces: NsMatch::Selector(namespaces),
+            pods,
+        })
+    };
+    let egress_admin = |name: &str, priority: i32, egress: Vec<Rule>| Policy {
+        ingress: None,
+        egress: Some(egress),
+        ..admin(name, priority, Vec::new())
+    };
+    let actions = [Action::Allow, Action::Deny, Action::Pass];
+    let ports = ["TCP 80", "TCP 5432", "TCP 1-65535"];
+    let per_namespace = (0..NAMESPACES)
+        .map(|k| Rule {
+            name: format!("to-n{k:02}"),
+            action: actions[k % 3],
+            peers: vec![in_namespaces(
+                Selector::label("slot", &format!("s{k}")),
+                Selector::everything(),
+            )],
+            ports: Some(vec![conns(ports[(k / 3) % 3])]),
+        })
+        .collect();
+    let lower_deny = any_rule(Action::Deny, Some(vec![conns("TCP 80")]));
+    let tier_rule = |tier: &str, port: &str| Rule {
+        name: tier.to_string(),
+        action: Action::Allow,
+        peers: vec![in_namespaces(
+            Selector::everything(),
+            Selector::label("tier", tier),
+        )],
+        ports: Some(vec![conns(port)]),
+    };
+    // The workloads of the first namespace egress to web and db workloads anywhere, each on
+    // its own port: their lower layer has three blocks (web, db, the rest), each spread over
+    // every namespace.
+    let np = Policy {
+        kind: "NetworkPolicy".to_string(),
+        namespace: Some("n00".to_string()),
+        name: "n00-out".to_string(),
+        layer: Layer::Namespaced,
+        priority: 0,
+        subject: PodMatch {
+            namespaces: NsMatch::Exact("n00".to_string()),
+            pods: Selector::everything(),
+        },
+        ingress: None,
+        egress: Some(vec![
+            tier_rule("web", "TCP 80"),
+            tier_rule("db", "TCP 5432"),
+        ]),
+        origin: Origin::default(),
+    };
+    c.policies = vec![
+        egress_admin("per-namespace", 5, per_namespace),
+        egress_admin("floor", 9, vec![lower_deny]),
+        np,
+    ];
+    check_edits(c, vec![Edit::Remove(0), Edit::Remove(0)], &[])
+        .expect("incremental updates agree with a rebuild");
+}
