@@ -934,7 +934,7 @@ struct DeltaScratch {
     /// The groups decided on both sides, as a chain each state points into (by id, counted
     /// from 1; 0: none): per link, the link before it and the groups one step decided; and
     /// the links' ids by hash. A step then copies and hashes the groups still open only.
-    decided: Vec<(u32, PairGroups)>,
+    decided: Vec<std::rc::Rc<(u32, PairGroups)>>,
     decided_ids: HashMap<u64, Vec<u32>>,
     /// The state where the policy's old and new rules part ways, by key and the subject's
     /// values of the named ports those rules name (`None`: an atom set is missing).
@@ -958,38 +958,32 @@ struct DeltaScratch {
 impl DeltaScratch {
     /// The state a step leaves, its newly decided groups linked after those of `decided`.
     fn intern(&mut self, (open, newly): PairParts, decided: u32) -> u32 {
-        use std::hash::{BuildHasher, BuildHasherDefault};
-        let hasher = BuildHasherDefault::<rustc_hash::FxHasher>::default();
         let decided = if newly.is_empty() {
             decided
         } else {
-            let ids = (self.decided_ids)
-                .entry(hasher.hash_one((decided, &newly)))
-                .or_default();
-            let found = ids.iter().find(|&&id| {
-                let (before, groups) = &self.decided[id as usize - 1];
-                *before == decided && *groups == newly
-            });
-            match found {
-                Some(&id) => id,
-                None => {
-                    self.decided.push((decided, newly));
-                    ids.push(self.decided.len() as u32);
-                    self.decided.len() as u32
-                }
-            }
+            intern_hashed(&mut self.decided_ids, &mut self.decided, (decided, newly)) + 1
         };
-        let state = (open, decided);
-        let hash = hasher.hash_one(&state);
-        let ids = self.state_ids.entry(hash).or_default();
-        if let Some(&id) = ids.iter().find(|&&id| *self.states[id as usize] == state) {
-            return id;
-        }
-        let id = self.states.len() as u32;
-        ids.push(id);
-        self.states.push(std::rc::Rc::new(state));
-        id
+        intern_hashed(&mut self.state_ids, &mut self.states, (open, decided))
     }
+}
+
+/// The index of `item` in `items`, added when missing; found by its hash in `ids`, so an item
+/// is hashed once, not again each time the table grows.
+fn intern_hashed<T: std::hash::Hash + PartialEq>(
+    ids: &mut HashMap<u64, Vec<u32>>,
+    items: &mut Vec<std::rc::Rc<T>>,
+    item: T,
+) -> u32 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let hash = BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(&item);
+    let ids = ids.entry(hash).or_default();
+    if let Some(&id) = ids.iter().find(|&&id| *items[id as usize] == item) {
+        return id;
+    }
+    let id = items.len() as u32;
+    ids.push(id);
+    items.push(std::rc::Rc::new(item));
+    id
 }
 
 /// Atom groups where an admin layer's old and new versions are in different sweep states
@@ -2063,7 +2057,7 @@ impl<'c> Engine<'c> {
         // The decided groups, in the order they were decided.
         let mut chain = Vec::new();
         while link != 0 {
-            let (before, groups) = &scratch.decided[link as usize - 1];
+            let (before, groups) = &*scratch.decided[link as usize - 1];
             chain.push(groups);
             link = *before;
         }
@@ -3029,7 +3023,14 @@ impl<'c> Engine<'c> {
                 // may meet it (by the atoms they meet) are counted, all but the last, which
                 // has what the others leave of the region (the blocks partition the peers).
                 for (i, (r, ra, _)) in regions.iter().enumerate() {
-                    let Some((ra, size)) = ra else { continue };
+                    // (Regions all have their atoms here; were one not to, each block is
+                    // counted over its peers.)
+                    let Some((ra, size)) = ra else {
+                        for &k in &uncounted {
+                            cell(k, i, None);
+                        }
+                        continue;
+                    };
                     meeting.clear();
                     meeting.extend(uncounted.iter().filter(|&&k| ra.meets(&atoms.met[k])));
                     let Some((&last, others)) = meeting.split_last() else {
