@@ -335,11 +335,26 @@ impl Outcomes {
     }
 }
 
-/// Per admin atom (of `atoms`), which of `regions` holds it, counted from 1 (0: none). The
-/// regions of one admin change are disjoint unions of atoms.
-fn region_index(regions: &[AdminRegion], atoms: usize) -> Box<[u32]> {
+/// How the layers below admin bear on a region of an admin change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Below {
+    /// They matter: the region is read against each lower block.
+    Matter,
+    /// They do not, as what the admin layer delegates, before and after, it also allows: every
+    /// pair in the region goes from the admin layer's allowed connections before to those
+    /// after (`Some`, as indices into the report's verdicts), or none changes.
+    Ignored(Option<(u32, u32)>),
+}
+
+/// Per admin atom (of `atoms`), which of `regions` holds it, counted from 1 (0: none), leaving
+/// out the regions where the layers below do not matter (`below`). The regions of one admin
+/// change are disjoint unions of atoms.
+fn region_index(regions: &[AdminRegion], below: &[Below], atoms: usize) -> Box<[u32]> {
     let mut of = vec![0u32; atoms].into_boxed_slice();
     for (i, (_, ra, _)) in regions.iter().enumerate() {
+        if below[i] != Below::Matter {
+            continue;
+        }
         for a in ra.iter().flat_map(|(ra, _)| ra.ones()) {
             debug_assert_eq!(of[a], 0, "the regions of a change are disjoint");
             of[a] = i as u32 + 1;
@@ -604,6 +619,8 @@ struct Change {
 enum Peers {
     /// A set of the change's own.
     Own(u32),
+    /// A whole region, `count` peers.
+    Region { region: u32, count: u32 },
     /// The peers a block and a region share, `count` of them (not none).
     Meet { block: u32, region: u32, count: u32 },
 }
@@ -654,6 +671,7 @@ pub struct PeerSet<'u>(PeerRepr<'u>);
 #[derive(Clone, Copy)]
 enum PeerRepr<'u> {
     Own(&'u Bitset),
+    Counted(&'u Bitset, usize),
     Meet(&'u Members, &'u Bitset, usize),
 }
 
@@ -661,7 +679,7 @@ impl PeerSet<'_> {
     /// The length of the universe the set is over (workloads, then external pieces).
     pub fn universe(&self) -> usize {
         match self.0 {
-            PeerRepr::Own(b) | PeerRepr::Meet(_, b, _) => b.len(),
+            PeerRepr::Own(b) | PeerRepr::Counted(b, _) | PeerRepr::Meet(_, b, _) => b.len(),
         }
     }
 
@@ -669,13 +687,13 @@ impl PeerSet<'_> {
     pub fn count(&self) -> usize {
         match self.0 {
             PeerRepr::Own(b) => b.count(),
-            PeerRepr::Meet(_, _, count) => count,
+            PeerRepr::Counted(_, count) | PeerRepr::Meet(_, _, count) => count,
         }
     }
 
     pub fn contains(&self, i: usize) -> bool {
         match self.0 {
-            PeerRepr::Own(b) => b.contains(i),
+            PeerRepr::Own(b) | PeerRepr::Counted(b, _) => b.contains(i),
             PeerRepr::Meet(a, b, _) => a.contains(i) && b.contains(i),
         }
     }
@@ -683,7 +701,7 @@ impl PeerSet<'_> {
     /// The peers, ascending.
     pub fn ones(&self) -> Box<dyn Iterator<Item = usize> + '_> {
         match self.0 {
-            PeerRepr::Own(b) => Box::new(b.ones()),
+            PeerRepr::Own(b) | PeerRepr::Counted(b, _) => Box::new(b.ones()),
             PeerRepr::Meet(a, b, _) => a.meet_ones(b),
         }
     }
@@ -691,7 +709,7 @@ impl PeerSet<'_> {
     /// The peers as a bit set of their own.
     pub fn to_bitset(&self) -> Bitset {
         match self.0 {
-            PeerRepr::Own(b) => b.clone(),
+            PeerRepr::Own(b) | PeerRepr::Counted(b, _) => b.clone(),
             PeerRepr::Meet(a, b, _) => a.meet(b).unwrap_or_else(|| Bitset::empty(b.len())),
         }
     }
@@ -710,6 +728,9 @@ impl Update {
             let (subjects, subject_count) = &self.subject_sets[c.subjects as usize];
             let peers = match c.peers {
                 Peers::Own(i) => PeerRepr::Own(&self.peer_sets[i as usize]),
+                Peers::Region { region, count } => {
+                    PeerRepr::Counted(&self.regions[region as usize], count as usize)
+                }
                 Peers::Meet {
                     block,
                     region,
@@ -2902,14 +2923,85 @@ impl<'c> Engine<'c> {
                     }
                 }
             }
-            // The groups changing only the admin layer: each region against the lower blocks.
-            // Scratch per group: per region, the peers the counted blocks share with it; per
-            // counted block, the regions it meets and how many peers they share; the blocks
-            // not counted, and those of them that may meet a region.
+            // Regions where the layers below do not matter ([`Below`]): every lower block
+            // changes there alike, so the change is the same for every group of that admin
+            // change, and is reported once for all their members, over the whole region.
+            let below: Vec<Vec<Below>> = deltas
+                .iter()
+                .map(|(regions, ..)| {
+                    let mut alg = self.algebra.borrow_mut();
+                    let mut below = |(vb, va): ([u32; 2], [u32; 2])| {
+                        let mut fixed = |[allowed, delegated]: [u32; 2]| {
+                            alg.op(Op::Union, allowed, delegated) == allowed
+                        };
+                        if !(fixed(vb) && fixed(va)) {
+                            return Below::Matter;
+                        }
+                        Below::Ignored((vb[0] != va[0]).then(|| {
+                            let mut id = |c: u32| {
+                                *verdict_ids
+                                    .entry(c)
+                                    .or_insert_with(|| report.verdict(alg.get(c).clone()))
+                            };
+                            (id(vb[0]), id(va[0]))
+                        }))
+                    };
+                    regions.iter().map(|r| below(r.2)).collect()
+                })
+                .collect();
+            let mut whole: Vec<Vec<usize>> = vec![Vec::new(); deltas.len()];
+            for group in &admin_only {
+                if below[group.delta]
+                    .iter()
+                    .any(|b| matches!(b, Below::Ignored(Some(_))))
+                {
+                    whole[group.delta].extend(&group.members);
+                }
+            }
+            for (delta, mut members) in whole.into_iter().enumerate() {
+                if members.is_empty() {
+                    continue;
+                }
+                members.sort_unstable();
+                let subjects = report.subject_set(n, members);
+                let (regions, _, _, named) = &mut deltas[delta];
+                for (i, (r, ra, _)) in regions.iter().enumerate() {
+                    let Below::Ignored(Some((before, after))) = below[delta][i] else {
+                        continue;
+                    };
+                    let count = ra.as_ref().map_or_else(|| r.count(), |(_, size)| *size);
+                    if count == 0 {
+                        continue;
+                    }
+                    let region = *named[i].get_or_insert_with(|| {
+                        report.regions.push(r.clone());
+                        (report.regions.len() - 1) as u32
+                    });
+                    report.changes.push(Change {
+                        direction: dir,
+                        subjects,
+                        peers: Peers::Region {
+                            region,
+                            count: count as u32,
+                        },
+                        before,
+                        after,
+                    });
+                }
+            }
+            // The groups changing only the admin layer: each region where the layers below
+            // matter against the lower blocks. Scratch per group: per region, the peers the
+            // counted blocks share with it; per counted block, the regions it meets and how
+            // many peers they share; the blocks not counted, and those of them that may meet a
+            // region.
             let (mut known, mut shared): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
             let (mut touched, mut uncounted, mut meeting): (Vec<usize>, Vec<usize>, Vec<usize>) =
                 Default::default();
             for mut group in admin_only {
+                let below = &below[group.delta];
+                if !below.contains(&Below::Matter) {
+                    continue;
+                }
                 let (regions, pairs, region_of, named) = &mut deltas[group.delta];
                 // The members' set, made once a change names them.
                 let mut ws = None;
@@ -2983,7 +3075,7 @@ impl<'c> Engine<'c> {
                 let (blocks, nreg) = (after_lower.blocks.len(), regions.len());
                 let Some(atoms) = lower_atoms.as_deref() else {
                     for k in 0..blocks {
-                        for i in 0..nreg {
+                        for i in (0..nreg).filter(|&i| below[i] == Below::Matter) {
                             cell(k, i, None);
                         }
                     }
@@ -2992,8 +3084,8 @@ impl<'c> Engine<'c> {
                 // Where the atoms tell (most blocks meet few of the changed regions): the
                 // regions are disjoint unions of atoms, so each atom a counted block meets tells
                 // which region, if any, it shares, and how many peers.
-                let region_of =
-                    region_of.get_or_insert_with(|| region_index(regions, self.atoms(dir).len()));
+                let region_of = region_of
+                    .get_or_insert_with(|| region_index(regions, below, self.atoms(dir).len()));
                 known.clear();
                 known.resize(nreg, 0u32);
                 shared.resize(nreg, 0u32);
@@ -3023,6 +3115,9 @@ impl<'c> Engine<'c> {
                 // may meet it (by the atoms they meet) are counted, all but the last, which
                 // has what the others leave of the region (the blocks partition the peers).
                 for (i, (r, ra, _)) in regions.iter().enumerate() {
+                    if below[i] != Below::Matter {
+                        continue;
+                    }
                     // (Regions all have their atoms here; were one not to, each block is
                     // counted over its peers.)
                     let Some((ra, size)) = ra else {
