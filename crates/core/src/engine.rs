@@ -1348,7 +1348,22 @@ impl<'c> Engine<'c> {
                 for &(_, _, w) in run {
                     self.applicable[w][d].admin = list;
                 }
-                if !(named && selected && dir == Direction::Ingress) {
+                if !selected {
+                    // The policy no longer selects them: their admin key is the old one
+                    // without the policy (and its named-port values).
+                    let group = (old.admin, selected, Vec::new());
+                    let admin = *admin_of
+                        .entry(group)
+                        .or_insert_with(|| self.key_without(old.admin, index));
+                    debug_assert_eq!(admin, self.admin_key(dir, first));
+                    let key = ClassKey {
+                        admin,
+                        lower: old.lower,
+                    };
+                    self.place(d, key, run.iter().map(|x| x.2));
+                    continue;
+                }
+                if !(named && dir == Direction::Ingress) {
                     // One group: the run itself (no copy of its members).
                     let group = (old.admin, selected, Vec::new());
                     let members = run.iter().map(|x| x.2);
@@ -1420,6 +1435,24 @@ impl<'c> Engine<'c> {
             classes.counts[c as usize] += 1;
             classes.of[w] = c;
         }
+    }
+
+    /// The id of the admin layer key `id` without policy `index`: its other policies, in
+    /// order, with their named-port values (the values a key holds are its policies' in
+    /// turn, and those of the others are as they were, so the policy's are what is left).
+    fn key_without(&self, id: u32, index: usize) -> u32 {
+        let mut keys = self.layer_keys.borrow_mut();
+        let (d, mut policies, mut named) = keys.keys[id as usize].clone();
+        if let Some(at) = policies.iter().position(|&p| p as usize == index) {
+            let len = |p: &u32| self.sets[*p as usize].ingress_named.len();
+            if !named.is_empty() {
+                let start: usize = policies[..at].iter().map(len).sum();
+                let after: usize = policies[at + 1..].iter().map(len).sum();
+                named.drain(start..named.len() - after);
+            }
+            policies.remove(at);
+        }
+        keys.id((d, policies, named))
     }
 
     /// The key of workload `w`'s class in direction `dir`.
