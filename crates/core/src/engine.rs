@@ -662,15 +662,16 @@ impl fmt::Debug for DirChange<'_> {
     }
 }
 
-/// The peers of a [`DirChange`]: a set of its own, or the intersection of a block of the
-/// layers below admin and a region where the admin layer changed (shared with other changes,
-/// listed only when asked for; its size is known).
+/// The peers of a [`DirChange`]: a set of its own, a region where the admin layer changed, or
+/// the intersection of such a region and a block of the layers below admin (shared with other
+/// changes, listed only when asked for; the size of a region or an intersection is known).
 #[derive(Clone, Copy)]
 pub struct PeerSet<'u>(PeerRepr<'u>);
 
 #[derive(Clone, Copy)]
 enum PeerRepr<'u> {
     Own(&'u Bitset),
+    /// A region, with its size.
     Counted(&'u Bitset, usize),
     Meet(&'u Members, &'u Bitset, usize),
 }
