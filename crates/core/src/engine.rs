@@ -335,6 +335,15 @@ impl Outcomes {
     }
 }
 
+/// The index of `x` in the report's `list`, added the first time `slot` (where the index is
+/// kept) is asked for.
+fn name_in<T: Clone>(list: &mut Vec<T>, slot: &mut Option<u32>, x: &T) -> u32 {
+    *slot.get_or_insert_with(|| {
+        list.push(x.clone());
+        (list.len() - 1) as u32
+    })
+}
+
 /// How the layers below admin bear on a region of an admin change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Below {
@@ -790,6 +799,13 @@ impl Update {
     fn verdict(&mut self, c: ConnSet) -> u32 {
         self.verdicts.push(c);
         (self.verdicts.len() - 1) as u32
+    }
+
+    /// The index of the algebra's connection set `c` among the verdicts, added once (`ids`:
+    /// those added so far, by algebra id).
+    fn verdict_of(&mut self, ids: &mut HashMap<u32, u32>, alg: &ConnAlgebra, c: u32) -> u32 {
+        *ids.entry(c)
+            .or_insert_with(|| self.verdict(alg.get(c).clone()))
     }
 
     /// A change with peers of its own and verdicts of its own.
@@ -2972,11 +2988,7 @@ impl<'c> Engine<'c> {
                             return Below::Matter;
                         }
                         Below::Ignored((vb[0] != va[0]).then(|| {
-                            let mut id = |c: u32| {
-                                *verdict_ids
-                                    .entry(c)
-                                    .or_insert_with(|| report.verdict(alg.get(c).clone()))
-                            };
+                            let mut id = |c| report.verdict_of(&mut verdict_ids, &alg, c);
                             (id(vb[0]), id(va[0]))
                         }))
                     };
@@ -3007,10 +3019,7 @@ impl<'c> Engine<'c> {
                     if count == 0 {
                         continue;
                     }
-                    let region = *named[i].get_or_insert_with(|| {
-                        report.regions.push(r.clone());
-                        (report.regions.len() - 1) as u32
-                    });
+                    let region = name_in(&mut report.regions, &mut named[i], r);
                     report.changes.push(Change {
                         direction: dir,
                         subjects,
@@ -3059,11 +3068,7 @@ impl<'c> Engine<'c> {
                         let before = layered_id(&mut alg, *vb, id);
                         let after = layered_id(&mut alg, *va, id);
                         (before != after).then(|| {
-                            let mut id = |c: u32| {
-                                *verdict_ids
-                                    .entry(c)
-                                    .or_insert_with(|| report.verdict(alg.get(c).clone()))
-                            };
+                            let mut id = |c| report.verdict_of(&mut verdict_ids, &alg, c);
                             (id(before), id(after))
                         })
                     });
@@ -3086,14 +3091,8 @@ impl<'c> Engine<'c> {
                         members.sort_unstable();
                         report.subject_set(n, members)
                     });
-                    let block = *block_ids[k].get_or_insert_with(|| {
-                        report.blocks.push(z.clone());
-                        (report.blocks.len() - 1) as u32
-                    });
-                    let region = *named[i].get_or_insert_with(|| {
-                        report.regions.push(r.clone());
-                        (report.regions.len() - 1) as u32
-                    });
+                    let block = name_in(&mut report.blocks, &mut block_ids[k], z);
+                    let region = name_in(&mut report.regions, &mut named[i], r);
                     report.changes.push(Change {
                         direction: dir,
                         subjects,
