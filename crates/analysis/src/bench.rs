@@ -66,8 +66,21 @@ pub struct UpdateFigures {
     pub cpu_over_10_ms: usize,
     /// Updates that moved the external pieces (included above).
     pub pieces_moved: usize,
-    /// Mean number of (subject, peer) direction verdicts that changed per update.
+    /// Mean number of (subject, peer) direction verdicts that changed per update
+    /// ([`bulkhead_core::engine::Update::changed_pairs`], read after the timed update).
     pub mean_changed_pairs: f64,
+    /// Mean number of (subject, peer) direction verdicts the update names as affected
+    /// ([`bulkhead_core::engine::Update::affected_pairs`], counted inside the timed update).
+    pub mean_affected_pairs: f64,
+    /// CPU time of reading each update's exact changes after it was made (its report's
+    /// changes worked out against the layers below admin, and their pairs counted), per update
+    /// at its least over the runs: mean, 99th percentile, most; and of the update and that
+    /// read together, the most and how many took over 10 ms.
+    pub read_cpu_mean_ms: f64,
+    pub read_cpu_p99_ms: f64,
+    pub read_cpu_max_ms: f64,
+    pub with_read_cpu_max_ms: f64,
+    pub with_read_cpu_over_10_ms: usize,
     /// Compactions run between updates when the engine asked for one
     /// ([`Engine::wants_compaction`]), as a caller applying a stream of changes would: how
     /// many, and their CPU time (not in the figures above).
@@ -308,10 +321,12 @@ pub struct OneUpdateBench {
     /// Whether the state was the one `bench connectivity`'s sample leaves (with its seed).
     pub after_sample: Option<u64>,
     pub reps: usize,
-    /// Direction verdict pairs the update changes, and the changes its report holds.
+    /// Direction verdict pairs the update changes, the changes its report holds, and the
+    /// pairs it names as affected ([`bulkhead_core::engine::Update::affected_pairs`]).
     pub changed_pairs: usize,
     pub changes: usize,
-    /// Thread CPU milliseconds of each repetition (the update and counting its changed pairs,
+    pub affected_pairs: usize,
+    /// Thread CPU milliseconds of each repetition (the update and counting its affected pairs,
     /// as `bench connectivity` times them), and their least, median and most.
     pub cpu_ms: Vec<f64>,
     pub cpu_least_ms: f64,
@@ -319,6 +334,10 @@ pub struct OneUpdateBench {
     pub cpu_max_ms: f64,
     /// Wall milliseconds, least of the repetitions.
     pub wall_least_ms: f64,
+    /// Thread CPU milliseconds of reading the update's exact changes after it was made (as
+    /// `bench connectivity` times it, apart): least and median of the repetitions.
+    pub read_cpu_least_ms: f64,
+    pub read_cpu_median_ms: f64,
 }
 
 /// The decisions and the updates per layer of the sample `bench update --after-sample` replays.
@@ -360,11 +379,14 @@ pub fn one_update(
     let samples = time_updates(&mut engine, reps, |_, _| (index, kind), &mut rng);
     let mut cpu = samples.cpu.clone();
     cpu.sort_by(f64::total_cmp);
+    let mut read = samples.read_cpu.clone();
+    read.sort_by(f64::total_cmp);
     // One more, untimed, for the size of its report.
     let old = engine.cluster().policies[index].clone();
     let new = (!remove).then(|| with_first_rule_port(&old, 1000));
     let up = engine.set_policy(index, new);
     let (changed_pairs, changes) = (up.changed_pairs(), up.change_count());
+    let affected_pairs = up.affected_pairs();
     engine.set_policy(index, Some(old));
     Ok(OneUpdateBench {
         update: samples.what[0].clone(),
@@ -372,11 +394,14 @@ pub fn one_update(
         reps,
         changed_pairs,
         changes,
+        affected_pairs,
         cpu_least_ms: cpu[0],
         cpu_median_ms: cpu[cpu.len() / 2],
         cpu_max_ms: cpu[cpu.len() - 1],
         cpu_ms: samples.cpu,
         wall_least_ms: samples.times.iter().copied().fold(f64::INFINITY, f64::min),
+        read_cpu_least_ms: read[0],
+        read_cpu_median_ms: read[read.len() / 2],
     })
 }
 
@@ -435,6 +460,9 @@ struct UpdateSamples {
     what: Vec<String>,
     pieces_moved: usize,
     changed: usize,
+    affected: usize,
+    /// Thread CPU milliseconds of reading each update's exact changes.
+    read_cpu: Vec<f64>,
     /// CPU milliseconds of each compaction run between updates.
     compactions: Vec<f64>,
 }
@@ -448,6 +476,13 @@ fn figures(runs: &[&UpdateSamples]) -> UpdateFigures {
     }
     let mut times = least(runs.iter().map(|r| &r.times));
     let mut cpu = least(runs.iter().map(|r| &r.cpu));
+    let mut read = least(runs.iter().map(|r| &r.read_cpu));
+    let with_read = least(
+        runs.iter()
+            .map(|r| r.cpu.iter().zip(&r.read_cpu).map(|(a, b)| a + b).collect())
+            .collect::<Vec<Vec<f64>>>()
+            .iter(),
+    );
     // Compactions come where the engine asks, the same in every run.
     let compactions = if runs
         .iter()
@@ -473,6 +508,12 @@ fn figures(runs: &[&UpdateSamples]) -> UpdateFigures {
         p99_ms: percentile(&mut times, 0.99),
         pieces_moved: first.pieces_moved,
         mean_changed_pairs: first.changed as f64 / count as f64,
+        mean_affected_pairs: first.affected as f64 / count as f64,
+        read_cpu_mean_ms: read.iter().sum::<f64>() / count as f64,
+        read_cpu_max_ms: read.iter().copied().fold(0.0, f64::max),
+        read_cpu_p99_ms: percentile(&mut read, 0.99),
+        with_read_cpu_max_ms: with_read.iter().copied().fold(0.0, f64::max),
+        with_read_cpu_over_10_ms: with_read.iter().filter(|&&t| t > 10.0).count(),
         compactions: compactions.len(),
         compaction_max_ms: compactions.iter().copied().fold(0.0, f64::max),
     }
@@ -507,13 +548,17 @@ fn time_updates(
             1 => (i, None),
             _ => (engine.cluster().policies.len(), Some(old.clone())),
         };
-        // The affected pairs are counted inside the timed region: the counts are part of
-        // what an update reports.
+        // The affected pairs are counted inside the timed region: the count is part of what
+        // an update reports. Reading its exact changes (the layers below admin applied to
+        // what it names) is timed apart.
         let (t, c) = (Instant::now(), thread_cpu_ms());
         let up = engine.set_policy(idx, new);
-        out.changed += up.changed_pairs();
+        out.affected += up.affected_pairs();
         out.cpu.push(thread_cpu_ms() - c);
         out.times.push(ms(t.elapsed()));
+        let c = thread_cpu_ms();
+        out.changed += up.changed_pairs();
+        out.read_cpu.push(thread_cpu_ms() - c);
         let what = ["change of", "removal of", "copy of"][kind.min(2)];
         out.what.push(format!("{what} {}", old.name));
         out.pieces_moved += usize::from(up.pieces_moved);
@@ -537,6 +582,8 @@ mod tests {
             what: what.iter().map(|w| w.to_string()).collect(),
             pieces_moved: 1,
             changed: 30,
+            affected: 45,
+            read_cpu: cpu.iter().map(|t| t / 2.0).collect(),
             compactions: vec![2.0],
         }
     }
@@ -556,7 +603,14 @@ mod tests {
         assert_eq!(f.cpu_over_10_ms, 1);
         assert_eq!(f.slowest, "removal of b");
         assert_eq!(f.mean_changed_pairs, 10.0);
+        assert_eq!(f.mean_affected_pairs, 15.0);
         assert_eq!((f.pieces_moved, f.compactions), (1, 1));
+        // Reading the changes: each update's least, and with the update, the least of their
+        // sums per run (12 + 6 in the first run, 11 + 5.5 in the second).
+        assert_eq!(f.read_cpu_max_ms, 5.5);
+        assert_eq!(f.read_cpu_mean_ms, (0.5 + 5.5 + 1.5) / 3.0);
+        assert_eq!(f.with_read_cpu_max_ms, 16.5);
+        assert_eq!(f.with_read_cpu_over_10_ms, 1);
         // One run: its own times.
         let one = figures(&[&b]);
         assert_eq!((one.cpu_max_ms, one.slowest.as_str()), (30.0, "copy of c"));

@@ -19,7 +19,9 @@ pub(crate) struct Atoms<K> {
     size: Vec<usize>,
     /// Per atom: its elements' nonzero words (the same sets as `members`, kept for
     /// [`Atoms::expand`], which then pays for an atom's extent rather than the universe).
-    words: Vec<IndexedBitset>,
+    /// Shared with the regions an update report expands later ([`Atoms::words`]), copied when
+    /// they change while one holds them.
+    words: std::sync::Arc<Vec<IndexedBitset>>,
     /// Sets registered by key, as sets of atoms.
     sets: HashMap<K, Bitset>,
     /// Per atom: the atom it was split from (itself for the first).
@@ -35,7 +37,7 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
             (vec![0; len], vec![Bitset::full(len)], vec![len])
         };
         let parent = (0..members.len() as u32).collect();
-        let words = members.iter().map(IndexedBitset::new).collect();
+        let words = std::sync::Arc::new(members.iter().map(IndexedBitset::new).collect());
         Atoms {
             of,
             members,
@@ -92,8 +94,9 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
                 for u in outside.ones() {
                     self.of[u] = b as u32;
                 }
-                self.words[a] = IndexedBitset::new(&inside);
-                self.words.push(IndexedBitset::new(&outside));
+                let words = std::sync::Arc::make_mut(&mut self.words);
+                words[a] = IndexedBitset::new(&inside);
+                words.push(IndexedBitset::new(&outside));
                 self.members[a] = inside;
                 self.members.push(outside);
                 self.parent.push(a as u32);
@@ -148,7 +151,7 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
             self.size[a as usize] += 1;
             self.of.push(a);
         }
-        self.words = self.members.iter().map(IndexedBitset::new).collect();
+        self.words = std::sync::Arc::new(self.members.iter().map(IndexedBitset::new).collect());
     }
 
     /// A set of atoms taken when there were fewer, as a set of today's atoms: every atom
@@ -170,18 +173,30 @@ impl<K: Clone + Eq + std::hash::Hash> Atoms<K> {
     /// Disjoint groups of atoms as sets of universe elements: each group the union of its
     /// atoms' nonzero words, so a group pays for the extent of its atoms, not for the universe.
     pub(crate) fn expand<V>(&self, groups: Vec<(Bitset, V)>) -> Vec<(Bitset, V)> {
-        let len = self.of.len();
         groups
             .into_iter()
-            .map(|(g, v)| {
-                let mut b = Bitset::empty(len);
-                for a in g.ones() {
-                    self.words[a].add_to(&mut b);
-                }
-                (b, v)
-            })
+            .map(|(g, v)| (expand(&self.words, self.of.len(), g.ones()), v))
             .collect()
     }
+
+    /// The atoms' nonzero words as they are now, to expand sets of today's atoms later
+    /// ([`expand`]), and the universe's length.
+    pub(crate) fn words(&self) -> (std::sync::Arc<Vec<IndexedBitset>>, usize) {
+        (self.words.clone(), self.of.len())
+    }
+}
+
+/// The elements of `atoms` (of a universe of `len`), given each atom's nonzero words.
+pub(crate) fn expand(
+    words: &[IndexedBitset],
+    len: usize,
+    atoms: impl Iterator<Item = usize>,
+) -> Bitset {
+    let mut b = Bitset::empty(len);
+    for a in atoms {
+        words[a].add_to(&mut b);
+    }
+    b
 }
 
 #[cfg(test)]

@@ -305,35 +305,9 @@ impl AdminFn {
     }
 }
 
-/// Where an admin layer changed, over peers, with the verdicts before and after; per region,
-/// the index of its pair of verdicts among the update's distinct pairs (which the layered
-/// outcomes over lower-layer connections are kept by, see [`Outcomes`]); which region each
-/// admin atom is in, made when first needed (see [`region_index`]); and per region, its index
-/// in the update's regions once a change names it.
-type AdminRegions = (
-    Vec<AdminRegion>,
-    Vec<u32>,
-    Option<Box<[u32]>>,
-    Vec<Option<u32>>,
-);
-
-/// The layered verdicts of one update's admin changes: the distinct pairs of admin verdicts
-/// (before, after) that regions change between, and per such pair (by index) and lower-layer
-/// connections (a [`ConnAlgebra`] id), the layered verdicts before and after when they differ,
-/// as indices into the update's verdicts. Regions of different admin changes, and of both
-/// directions, mostly change between the same few pairs, so each outcome is worked out once.
-#[derive(Default)]
-struct Outcomes {
-    pairs: HashMap<([u32; 2], [u32; 2]), u32>,
-    layered: HashMap<(u32, u32), Option<(u32, u32)>>,
-}
-
-impl Outcomes {
-    fn pair(&mut self, verdicts: ([u32; 2], [u32; 2])) -> u32 {
-        let next = self.pairs.len() as u32;
-        *self.pairs.entry(verdicts).or_insert(next)
-    }
-}
+/// Where an admin layer changed, over peers, with the verdicts before and after; and per
+/// region, its index in the update's regions once the report names it.
+type AdminRegions = (Vec<AdminRegion>, Vec<Option<u32>>);
 
 /// The index of `x` in the report's `list`, added the first time `slot` (where the index is
 /// kept) is asked for.
@@ -355,16 +329,12 @@ enum Below {
     Ignored(Option<(u32, u32)>),
 }
 
-/// Per admin atom (of `atoms`), which of `regions` holds it, counted from 1 (0: none), leaving
-/// out the regions where the layers below do not matter (`below`). The regions of one admin
-/// change are disjoint unions of atoms.
-fn region_index(regions: &[AdminRegion], below: &[Below], atoms: usize) -> Box<[u32]> {
+/// Per admin atom (of `atoms`), which of `regions` holds it, counted from 1 (0: none). The
+/// regions of one admin change are disjoint unions of atoms.
+fn region_index(regions: &[LayeredRegion], atoms: usize) -> Box<[u32]> {
     let mut of = vec![0u32; atoms].into_boxed_slice();
-    for (i, (_, ra, _)) in regions.iter().enumerate() {
-        if below[i] != Below::Matter {
-            continue;
-        }
-        for a in ra.iter().flat_map(|(ra, _)| ra.ones()) {
+    for (i, r) in regions.iter().enumerate() {
+        for a in r.atoms.iter().flat_map(|ra| ra.ones()) {
             debug_assert_eq!(of[a], 0, "the regions of a change are disjoint");
             of[a] = i as u32 + 1;
         }
@@ -390,10 +360,49 @@ struct AdminOnly {
 /// of with how many peers that is (when known), and the admin verdicts before and after
 /// (allowed, delegated), as ids of the engine's [`ConnAlgebra`].
 type AdminRegion = (
-    std::sync::Arc<Bitset>,
+    std::rc::Rc<Region>,
     Option<RegionAtoms>,
     ([u32; 2], [u32; 2]),
 );
+
+/// The peers of a region where an admin layer changed: known, or, for a region worked out
+/// over admin atoms, those atoms with each atom's peers as they were then, expanded the first
+/// time the peers are asked for (an update names many regions that only its readers expand).
+struct Region {
+    peers: OnceCell<Bitset>,
+    atoms: Option<RegionWords>,
+}
+
+/// The admin atoms of a [`Region`], the atoms' nonzero words when it was made, and the length
+/// of the universe.
+type RegionWords = (
+    std::sync::Arc<IndexedBitset>,
+    std::sync::Arc<Vec<IndexedBitset>>,
+    usize,
+);
+
+impl Region {
+    fn of_peers(peers: Bitset) -> Self {
+        Region {
+            peers: OnceCell::from(peers),
+            atoms: None,
+        }
+    }
+
+    fn over_atoms(atoms: RegionWords) -> Self {
+        Region {
+            peers: OnceCell::new(),
+            atoms: Some(atoms),
+        }
+    }
+
+    fn peers(&self) -> &Bitset {
+        self.peers.get_or_init(|| {
+            let (atoms, words, len) = self.atoms.as_ref().expect("peers or atoms are known");
+            crate::atoms::expand(words, *len, atoms.ones())
+        })
+    }
+}
 
 /// The admin atoms a region of peers is a union of, and how many peers it holds.
 type RegionAtoms = (std::sync::Arc<IndexedBitset>, usize);
@@ -408,8 +417,9 @@ struct LowerFn {
     /// change of the admin layer does over blocks with equal connections is worked out once.
     ids: Vec<u32>,
     /// Per block: the admin atoms it meets (made when first asked for,
-    /// [`Engine::lower_atoms`]).
-    atoms: std::cell::RefCell<Option<BlockAtoms>>,
+    /// [`Engine::lower_atoms`]). Replaced, never changed in place, when the atoms split: an
+    /// update report keeps the version its regions' atoms are numbered by.
+    atoms: std::cell::RefCell<Option<std::sync::Arc<BlockAtoms>>>,
 }
 
 impl LowerFn {
@@ -448,7 +458,9 @@ impl LowerFn {
         LowerFn {
             blocks,
             ids,
-            atoms: std::cell::RefCell::new(held.map(|_| BlockAtoms { met, counts })),
+            atoms: std::cell::RefCell::new(
+                held.map(|_| std::sync::Arc::new(BlockAtoms { met, counts })),
+            ),
         }
     }
 }
@@ -593,6 +605,15 @@ struct Classes {
 /// changes over a few hundred sets copy no set and count each intersection once: subject sets
 /// made for the report, blocks of the layers below admin shared with the engine, regions where
 /// an admin layer changed.
+///
+/// Where only the admin layer of some subjects changed, the report holds the change as the
+/// engine worked it out: the subjects, the regions of peers where their admin verdicts went
+/// from one pair (allowed, delegated) to another, and the layers below admin those subjects
+/// have. That names every pair the update affects and its verdicts before and after
+/// ([`Update::affected_pairs`]); the exact changes, region by region against the lower
+/// layer's blocks, dropping the pairs whose verdict came out the same, are worked out the
+/// first time the report is read ([`Update::changes`]), from what the report holds (the engine
+/// may have moved on since).
 #[derive(Clone, Default)]
 pub struct Update {
     /// Workloads whose verdicts of a direction may have changed (`[ingress, egress]`).
@@ -609,8 +630,79 @@ pub struct Update {
     /// Blocks of peers of the layers below admin.
     blocks: Vec<std::sync::Arc<Members>>,
     /// Regions of peers where an admin layer changed.
-    regions: Vec<std::sync::Arc<Bitset>>,
+    regions: Vec<std::rc::Rc<Region>>,
     verdicts: Vec<ConnSet>,
+    /// The admin changes of [`Layered`] groups.
+    admin_changes: Vec<LayeredChange>,
+    /// Groups of subjects whose admin layer alone changed, read against their lower layer's
+    /// blocks when the report is first read.
+    layered: Vec<Layered>,
+    /// The changes of `layered`, once read.
+    read: OnceCell<Read>,
+}
+
+/// Subjects whose admin layer alone changed, in the same way and over the same layers below:
+/// in each region of their admin change where the layers below matter, a peer's verdict went
+/// from the admin verdicts before over its lower verdict to those after over the same.
+#[derive(Clone)]
+struct Layered {
+    direction: Direction,
+    /// Index into [`Update::admin_changes`].
+    change: u32,
+    members: Vec<usize>,
+    lower: std::rc::Rc<LowerFn>,
+    /// The atoms the lower blocks meet, as numbered when the update was made (`None` when a
+    /// region's atoms are not known: blocks are then counted against regions over peers).
+    atoms: Option<std::sync::Arc<BlockAtoms>>,
+}
+
+/// A layer below admin and the admin atoms its blocks meet, as they were at an update.
+type LowerSnapshot = (std::rc::Rc<LowerFn>, std::sync::Arc<BlockAtoms>);
+
+/// An admin change of [`Layered`] groups: its regions where the layers below matter.
+#[derive(Clone)]
+struct LayeredChange {
+    regions: Vec<LayeredRegion>,
+    /// How many peers the regions hold in all.
+    peers: usize,
+    /// How many admin atoms there were (the regions' and the blocks' atoms are numbered so).
+    atoms: usize,
+}
+
+/// A region of a [`LayeredChange`]: its index among the report's regions, how many peers it
+/// holds, the admin atoms it is a union of (when known), and the admin verdicts before and
+/// after (allowed, delegated) as indices into the report's verdicts.
+#[derive(Clone)]
+struct LayeredRegion {
+    region: u32,
+    count: usize,
+    atoms: Option<std::sync::Arc<IndexedBitset>>,
+    before: [u32; 2],
+    after: [u32; 2],
+}
+
+/// The changes of an update's [`Layered`] groups, worked out when first read, with the tables
+/// they name (regions are the report's own).
+#[derive(Clone, Default)]
+struct Read {
+    changes: Vec<Change>,
+    subject_sets: Vec<(Members, usize)>,
+    blocks: Vec<std::sync::Arc<Members>>,
+    verdicts: Vec<ConnSet>,
+}
+
+/// Admin verdicts before and after (allowed, delegated; indices into an update's verdicts) over
+/// a lower block's connections (an algebra id): what [`Update::read_layered`] keeps, per such
+/// key, of the layered verdicts before and after (indices into its own verdicts), when they
+/// differ.
+type OutcomeKey = ([u32; 2], [u32; 2], u32);
+
+/// The tables a [`Change`] names by index.
+#[derive(Clone, Copy)]
+struct Tables<'u> {
+    subject_sets: &'u [(Members, usize)],
+    blocks: &'u [std::sync::Arc<Members>],
+    verdicts: &'u [ConnSet],
 }
 
 /// A change as the report keeps it: indices into its tables.
@@ -732,67 +824,245 @@ impl fmt::Debug for PeerSet<'_> {
 }
 
 impl Update {
-    /// The direction-level changes, in the order they were found.
-    pub fn changes(&self) -> impl ExactSizeIterator<Item = DirChange<'_>> + '_ {
-        self.changes.iter().map(|c| {
-            let (subjects, subject_count) = &self.subject_sets[c.subjects as usize];
-            let peers = match c.peers {
-                Peers::Own(i) => PeerRepr::Own(&self.peer_sets[i as usize]),
-                Peers::Region { region, count } => {
-                    PeerRepr::Counted(&self.regions[region as usize], count as usize)
-                }
-                Peers::Meet {
-                    block,
-                    region,
-                    count,
-                } => PeerRepr::Meet(
-                    &self.blocks[block as usize],
-                    &self.regions[region as usize],
-                    count as usize,
-                ),
-            };
-            DirChange {
-                direction: c.direction,
-                subjects,
-                peers: PeerSet(peers),
-                before: &self.verdicts[c.before as usize],
-                after: &self.verdicts[c.after as usize],
-                subject_count: *subject_count,
+    /// The direction-level changes: those found as the update was made, then those of subjects
+    /// whose admin layer alone changed, worked out against their lower layers the first time
+    /// the report is read (here or by [`Update::changed_pairs`] or [`Update::change_count`]).
+    pub fn changes(&self) -> impl Iterator<Item = DirChange<'_>> + '_ {
+        let own = Tables {
+            subject_sets: &self.subject_sets,
+            blocks: &self.blocks,
+            verdicts: &self.verdicts,
+        };
+        let read = self.read();
+        let of_read = Tables {
+            subject_sets: &read.subject_sets,
+            blocks: &read.blocks,
+            verdicts: &read.verdicts,
+        };
+        (self.changes.iter().map(move |c| self.view(c, own)))
+            .chain(read.changes.iter().map(move |c| self.view(c, of_read)))
+    }
+
+    /// A change with the tables it names.
+    fn view<'u>(&'u self, c: &Change, t: Tables<'u>) -> DirChange<'u> {
+        let (subjects, subject_count) = &t.subject_sets[c.subjects as usize];
+        let peers = match c.peers {
+            Peers::Own(i) => PeerRepr::Own(&self.peer_sets[i as usize]),
+            Peers::Region { region, count } => {
+                PeerRepr::Counted(self.regions[region as usize].peers(), count as usize)
             }
-        })
+            Peers::Meet {
+                block,
+                region,
+                count,
+            } => PeerRepr::Meet(
+                &t.blocks[block as usize],
+                self.regions[region as usize].peers(),
+                count as usize,
+            ),
+        };
+        DirChange {
+            direction: c.direction,
+            subjects,
+            peers: PeerSet(peers),
+            before: &t.verdicts[c.before as usize],
+            after: &t.verdicts[c.after as usize],
+            subject_count: *subject_count,
+        }
     }
 
-    /// How many direction-level changes the report holds.
+    /// How many direction-level changes the report holds (reading it, see
+    /// [`Update::changes`]).
     pub fn change_count(&self) -> usize {
-        self.changes.len()
+        self.changes.len() + self.read().changes.len()
     }
 
-    /// How many (subject, peer) pairs changed in either direction.
+    /// How many (subject, peer) pairs changed in either direction (reading the report, see
+    /// [`Update::changes`]).
     pub fn changed_pairs(&self) -> usize {
         self.changes()
             .map(|c| c.subject_count * c.peers.count())
             .sum()
     }
 
-    /// A subject set of `n` workloads made of `members` (distinct, ascending), as a list when
-    /// that is the smaller form (a change's subjects are mostly a few workloads).
-    fn subject_set(&mut self, n: usize, members: Vec<usize>) -> u32 {
-        debug_assert!(members.windows(2).all(|w| w[0] < w[1]));
-        let count = members.len();
-        let set = if count * 32 <= n {
-            Members::Sparse {
-                len: n,
-                elems: members.into_iter().map(|m| m as u32).collect(),
-            }
-        } else {
-            let mut b = Bitset::empty(n);
-            for m in members {
-                b.insert(m);
-            }
-            Members::Dense(b)
+    /// How many (subject, peer) pairs the update may have changed, known without reading the
+    /// layers below admin: the pairs of the changes found as it was made, and for subjects
+    /// whose admin layer alone changed, each with every peer of the regions of that change
+    /// where the layers below matter (such a pair changed when its lower verdict, read under
+    /// the admin verdicts before and after, gives two different verdicts). At least
+    /// [`Update::changed_pairs`].
+    pub fn affected_pairs(&self) -> usize {
+        let own = Tables {
+            subject_sets: &self.subject_sets,
+            blocks: &self.blocks,
+            verdicts: &self.verdicts,
         };
-        self.subject_sets.push((set, count));
-        (self.subject_sets.len() - 1) as u32
+        let found: usize = (self.changes.iter())
+            .map(|c| {
+                let c = self.view(c, own);
+                c.subject_count * c.peers.count()
+            })
+            .sum();
+        let layered: usize = (self.layered.iter())
+            .map(|g| g.members.len() * self.admin_changes[g.change as usize].peers)
+            .sum();
+        found + layered
+    }
+
+    /// The changes of the [`Layered`] groups, worked out on first use.
+    fn read(&self) -> &Read {
+        self.read.get_or_init(|| self.read_layered())
+    }
+
+    /// Each [`Layered`] group's changes: each region of its admin change against each block of
+    /// its lower layer that it meets, where the two layered verdicts differ.
+    fn read_layered(&self) -> Read {
+        let mut out = Read::default();
+        let n = self.subjects[0].len();
+        // Regions of different admin changes, and of both directions, mostly change between the
+        // same few pairs of admin verdicts: each outcome over lower connections is worked out
+        // once.
+        let mut outcomes: HashMap<OutcomeKey, Option<(u32, u32)>> = HashMap::default();
+        let mut ids: HashMap<ConnSet, u32> = HashMap::default();
+        let mut region_of: Vec<Option<Box<[u32]>>> = vec![None; self.admin_changes.len()];
+        // Scratch per group: per region, the peers the counted blocks share with it; per
+        // counted block, the regions it meets and how many peers they share; the blocks not
+        // counted, and those of them that may meet a region.
+        let (mut known, mut shared): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+        let (mut touched, mut uncounted, mut meeting): (Vec<usize>, Vec<usize>, Vec<usize>) =
+            Default::default();
+        for g in &self.layered {
+            let change = &self.admin_changes[g.change as usize];
+            let (regions, lower) = (&change.regions, &g.lower);
+            // The members' set, made once a change names them.
+            let mut ws = None;
+            // Per block, its index in the report once a change names it.
+            let mut block_ids: Vec<Option<u32>> = vec![None; lower.blocks.len()];
+            // Block `k` against region `i`, sharing `count` peers (`None`: not known, counted
+            // here only for a change, as its count is wanted anyway).
+            let mut cell = |k: usize, i: usize, count: Option<u32>| {
+                if count == Some(0) {
+                    return;
+                }
+                let ((z, below), id) = (&lower.blocks[k], lower.ids[k]);
+                let at = &regions[i];
+                let r = self.regions[at.region as usize].peers();
+                let outcome = *outcomes
+                    .entry((at.before, at.after, id))
+                    .or_insert_with(|| {
+                        let v = |i: u32| &self.verdicts[i as usize];
+                        let before = layered(v(at.before[0]), v(at.before[1]), below);
+                        let after = layered(v(at.after[0]), v(at.after[1]), below);
+                        (before != after).then(|| {
+                            let mut id = |c: ConnSet| {
+                                *ids.entry(c).or_insert_with_key(|c| {
+                                    out.verdicts.push(c.clone());
+                                    (out.verdicts.len() - 1) as u32
+                                })
+                            };
+                            (id(before), id(after))
+                        })
+                    });
+                let Some((before, after)) = outcome else {
+                    return;
+                };
+                let count = match count {
+                    Some(n) => {
+                        debug_assert_eq!(n as usize, z.meet_count(r));
+                        n as usize
+                    }
+                    None => match z.meet_count(r) {
+                        0 => return,
+                        n => n,
+                    },
+                };
+                // `z` and `r` intersect: the change names both, copying neither.
+                let subjects = *ws.get_or_insert_with(|| {
+                    let mut members = g.members.clone();
+                    members.sort_unstable();
+                    subject_set(&mut out.subject_sets, n, members)
+                });
+                let block = name_in(&mut out.blocks, &mut block_ids[k], z);
+                out.changes.push(Change {
+                    direction: g.direction,
+                    subjects,
+                    peers: Peers::Meet {
+                        block,
+                        region: at.region,
+                        count: count as u32,
+                    },
+                    before,
+                    after,
+                });
+            };
+            let (blocks, nreg) = (lower.blocks.len(), regions.len());
+            let Some(atoms) = g.atoms.as_deref() else {
+                for k in 0..blocks {
+                    for i in 0..nreg {
+                        cell(k, i, None);
+                    }
+                }
+                continue;
+            };
+            // Where the atoms tell (most blocks meet few of the changed regions): the regions
+            // are disjoint unions of atoms, so each atom a counted block meets tells which
+            // region, if any, it shares, and how many peers.
+            let region_of = region_of[g.change as usize]
+                .get_or_insert_with(|| region_index(regions, change.atoms));
+            known.clear();
+            known.resize(nreg, 0u32);
+            shared.resize(nreg, 0u32);
+            uncounted.clear();
+            for k in 0..blocks {
+                let Some(Some(counts)) = atoms.counts.get(k) else {
+                    uncounted.push(k);
+                    continue;
+                };
+                touched.clear();
+                for &(a, count) in counts.iter() {
+                    if let Some(i) = region_of[a as usize].checked_sub(1) {
+                        let i = i as usize;
+                        if shared[i] == 0 {
+                            touched.push(i);
+                        }
+                        shared[i] += count;
+                    }
+                }
+                for &i in &touched {
+                    let count = std::mem::take(&mut shared[i]);
+                    known[i] += count;
+                    cell(k, i, Some(count));
+                }
+            }
+            // The blocks not counted (meeting many atoms), region by region: those that may
+            // meet it (by the atoms they meet) are counted, all but the last, which has what
+            // the others leave of the region (the blocks partition the peers).
+            for (i, at) in regions.iter().enumerate() {
+                let ra = at
+                    .atoms
+                    .as_ref()
+                    .expect("all regions' atoms are known here");
+                meeting.clear();
+                meeting.extend(uncounted.iter().filter(|&&k| ra.meets(&atoms.met[k])));
+                let Some((&last, others)) = meeting.split_last() else {
+                    continue;
+                };
+                let r = self.regions[at.region as usize].peers();
+                let mut rest = at.count.checked_sub(known[i] as usize);
+                for &k in others {
+                    let count = lower.blocks[k].0.meet_count(r);
+                    rest = rest.and_then(|n| n.checked_sub(count));
+                    cell(k, i, Some(count as u32));
+                }
+                cell(last, i, rest.map(|n| n as u32));
+            }
+        }
+        out
+    }
+
+    /// A subject set of the report's own ([`subject_set`]).
+    fn subject_set(&mut self, n: usize, members: Vec<usize>) -> u32 {
+        subject_set(&mut self.subject_sets, n, members)
     }
 
     /// A verdict of the report's own.
@@ -821,6 +1091,28 @@ impl Update {
             after,
         });
     }
+}
+
+/// A subject set of `n` workloads made of `members` (distinct, ascending), added to `sets` with
+/// its size, as a list when that is the smaller form (a change's subjects are mostly a few
+/// workloads).
+fn subject_set(sets: &mut Vec<(Members, usize)>, n: usize, members: Vec<usize>) -> u32 {
+    debug_assert!(members.windows(2).all(|w| w[0] < w[1]));
+    let count = members.len();
+    let set = if count * 32 <= n {
+        Members::Sparse {
+            len: n,
+            elems: members.into_iter().map(|m| m as u32).collect(),
+        }
+    } else {
+        let mut b = Bitset::empty(n);
+        for m in members {
+            b.insert(m);
+        }
+        Members::Dense(b)
+    };
+    sets.push((set, count));
+    (sets.len() - 1) as u32
 }
 
 impl fmt::Debug for Update {
@@ -989,8 +1281,11 @@ struct DeltaScratch {
     steps: HashMap<(u32, RuleRef, Option<NamedValues>), Option<u32>>,
     /// The answer of a final state.
     finals: HashMap<u32, AdminDelta>,
-    /// Atom sets expanded to peers, with the atoms indexed and the peers counted.
-    expanded: HashMap<Bitset, (std::sync::Arc<Bitset>, RegionAtoms)>,
+    /// Atom sets as regions, with the atoms indexed and the peers counted.
+    expanded: HashMap<Bitset, (std::rc::Rc<Region>, RegionAtoms)>,
+    /// The regions of an answer (by its address, the answer kept so the address is not taken
+    /// again), as [`Engine::admin_update`] gives them: many admin layers make the same change.
+    regions: HashMap<usize, (AdminDelta, Vec<AdminRegion>)>,
 }
 
 impl DeltaScratch {
@@ -1737,13 +2032,13 @@ impl<'c> Engine<'c> {
         let mut next: Merger<S> = Merger::default();
         for (mut rest, state) in groups {
             for (cell, conns) in &with_conns {
+                if !rest.intersects(cell) {
+                    continue;
+                }
                 let Some(s) = step(alg, rule.action, *conns, state) else {
                     // A rule that hits nothing still open leaves the group as it is.
                     continue;
                 };
-                if !rest.intersects(cell) {
-                    continue;
-                }
                 next.put(rest.intersect(cell), s);
                 rest.subtract_with(cell);
                 if rest.is_empty() {
@@ -2032,9 +2327,7 @@ impl<'c> Engine<'c> {
                     let from = scratch.states[state as usize].clone();
                     let id = match rule_of(*r) {
                         // A rule whose peers miss every open group leaves the state as it is.
-                        Some(rule) if !from.0.iter().any(|(g, _)| g.intersects(&rule.peers)) => {
-                            Some(state)
-                        }
+                        Some(rule) if !self.may_hit(dir, &rule, &from.0) => Some(state),
                         Some(rule) => (self.admin_delta_step(dir, subject, atoms, &from, &rule))
                             .map(|n| scratch.intern(n, from.1)),
                         None => None,
@@ -2050,6 +2343,30 @@ impl<'c> Engine<'c> {
         let done = std::rc::Rc::new(self.admin_delta_end(scratch, state));
         scratch.finals.insert(state, done.clone());
         Some(done)
+    }
+
+    /// Whether admin rule `r` may change a group of a [`PairState`]: its peers meet the group
+    /// and (unless its connections depend on the destination, through egress named ports) its
+    /// connections meet what is still open on either side.
+    fn may_hit(&self, dir: Direction, r: &SweepRule<'_>, groups: &PairGroups) -> bool {
+        let mut meeting = groups
+            .iter()
+            .filter(|(g, _)| g.intersects(&r.peers))
+            .peekable();
+        if meeting.peek().is_none() {
+            return false;
+        }
+        let named = (r.rule.ports.iter().flatten()).any(|p| matches!(p, PortMatch::Named { .. }));
+        let Some(memo) = r.memo.filter(|_| !named) else {
+            return true;
+        };
+        let mut alg = self.algebra.borrow_mut();
+        // Without named ports the connections are the same towards every peer.
+        let conns = alg.rule_conns(dir, memo, || self.rule_conns(r.rule, Endpoint::Workload(0)));
+        meeting.any(|(_, s)| {
+            alg.op(Op::Intersect, conns, s[1]) != ConnAlgebra::NONE
+                || alg.op(Op::Intersect, conns, s[4]) != ConnAlgebra::NONE
+        })
     }
 
     /// [`Engine::admin_delta`] at the policy: from `groups` (the atoms reached, as the rules
@@ -2291,7 +2608,6 @@ impl<'c> Engine<'c> {
         if let Some(change) = change.filter(|_| before.over_atoms.is_some()) {
             let atoms = self.atoms(dir);
             if let Some(delta) = self.admin_delta(dir, subject, &atoms, change, scratch) {
-                let expanded = &mut scratch.expanded;
                 if !self.admin_cache.borrow().contains_key(&key) {
                     let f = if delta.is_empty() {
                         before.clone()
@@ -2300,28 +2616,30 @@ impl<'c> Engine<'c> {
                     };
                     self.admin_cache.borrow_mut().insert(key, f);
                 }
-                // Classes making different changes of the admin layer often change it over
-                // the same atoms: each set of atoms is expanded to peers once per update.
-                let missing: Vec<(Bitset, ())> = delta
-                    .iter()
-                    .filter(|(b, _)| !expanded.contains_key(b))
-                    .map(|(b, _)| (b.clone(), ()))
-                    .collect();
-                let peers = atoms.expand(missing.clone());
-                for ((b, ()), (p, ())) in missing.into_iter().zip(peers) {
-                    let atoms = (
-                        std::sync::Arc::new(IndexedBitset::new(&b)),
-                        atoms.count_of(&b),
-                    );
-                    expanded.insert(b, (std::sync::Arc::new(p), atoms));
+                let at = std::rc::Rc::as_ptr(&delta) as usize;
+                if let Some((_, regions)) = scratch.regions.get(&at) {
+                    return regions.clone();
                 }
-                return delta
+                // Classes making different changes of the admin layer often change it over
+                // the same atoms: each set of atoms becomes a region once per update (its peers
+                // expanded only when asked for).
+                let mut words = None;
+                let regions: Vec<AdminRegion> = delta
                     .iter()
                     .map(|(b, [vb, va])| {
-                        let (peers, atoms) = &expanded[b];
-                        (peers.clone(), Some(atoms.clone()), (*vb, *va))
+                        if !scratch.expanded.contains_key(b) {
+                            let (words, len) = words.get_or_insert_with(|| atoms.words());
+                            let set = std::sync::Arc::new(IndexedBitset::new(b));
+                            let region = Region::over_atoms((set.clone(), words.clone(), *len));
+                            let found = (std::rc::Rc::new(region), (set, atoms.count_of(b)));
+                            scratch.expanded.insert(b.clone(), found);
+                        }
+                        let (region, atoms) = &scratch.expanded[b];
+                        (region.clone(), Some(atoms.clone()), (*vb, *va))
                     })
                     .collect();
+                scratch.regions.insert(at, (delta, regions.clone()));
+                return regions;
             }
         }
         let after = self.admin_fn(dir, subject, key);
@@ -2329,7 +2647,10 @@ impl<'c> Engine<'c> {
         let mut alg = self.algebra.borrow_mut();
         let mut id = |(a, d): AdminVerdict| [alg.id(a), alg.id(d)];
         diff.into_iter()
-            .map(|(r, (vb, va))| (std::sync::Arc::new(r), None, (id(vb), id(va))))
+            .map(|(r, (vb, va))| {
+                let region = std::rc::Rc::new(Region::of_peers(r));
+                (region, None, (id(vb), id(va)))
+            })
             .collect()
     }
 
@@ -2404,7 +2725,7 @@ impl<'c> Engine<'c> {
 
     /// The admin atoms each block of `f` meets (see [`LowerFn::atoms`]), caught up with the
     /// atoms as they are now.
-    fn lower_atoms<'f>(&self, dir: Direction, f: &'f LowerFn) -> std::cell::Ref<'f, BlockAtoms> {
+    fn lower_atoms(&self, dir: Direction, f: &LowerFn) -> std::sync::Arc<BlockAtoms> {
         let atoms = self.atoms(dir);
         let mut held = f.atoms.borrow_mut();
         match &mut *held {
@@ -2414,7 +2735,7 @@ impl<'c> Engine<'c> {
                 let (met, counts) = (f.blocks.iter().enumerate())
                     .map(|(k, (z, _))| held.caught_up(k, z, None, &atoms, &mut tally))
                     .unzip();
-                *held = BlockAtoms { met, counts };
+                *held = std::sync::Arc::new(BlockAtoms { met, counts });
             }
             Some(_) => {}
             None => {
@@ -2422,11 +2743,10 @@ impl<'c> Engine<'c> {
                 let (met, counts) = (f.blocks.iter())
                     .map(|(z, _)| block_atoms(z, &atoms, &mut tally))
                     .unzip();
-                *held = Some(BlockAtoms { met, counts });
+                *held = Some(std::sync::Arc::new(BlockAtoms { met, counts }));
             }
         }
-        drop(held);
-        std::cell::Ref::map(f.atoms.borrow(), |a| a.as_ref().expect("just made"))
+        held.clone().expect("just made")
     }
 
     /// Every connection with something allowed, as `(source, destination, connections)`.
@@ -2836,9 +3156,8 @@ impl<'c> Engine<'c> {
         // Per direction, the classes members left (each once): they may be left empty.
         let mut left: [Vec<u32>; 2] = Default::default();
         let mut report = Update::default();
-        // Layered verdicts by algebra id: their indices in the report.
+        // Verdicts by algebra id: their indices in the report.
         let mut verdict_ids: HashMap<u32, u32> = HashMap::default();
-        let mut outcomes = Outcomes::default();
         for dir in DIRS {
             let d = dir_index(dir);
             // Per class transition, its members in order (the first stands for all).
@@ -2911,12 +3230,11 @@ impl<'c> Engine<'c> {
                         );
                         let sig = regions
                             .iter()
-                            .map(|(r, _, (vb, va))| (std::sync::Arc::as_ptr(r) as usize, *vb, *va))
+                            .map(|(r, _, (vb, va))| (std::rc::Rc::as_ptr(r) as usize, *vb, *va))
                             .collect();
                         *delta_ids.entry(sig).or_insert_with(|| {
                             let named = vec![None; regions.len()];
-                            let pairs = regions.iter().map(|r| outcomes.pair(r.2)).collect();
-                            deltas.push((regions, pairs, None, named));
+                            deltas.push((regions, named));
                             deltas.len() - 1
                         })
                     });
@@ -3010,12 +3328,14 @@ impl<'c> Engine<'c> {
                 }
                 members.sort_unstable();
                 let subjects = report.subject_set(n, members);
-                let (regions, _, _, named) = &mut deltas[delta];
+                let (regions, named) = &mut deltas[delta];
                 for (i, (r, ra, _)) in regions.iter().enumerate() {
                     let Below::Ignored(Some((before, after))) = below[delta][i] else {
                         continue;
                     };
-                    let count = ra.as_ref().map_or_else(|| r.count(), |(_, size)| *size);
+                    let count = ra
+                        .as_ref()
+                        .map_or_else(|| r.peers().count(), |(_, size)| *size);
                     if count == 0 {
                         continue;
                     }
@@ -3032,146 +3352,64 @@ impl<'c> Engine<'c> {
                     });
                 }
             }
-            // The groups changing only the admin layer: each region where the layers below
-            // matter against the lower blocks. Scratch per group: per region, the peers the
-            // counted blocks share with it; per counted block, the regions it meets and how
-            // many peers they share; the blocks not counted, and those of them that may meet a
-            // region.
-            let (mut known, mut shared): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
-            let (mut touched, mut uncounted, mut meeting): (Vec<usize>, Vec<usize>, Vec<usize>) =
-                Default::default();
-            for mut group in admin_only {
+            // The groups changing only the admin layer, over the regions where the layers
+            // below matter: kept as they are (the admin change, the members, their lower
+            // layer), read against the lower blocks when the report is first read
+            // ([`Update::changes`]).
+            let mut kept: Vec<Option<u32>> = vec![None; deltas.len()];
+            // Lower layers with their blocks' atoms as they are now (which the regions' atoms
+            // are numbered by), by key: groups of different admin changes share them.
+            let mut lowers: HashMap<u32, LowerSnapshot> = HashMap::default();
+            for group in admin_only {
                 let below = &below[group.delta];
                 if !below.contains(&Below::Matter) {
                     continue;
                 }
-                let (regions, pairs, region_of, named) = &mut deltas[group.delta];
-                // The members' set, made once a change names them.
-                let mut ws = None;
-                let after_lower = self.lower_fn(dir, group.rep, group.lower);
-                // Per block, its index in the report once a change names it.
-                let mut block_ids: Vec<Option<u32>> = vec![None; after_lower.blocks.len()];
-                let lower_atoms = regions
-                    .iter()
-                    .all(|(_, a, _)| a.is_some())
-                    .then(|| self.lower_atoms(dir, &after_lower));
-                // Block `k` against region `i`, sharing `count` peers (`None`: not known, counted
-                // here only for a change, as its count is wanted anyway).
-                let mut cell = |k: usize, i: usize, count: Option<u32>| {
-                    if count == Some(0) {
-                        return;
+                let change = *kept[group.delta].get_or_insert_with(|| {
+                    let (regions, named) = &mut deltas[group.delta];
+                    let alg = self.algebra.borrow();
+                    let mut matter = Vec::new();
+                    for (i, (r, ra, (vb, va))) in regions.iter().enumerate() {
+                        if below[i] != Below::Matter {
+                            continue;
+                        }
+                        let mut id = |c| report.verdict_of(&mut verdict_ids, &alg, c);
+                        let (before, after) = (vb.map(&mut id), va.map(&mut id));
+                        matter.push(LayeredRegion {
+                            region: name_in(&mut report.regions, &mut named[i], r),
+                            count: (ra.as_ref())
+                                .map_or_else(|| r.peers().count(), |(_, size)| *size),
+                            atoms: ra.as_ref().map(|(a, _)| a.clone()),
+                            before,
+                            after,
+                        });
                     }
-                    let ((z, _), id) = (&after_lower.blocks[k], after_lower.ids[k]);
-                    let (r, _, (vb, va)) = &regions[i];
-                    let outcome = outcomes.layered.entry((pairs[i], id)).or_insert_with(|| {
-                        let mut alg = self.algebra.borrow_mut();
-                        let before = layered_id(&mut alg, *vb, id);
-                        let after = layered_id(&mut alg, *va, id);
-                        (before != after).then(|| {
-                            let mut id = |c| report.verdict_of(&mut verdict_ids, &alg, c);
-                            (id(before), id(after))
-                        })
+                    report.admin_changes.push(LayeredChange {
+                        peers: matter.iter().map(|r| r.count).sum(),
+                        regions: matter,
+                        atoms: self.atoms(dir).len(),
                     });
-                    let Some((before, after)) = *outcome else {
-                        return;
-                    };
-                    let count = match count {
-                        Some(n) => {
-                            debug_assert_eq!(n as usize, z.meet_count(r));
-                            n as usize
-                        }
-                        None => match z.meet_count(r) {
-                            0 => return,
-                            n => n,
-                        },
-                    };
-                    // `z` and `r` intersect: the change names both, copying neither.
-                    let subjects = *ws.get_or_insert_with(|| {
-                        let mut members = std::mem::take(&mut group.members);
-                        members.sort_unstable();
-                        report.subject_set(n, members)
-                    });
-                    let block = name_in(&mut report.blocks, &mut block_ids[k], z);
-                    let region = name_in(&mut report.regions, &mut named[i], r);
-                    report.changes.push(Change {
-                        direction: dir,
-                        subjects,
-                        peers: Peers::Meet {
-                            block,
-                            region,
-                            count: count as u32,
-                        },
-                        before,
-                        after,
-                    });
-                };
-                let (blocks, nreg) = (after_lower.blocks.len(), regions.len());
-                let Some(atoms) = lower_atoms.as_deref() else {
-                    for k in 0..blocks {
-                        for i in (0..nreg).filter(|&i| below[i] == Below::Matter) {
-                            cell(k, i, None);
-                        }
-                    }
-                    continue;
-                };
-                // Where the atoms tell (most blocks meet few of the changed regions): the
-                // regions are disjoint unions of atoms, so each atom a counted block meets tells
-                // which region, if any, it shares, and how many peers.
-                let region_of = region_of
-                    .get_or_insert_with(|| region_index(regions, below, self.atoms(dir).len()));
-                known.clear();
-                known.resize(nreg, 0u32);
-                shared.resize(nreg, 0u32);
-                uncounted.clear();
-                for k in 0..blocks {
-                    let Some(Some(counts)) = atoms.counts.get(k) else {
-                        uncounted.push(k);
-                        continue;
-                    };
-                    touched.clear();
-                    for &(a, count) in counts.iter() {
-                        if let Some(i) = region_of[a as usize].checked_sub(1) {
-                            let i = i as usize;
-                            if shared[i] == 0 {
-                                touched.push(i);
-                            }
-                            shared[i] += count;
-                        }
-                    }
-                    for &i in &touched {
-                        let count = std::mem::take(&mut shared[i]);
-                        known[i] += count;
-                        cell(k, i, Some(count));
-                    }
-                }
-                // The blocks not counted (meeting many atoms), region by region: those that
-                // may meet it (by the atoms they meet) are counted, all but the last, which
-                // has what the others leave of the region (the blocks partition the peers).
-                for (i, (r, ra, _)) in regions.iter().enumerate() {
-                    if below[i] != Below::Matter {
-                        continue;
-                    }
-                    // (Regions all have their atoms here; were one not to, each block is
-                    // counted over its peers.)
-                    let Some((ra, size)) = ra else {
-                        for &k in &uncounted {
-                            cell(k, i, None);
-                        }
-                        continue;
-                    };
-                    meeting.clear();
-                    meeting.extend(uncounted.iter().filter(|&&k| ra.meets(&atoms.met[k])));
-                    let Some((&last, others)) = meeting.split_last() else {
-                        continue;
-                    };
-                    let mut rest = size.checked_sub(known[i] as usize);
-                    for &k in others {
-                        let count = after_lower.blocks[k].0.meet_count(r);
-                        rest = rest.and_then(|n| n.checked_sub(count));
-                        cell(k, i, Some(count as u32));
-                    }
-                    cell(last, i, rest.map(|n| n as u32));
-                }
+                    (report.admin_changes.len() - 1) as u32
+                });
+                let (lower, atoms) = lowers
+                    .entry(group.lower)
+                    .or_insert_with(|| {
+                        let lower = self.lower_fn(dir, group.rep, group.lower);
+                        let atoms = self.lower_atoms(dir, &lower);
+                        (lower, atoms)
+                    })
+                    .clone();
+                // (Were a region's atoms not known, its blocks are counted over peers.)
+                let atoms = (report.admin_changes[change as usize].regions.iter())
+                    .all(|r| r.atoms.is_some())
+                    .then_some(atoms);
+                report.layered.push(Layered {
+                    direction: dir,
+                    change,
+                    members: group.members,
+                    lower,
+                    atoms,
+                });
             }
         }
         // Classes this change left without members no longer need their verdicts, nor to be
@@ -3944,12 +4182,6 @@ fn combine_members(admin: &AdminBlocks, lower: &LowerFn) -> Vec<(Members, ConnSe
 /// that allow `below`.
 fn layered(allowed: &ConnSet, delegated: &ConnSet, below: &ConnSet) -> ConnSet {
     allowed.union(&delegated.intersect(below))
-}
-
-/// [`layered`] over ids of a [`ConnAlgebra`]: `[allowed, delegated]` over `below`.
-fn layered_id(alg: &mut ConnAlgebra, [allowed, delegated]: [u32; 2], below: u32) -> u32 {
-    let passed = alg.op(Op::Intersect, delegated, below);
-    alg.op(Op::Union, allowed, passed)
 }
 
 /// Splits every block by `b`: the part inside and the part outside.

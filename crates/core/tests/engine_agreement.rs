@@ -981,13 +981,15 @@ proptest! {
 /// equals a fresh one of the edited cluster and that the update reported exactly the direction
 /// verdicts that changed (before and after). After the edits `unread` marks (but the last), the
 /// engine's verdicts are not read, so that changes pile up on verdicts no one has read (admin
-/// layers then wait to be patched); the next read checks them all.
+/// layers then wait to be patched); the next read checks them all. Every other report is read
+/// only after the next edit is made (the engine has moved on, its atoms perhaps split).
 fn check_edits(c: Cluster, edits: Vec<Edit>, unread: &[bool]) -> Result<(), TestCaseError> {
     let mut engine = Engine::owned(c.clone());
     // Warm every class, so stale cached verdicts would show.
     let _ = classwise(&engine)?;
     let mut expected = c;
     let steps = edits.len();
+    let mut deferred: Option<ReportCheck> = None;
     for (step, e) in edits.into_iter().enumerate() {
         let n = expected.policies.len();
         let before = Engine::new(&expected);
@@ -1021,6 +1023,19 @@ fn check_edits(c: Cluster, edits: Vec<Edit>, unread: &[bool]) -> Result<(), Test
             Edit::Remove(_) | Edit::Retune(..) => continue,
         };
         let update = engine.set_policy(index, policy.clone());
+        if let Some(late) = deferred.take() {
+            late.check()?;
+        }
+        // A report is read after the engine moved on: here, after the same policy is set
+        // again (which changes no verdict, though it moves classes and layers).
+        if step % 3 == 2
+            && let Some(p) = &policy
+        {
+            let again = engine.set_policy(index, Some(p.clone()));
+            prop_assert_eq!(again.changed_pairs(), 0, "setting the same policy again");
+        }
+        // Pairs the update names as affected include every changed pair.
+        let affected = update.affected_pairs();
         // Dropping retired keys and empty classes (which set_policy does by itself only
         // once they pile up) must change nothing: every check below also runs after it.
         if step % 2 == 1 {
@@ -1039,13 +1054,56 @@ fn check_edits(c: Cluster, edits: Vec<Edit>, unread: &[bool]) -> Result<(), Test
         if !unread.get(step).copied().unwrap_or(false) || step + 1 == steps {
             prop_assert_eq!(classwise(&engine)?, pairwise(&fresh), "after {:?}", update);
         }
-        // The reported changes are exactly the direction verdicts that changed. When the
-        // external pieces moved, a new piece's verdicts before are those of the old piece
-        // holding its first address.
-        let after_dirs = direction_table(&fresh);
-        let workloads = expected.workloads.len();
-        let new_pieces =
-            [Direction::Ingress, Direction::Egress].map(|dir| fresh.external_pieces(dir));
+        let check = ReportCheck {
+            update,
+            affected,
+            before_dirs,
+            after_dirs: direction_table(&fresh),
+            workloads: expected.workloads.len(),
+            old_pieces,
+            new_pieces: [Direction::Ingress, Direction::Egress]
+                .map(|dir| fresh.external_pieces(dir)),
+        };
+        if step % 2 == 0 {
+            deferred = Some(check);
+        } else {
+            check.check()?;
+        }
+    }
+    if let Some(late) = deferred {
+        late.check()?;
+    }
+    Ok(())
+}
+
+/// An update's report with what it must say: the direction verdicts before and after (from
+/// fresh engines), the workloads, and the external pieces before and after.
+struct ReportCheck {
+    update: bulkhead_core::engine::Update,
+    /// The pairs the update named as affected, counted as it was made.
+    affected: usize,
+    before_dirs: std::collections::BTreeMap<(Direction, usize, usize), ConnSet>,
+    after_dirs: std::collections::BTreeMap<(Direction, usize, usize), ConnSet>,
+    workloads: usize,
+    old_pieces: [Vec<IpRange>; 2],
+    new_pieces: [Vec<IpRange>; 2],
+}
+
+impl ReportCheck {
+    /// The reported changes are exactly the direction verdicts that changed. When the external
+    /// pieces moved, a new piece's verdicts before are those of the old piece holding its first
+    /// address.
+    fn check(&self) -> Result<(), TestCaseError> {
+        let ReportCheck {
+            update,
+            affected,
+            before_dirs,
+            after_dirs,
+            workloads,
+            old_pieces,
+            new_pieces,
+        } = self;
+        let (affected, workloads) = (*affected, *workloads);
         let was = |dir: Direction, u: usize| -> usize {
             let Some(j) = u.checked_sub(workloads) else {
                 return u;
@@ -1067,7 +1125,7 @@ fn check_edits(c: Cluster, edits: Vec<Edit>, unread: &[bool]) -> Result<(), Test
                 }
             }
         }
-        for (key, a) in &after_dirs {
+        for (key, a) in after_dirs {
             let b = &before_dirs[&(key.0, key.1, was(key.0, key.2))];
             match reported.get(key) {
                 Some((rb, ra)) => {
@@ -1079,8 +1137,9 @@ fn check_edits(c: Cluster, edits: Vec<Edit>, unread: &[bool]) -> Result<(), Test
             }
         }
         prop_assert_eq!(update.changed_pairs(), reported.len());
+        prop_assert!(affected >= reported.len(), "{affected} affected pairs");
+        Ok(())
     }
-    Ok(())
 }
 
 /// Per direction, subject and peer (as universe index: workloads, then that direction's pieces).
