@@ -1330,7 +1330,7 @@ type PairState = std::rc::Rc<(PairGroups, u32)>;
 type PairParts = (PairGroups, PairGroups);
 
 /// Atom groups, each with an old and a new sweep state.
-type PairGroups = Vec<(Bitset, [u32; 6])>;
+type PairGroups = Vec<(std::rc::Rc<Bitset>, [u32; 6])>;
 
 /// Ingress named ports (name and protocol) that admin rules name.
 type PortNames = std::rc::Rc<Vec<(String, Option<Protocol>)>>;
@@ -1981,18 +1981,18 @@ impl<'c> Engine<'c> {
     /// each group take the state `step` gives (`None`: the rule leaves it as it is), the rest
     /// keep theirs; groups in equal states are merged. `None` if an atom set is missing.
     #[allow(clippy::too_many_arguments)]
-    fn sweep_rule<S: Copy + Eq + std::hash::Hash>(
+    fn sweep_rule<S: Copy + Eq + std::hash::Hash, G: GroupSet>(
         &self,
         alg: &mut ConnAlgebra,
         dir: Direction,
         subject: usize,
         atoms: &Atoms<AtomKey>,
-        groups: Vec<(Bitset, S)>,
+        groups: Vec<(G, S)>,
         r: &SweepRule<'_>,
         step: impl Fn(&mut ConnAlgebra, Action, u32, S) -> Option<S>,
-    ) -> Option<Vec<(Bitset, S)>> {
+    ) -> Option<Vec<(G, S)>> {
         // A rule whose peers are in no group leaves every group as it is.
-        if !groups.iter().any(|(g, _)| g.intersects(&r.peers)) {
+        if !groups.iter().any(|(g, _)| g.set().intersects(&r.peers)) {
             return Some(groups);
         }
         let rule = r.rule;
@@ -2029,24 +2029,31 @@ impl<'c> Engine<'c> {
             };
             with_conns.push((c, conns));
         }
-        let mut next: Merger<S> = Merger::default();
-        for (mut rest, state) in groups {
+        let mut next: Merger<S, G> = Merger::default();
+        for (group, state) in groups {
+            // What is left of the group (`None` once it has all moved).
+            let mut rest = Some(group);
             for (cell, conns) in &with_conns {
-                if !rest.intersects(cell) {
+                let Some(g) = rest.as_mut() else {
+                    break;
+                };
+                if !g.set().intersects(cell) {
                     continue;
                 }
                 let Some(s) = step(alg, rule.action, *conns, state) else {
                     // A rule that hits nothing still open leaves the group as it is.
                     continue;
                 };
-                next.put(rest.intersect(cell), s);
-                rest.subtract_with(cell);
-                if rest.is_empty() {
+                if g.set().is_subset(cell) {
+                    // The whole group moves, as it is (still shared, if it was).
+                    next.put(rest.take().expect("just read"), s);
                     break;
                 }
+                next.put(G::from_set(g.set().intersect(cell)), s);
+                g.set_mut().subtract_with(cell);
             }
-            if !rest.is_empty() {
-                next.put(rest, state);
+            if let Some(g) = rest.filter(|g| !g.set().is_empty()) {
+                next.put(g, state);
             }
         }
         Some(next.blocks)
@@ -2398,7 +2405,7 @@ impl<'c> Engine<'c> {
                 if sb != sa && b.intersects(a) {
                     let [x, y, z] = *sb;
                     let [u, v, w] = *sa;
-                    pairs.push((b.intersect(a), [x, y, z, u, v, w]));
+                    pairs.push((std::rc::Rc::new(b.intersect(a)), [x, y, z, u, v, w]));
                 }
             }
         }
@@ -2455,7 +2462,7 @@ impl<'c> Engine<'c> {
             let vb = verdict(&mut alg, [s[0], s[1], s[2]]);
             let va = verdict(&mut alg, [s[3], s[4], s[5]]);
             if vb != va {
-                out.put(b.clone(), [vb, va]);
+                out.put(Bitset::clone(b), [vb, va]);
             }
         }
         out.blocks
@@ -4110,13 +4117,13 @@ impl<T: Intersect> Intersect for std::sync::Arc<T> {
 }
 
 /// Blocks with their verdicts, blocks of equal verdicts merged.
-struct Merger<V> {
-    blocks: Vec<(Bitset, V)>,
+struct Merger<V, G = Bitset> {
+    blocks: Vec<(G, V)>,
     /// Verdict → block, once there are too many blocks to compare one by one.
     at: Option<HashMap<V, usize>>,
 }
 
-impl<V> Default for Merger<V> {
+impl<V, G> Default for Merger<V, G> {
     fn default() -> Self {
         Merger {
             blocks: Vec::new(),
@@ -4125,17 +4132,49 @@ impl<V> Default for Merger<V> {
     }
 }
 
+/// A set of a [`Merger`]'s blocks or of a sweep's groups: a bit set of its own, or one shared
+/// between the states of [`Engine::admin_delta`] (a step copies only the groups it changes).
+trait GroupSet {
+    fn set(&self) -> &Bitset;
+    fn set_mut(&mut self) -> &mut Bitset;
+    fn from_set(b: Bitset) -> Self;
+}
+
+impl GroupSet for Bitset {
+    fn set(&self) -> &Bitset {
+        self
+    }
+    fn set_mut(&mut self) -> &mut Bitset {
+        self
+    }
+    fn from_set(b: Bitset) -> Self {
+        b
+    }
+}
+
+impl GroupSet for std::rc::Rc<Bitset> {
+    fn set(&self) -> &Bitset {
+        self
+    }
+    fn set_mut(&mut self) -> &mut Bitset {
+        std::rc::Rc::make_mut(self)
+    }
+    fn from_set(b: Bitset) -> Self {
+        std::rc::Rc::new(b)
+    }
+}
+
 /// Up to this many blocks, a verdict is looked up by comparing (no hashing, no copy).
 const MERGER_SCAN: usize = 32;
 
-impl<V: Clone + Eq + std::hash::Hash> Merger<V> {
-    fn put(&mut self, b: Bitset, v: V) {
+impl<V: Clone + Eq + std::hash::Hash, G: GroupSet> Merger<V, G> {
+    fn put(&mut self, b: G, v: V) {
         let found = match &self.at {
             Some(at) => at.get(&v).copied(),
             None => self.blocks.iter().position(|(_, w)| *w == v),
         };
         if let Some(i) = found {
-            self.blocks[i].0.union_with(&b);
+            self.blocks[i].0.set_mut().union_with(b.set());
             return;
         }
         if let Some(at) = &mut self.at {
