@@ -892,15 +892,14 @@ impl Update {
     /// the admin verdicts before and after, gives two different verdicts). At least
     /// [`Update::changed_pairs`].
     pub fn affected_pairs(&self) -> usize {
-        let own = Tables {
-            subject_sets: &self.subject_sets,
-            blocks: &self.blocks,
-            verdicts: &self.verdicts,
-        };
+        // From the counts the changes carry (a region's peers are not expanded for it).
         let found: usize = (self.changes.iter())
             .map(|c| {
-                let c = self.view(c, own);
-                c.subject_count * c.peers.count()
+                let peers = match c.peers {
+                    Peers::Own(i) => self.peer_sets[i as usize].count(),
+                    Peers::Region { count, .. } | Peers::Meet { count, .. } => count as usize,
+                };
+                self.subject_sets[c.subjects as usize].1 * peers
             })
             .sum();
         let layered: usize = (self.layered.iter())
@@ -1258,14 +1257,16 @@ struct DeltaScratch {
     key_ids: HashMap<DeltaKey, u32>,
     keys: Vec<DeltaKey>,
     /// Sweep states by id, and their ids by hash (a state is hashed once, not again each time
-    /// the table grows).
+    /// the table grows; see [`intern_hashed`]).
     states: Vec<PairState>,
-    state_ids: HashMap<u64, Vec<u32>>,
+    state_ids: HashMap<u64, u32>,
+    state_next: Vec<u32>,
     /// The groups decided on both sides, as a chain each state points into (by id, counted
     /// from 1; 0: none): per link, the link before it and the groups one step decided; and
     /// the links' ids by hash. A step then copies and hashes the groups still open only.
     decided: Vec<std::rc::Rc<(u32, PairGroups)>>,
-    decided_ids: HashMap<u64, Vec<u32>>,
+    decided_ids: HashMap<u64, u32>,
+    decided_next: Vec<u32>,
     /// The state where the policy's old and new rules part ways, by key and the subject's
     /// values of the named ports those rules name (`None`: an atom set is missing).
     heads: HashMap<(u32, NamedValues), Option<u32>>,
@@ -1294,27 +1295,37 @@ impl DeltaScratch {
         let decided = if newly.is_empty() {
             decided
         } else {
-            intern_hashed(&mut self.decided_ids, &mut self.decided, (decided, newly)) + 1
+            let (ids, next) = (&mut self.decided_ids, &mut self.decided_next);
+            intern_hashed(ids, next, &mut self.decided, (decided, newly)) + 1
         };
-        intern_hashed(&mut self.state_ids, &mut self.states, (open, decided))
+        let (ids, next) = (&mut self.state_ids, &mut self.state_next);
+        intern_hashed(ids, next, &mut self.states, (open, decided))
     }
 }
 
 /// The index of `item` in `items`, added when missing; found by its hash in `ids`, so an item
-/// is hashed once, not again each time the table grows.
+/// is hashed once, not again each time the table grows. `ids` holds the last item of each
+/// hash, and `next` (alongside `items`) the item of the same hash before each (`u32::MAX`:
+/// none), so a hash's items are a chain with no list of their own.
 fn intern_hashed<T: std::hash::Hash + PartialEq>(
-    ids: &mut HashMap<u64, Vec<u32>>,
+    ids: &mut HashMap<u64, u32>,
+    next: &mut Vec<u32>,
     items: &mut Vec<std::rc::Rc<T>>,
     item: T,
 ) -> u32 {
     use std::hash::{BuildHasher, BuildHasherDefault};
     let hash = BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(&item);
-    let ids = ids.entry(hash).or_default();
-    if let Some(&id) = ids.iter().find(|&&id| *items[id as usize] == item) {
-        return id;
+    let last = ids.entry(hash).or_insert(u32::MAX);
+    let mut at = *last;
+    while at != u32::MAX {
+        if *items[at as usize] == item {
+            return at;
+        }
+        at = next[at as usize];
     }
     let id = items.len() as u32;
-    ids.push(id);
+    next.push(*last);
+    *last = id;
     items.push(std::rc::Rc::new(item));
     id
 }
