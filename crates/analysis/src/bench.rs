@@ -477,12 +477,11 @@ fn figures(runs: &[&UpdateSamples]) -> UpdateFigures {
     let mut times = least(runs.iter().map(|r| &r.times));
     let mut cpu = least(runs.iter().map(|r| &r.cpu));
     let mut read = least(runs.iter().map(|r| &r.read_cpu));
-    let with_read = least(
-        runs.iter()
-            .map(|r| r.cpu.iter().zip(&r.read_cpu).map(|(a, b)| a + b).collect())
-            .collect::<Vec<Vec<f64>>>()
-            .iter(),
-    );
+    // The update and the read together, per run, then at their least.
+    let sums: Vec<Vec<f64>> = (runs.iter())
+        .map(|r| r.cpu.iter().zip(&r.read_cpu).map(|(a, b)| a + b).collect())
+        .collect();
+    let with_read = least(sums.iter());
     // Compactions come where the engine asks, the same in every run.
     let compactions = if runs
         .iter()

@@ -331,10 +331,10 @@ enum Below {
 
 /// Per admin atom (of `atoms`), which of `regions` holds it, counted from 1 (0: none). The
 /// regions of one admin change are disjoint unions of atoms.
-fn region_index(regions: &[LayeredRegion], atoms: usize) -> Box<[u32]> {
+fn region_index<'r>(regions: impl Iterator<Item = &'r Region>, atoms: usize) -> Box<[u32]> {
     let mut of = vec![0u32; atoms].into_boxed_slice();
-    for (i, r) in regions.iter().enumerate() {
-        for a in r.atoms.iter().flat_map(|ra| ra.ones()) {
+    for (i, r) in regions.enumerate() {
+        for a in r.atoms().into_iter().flat_map(|ra| ra.ones()) {
             debug_assert_eq!(of[a], 0, "the regions of a change are disjoint");
             of[a] = i as u32 + 1;
         }
@@ -356,20 +356,17 @@ struct AdminOnly {
     members: Vec<usize>,
 }
 
-/// A region of peers where an admin layer changed: the peers, the admin atoms they are a union
-/// of with how many peers that is (when known), and the admin verdicts before and after
+/// A region of peers where an admin layer changed, and the admin verdicts before and after
 /// (allowed, delegated), as ids of the engine's [`ConnAlgebra`].
-type AdminRegion = (
-    std::rc::Rc<Region>,
-    Option<RegionAtoms>,
-    ([u32; 2], [u32; 2]),
-);
+type AdminRegion = (std::rc::Rc<Region>, ([u32; 2], [u32; 2]));
 
-/// The peers of a region where an admin layer changed: known, or, for a region worked out
-/// over admin atoms, those atoms with each atom's peers as they were then, expanded the first
-/// time the peers are asked for (an update names many regions that only its readers expand).
+/// The peers of a region where an admin layer changed, and how many: known, or, for a region
+/// worked out over admin atoms, those atoms with each atom's peers as they were then, expanded
+/// the first time the peers are asked for (an update names many regions that only its readers
+/// expand).
 struct Region {
     peers: OnceCell<Bitset>,
+    count: usize,
     atoms: Option<RegionWords>,
 }
 
@@ -384,16 +381,24 @@ type RegionWords = (
 impl Region {
     fn of_peers(peers: Bitset) -> Self {
         Region {
+            count: peers.count(),
             peers: OnceCell::from(peers),
             atoms: None,
         }
     }
 
-    fn over_atoms(atoms: RegionWords) -> Self {
+    /// The region of `atoms` (of `count` peers).
+    fn over_atoms(atoms: RegionWords, count: usize) -> Self {
         Region {
             peers: OnceCell::new(),
+            count,
             atoms: Some(atoms),
         }
+    }
+
+    /// The admin atoms the region is a union of, when it was worked out over them.
+    fn atoms(&self) -> Option<&IndexedBitset> {
+        self.atoms.as_ref().map(|(atoms, ..)| &**atoms)
     }
 
     fn peers(&self) -> &Bitset {
@@ -403,9 +408,6 @@ impl Region {
         })
     }
 }
-
-/// The admin atoms a region of peers is a union of, and how many peers it holds.
-type RegionAtoms = (std::sync::Arc<IndexedBitset>, usize);
 
 /// The layers below the admin layer over a direction's universe: the connections they would
 /// allow if the admin layer left everything to them.
@@ -651,9 +653,8 @@ struct Layered {
     change: u32,
     members: Vec<usize>,
     lower: std::rc::Rc<LowerFn>,
-    /// The atoms the lower blocks meet, as numbered when the update was made (`None` when a
-    /// region's atoms are not known: blocks are then counted against regions over peers).
-    atoms: Option<std::sync::Arc<BlockAtoms>>,
+    /// The atoms the lower blocks meet, as numbered when the update was made.
+    atoms: std::sync::Arc<BlockAtoms>,
 }
 
 /// A layer below admin and the admin atoms its blocks meet, as they were at an update.
@@ -665,18 +666,16 @@ struct LayeredChange {
     regions: Vec<LayeredRegion>,
     /// How many peers the regions hold in all.
     peers: usize,
-    /// How many admin atoms there were (the regions' and the blocks' atoms are numbered so).
-    atoms: usize,
+    /// When the regions were worked out over admin atoms, how many atoms there were (the
+    /// regions' and the blocks' atoms are numbered so).
+    atoms: Option<usize>,
 }
 
-/// A region of a [`LayeredChange`]: its index among the report's regions, how many peers it
-/// holds, the admin atoms it is a union of (when known), and the admin verdicts before and
-/// after (allowed, delegated) as indices into the report's verdicts.
+/// A region of a [`LayeredChange`]: its index among the report's regions, and the admin
+/// verdicts before and after (allowed, delegated) as indices into the report's verdicts.
 #[derive(Clone)]
 struct LayeredRegion {
     region: u32,
-    count: usize,
-    atoms: Option<std::sync::Arc<IndexedBitset>>,
     before: [u32; 2],
     after: [u32; 2],
 }
@@ -995,7 +994,8 @@ impl Update {
                 });
             };
             let (blocks, nreg) = (lower.blocks.len(), regions.len());
-            let Some(atoms) = g.atoms.as_deref() else {
+            // (Were the regions' atoms not known, each block is counted over peers.)
+            let Some(atom_count) = change.atoms else {
                 for k in 0..blocks {
                     for i in 0..nreg {
                         cell(k, i, None);
@@ -1006,8 +1006,11 @@ impl Update {
             // Where the atoms tell (most blocks meet few of the changed regions): the regions
             // are disjoint unions of atoms, so each atom a counted block meets tells which
             // region, if any, it shares, and how many peers.
-            let region_of = region_of[g.change as usize]
-                .get_or_insert_with(|| region_index(regions, change.atoms));
+            let atoms = &*g.atoms;
+            let region_of = region_of[g.change as usize].get_or_insert_with(|| {
+                let of = regions.iter().map(|at| &*self.regions[at.region as usize]);
+                region_index(of, atom_count)
+            });
             known.clear();
             known.resize(nreg, 0u32);
             shared.resize(nreg, 0u32);
@@ -1037,17 +1040,15 @@ impl Update {
             // meet it (by the atoms they meet) are counted, all but the last, which has what
             // the others leave of the region (the blocks partition the peers).
             for (i, at) in regions.iter().enumerate() {
-                let ra = at
-                    .atoms
-                    .as_ref()
-                    .expect("all regions' atoms are known here");
+                let region = &self.regions[at.region as usize];
+                let ra = region.atoms().expect("all regions' atoms are known here");
                 meeting.clear();
                 meeting.extend(uncounted.iter().filter(|&&k| ra.meets(&atoms.met[k])));
                 let Some((&last, others)) = meeting.split_last() else {
                     continue;
                 };
-                let r = self.regions[at.region as usize].peers();
-                let mut rest = at.count.checked_sub(known[i] as usize);
+                let r = region.peers();
+                let mut rest = region.count.checked_sub(known[i] as usize);
                 for &k in others {
                     let count = lower.blocks[k].0.meet_count(r);
                     rest = rest.and_then(|n| n.checked_sub(count));
@@ -1283,7 +1284,7 @@ struct DeltaScratch {
     /// The answer of a final state.
     finals: HashMap<u32, AdminDelta>,
     /// Atom sets as regions, with the atoms indexed and the peers counted.
-    expanded: HashMap<Bitset, (std::rc::Rc<Region>, RegionAtoms)>,
+    expanded: HashMap<Bitset, std::rc::Rc<Region>>,
     /// The regions of an answer (by its address, the answer kept so the address is not taken
     /// again), as [`Engine::admin_update`] gives them: many admin layers make the same change.
     regions: HashMap<usize, (AdminDelta, Vec<AdminRegion>)>,
@@ -2648,12 +2649,11 @@ impl<'c> Engine<'c> {
                         if !scratch.expanded.contains_key(b) {
                             let (words, len) = words.get_or_insert_with(|| atoms.words());
                             let set = std::sync::Arc::new(IndexedBitset::new(b));
-                            let region = Region::over_atoms((set.clone(), words.clone(), *len));
-                            let found = (std::rc::Rc::new(region), (set, atoms.count_of(b)));
-                            scratch.expanded.insert(b.clone(), found);
+                            let region =
+                                Region::over_atoms((set, words.clone(), *len), atoms.count_of(b));
+                            scratch.expanded.insert(b.clone(), std::rc::Rc::new(region));
                         }
-                        let (region, atoms) = &scratch.expanded[b];
-                        (region.clone(), Some(atoms.clone()), (*vb, *va))
+                        (scratch.expanded[b].clone(), (*vb, *va))
                     })
                     .collect();
                 scratch.regions.insert(at, (delta, regions.clone()));
@@ -2665,10 +2665,7 @@ impl<'c> Engine<'c> {
         let mut alg = self.algebra.borrow_mut();
         let mut id = |(a, d): AdminVerdict| [alg.id(a), alg.id(d)];
         diff.into_iter()
-            .map(|(r, (vb, va))| {
-                let region = std::rc::Rc::new(Region::of_peers(r));
-                (region, None, (id(vb), id(va)))
-            })
+            .map(|(r, (vb, va))| (std::rc::Rc::new(Region::of_peers(r)), (id(vb), id(va))))
             .collect()
     }
 
@@ -3248,7 +3245,7 @@ impl<'c> Engine<'c> {
                         );
                         let sig = regions
                             .iter()
-                            .map(|(r, _, (vb, va))| (std::rc::Rc::as_ptr(r) as usize, *vb, *va))
+                            .map(|(r, (vb, va))| (std::rc::Rc::as_ptr(r) as usize, *vb, *va))
                             .collect();
                         *delta_ids.entry(sig).or_insert_with(|| {
                             let named = vec![None; regions.len()];
@@ -3328,7 +3325,7 @@ impl<'c> Engine<'c> {
                             (id(vb[0]), id(va[0]))
                         }))
                     };
-                    regions.iter().map(|r| below(r.2)).collect()
+                    regions.iter().map(|r| below(r.1)).collect()
                 })
                 .collect();
             let mut whole: Vec<Vec<usize>> = vec![Vec::new(); deltas.len()];
@@ -3347,13 +3344,11 @@ impl<'c> Engine<'c> {
                 members.sort_unstable();
                 let subjects = report.subject_set(n, members);
                 let (regions, named) = &mut deltas[delta];
-                for (i, (r, ra, _)) in regions.iter().enumerate() {
+                for (i, (r, _)) in regions.iter().enumerate() {
                     let Below::Ignored(Some((before, after))) = below[delta][i] else {
                         continue;
                     };
-                    let count = ra
-                        .as_ref()
-                        .map_or_else(|| r.peers().count(), |(_, size)| *size);
+                    let count = r.count;
                     if count == 0 {
                         continue;
                     }
@@ -3387,25 +3382,25 @@ impl<'c> Engine<'c> {
                     let (regions, named) = &mut deltas[group.delta];
                     let alg = self.algebra.borrow();
                     let mut matter = Vec::new();
-                    for (i, (r, ra, (vb, va))) in regions.iter().enumerate() {
+                    let (mut peers, mut over_atoms) = (0, true);
+                    for (i, (r, (vb, va))) in regions.iter().enumerate() {
                         if below[i] != Below::Matter {
                             continue;
                         }
+                        peers += r.count;
+                        over_atoms &= r.atoms().is_some();
                         let mut id = |c| report.verdict_of(&mut verdict_ids, &alg, c);
                         let (before, after) = (vb.map(&mut id), va.map(&mut id));
                         matter.push(LayeredRegion {
                             region: name_in(&mut report.regions, &mut named[i], r),
-                            count: (ra.as_ref())
-                                .map_or_else(|| r.peers().count(), |(_, size)| *size),
-                            atoms: ra.as_ref().map(|(a, _)| a.clone()),
                             before,
                             after,
                         });
                     }
                     report.admin_changes.push(LayeredChange {
-                        peers: matter.iter().map(|r| r.count).sum(),
                         regions: matter,
-                        atoms: self.atoms(dir).len(),
+                        peers,
+                        atoms: over_atoms.then(|| self.atoms(dir).len()),
                     });
                     (report.admin_changes.len() - 1) as u32
                 });
@@ -3417,10 +3412,6 @@ impl<'c> Engine<'c> {
                         (lower, atoms)
                     })
                     .clone();
-                // (Were a region's atoms not known, its blocks are counted over peers.)
-                let atoms = (report.admin_changes[change as usize].regions.iter())
-                    .all(|r| r.atoms.is_some())
-                    .then_some(atoms);
                 report.layered.push(Layered {
                     direction: dir,
                     change,
