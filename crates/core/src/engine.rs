@@ -128,11 +128,17 @@ type LayerKey = (usize, Vec<u32>, NamedValues);
 /// A subject's values of named ports (protocol and number, if it has the port).
 type NamedValues = Vec<Option<(Protocol, u16)>>;
 
+/// The workloads an admin policy change affects that were in one class and that it selects
+/// alike (or not), as (old class, selected, workload) ([`Engine::regroup_admin`]).
+type ClassRun<'a> = &'a [(u32, bool, usize)];
+
 /// Layer keys by id. When a policy changes, the ids of the keys naming it are retired: the
 /// same key then means something else, and gets a fresh id when it is next asked for, so
 /// nothing computed for the old meaning is found under the new one.
 #[derive(Default)]
 struct LayerKeys {
+    /// Ids by key; a retired id stays here until its key is asked for again (it is then
+    /// replaced by a fresh one) or the keys are compacted, so retiring hashes no key.
     ids: HashMap<LayerKey, u32>,
     keys: Vec<LayerKey>,
     /// Per policy: the ids given to keys naming it (some may have been retired since, by a
@@ -140,11 +146,15 @@ struct LayerKeys {
     by_policy: Vec<Vec<u32>>,
     /// Per id: retired (its key may have a fresh id by now).
     retired: Vec<bool>,
+    /// How many ids are retired.
+    retired_count: usize,
 }
 
 impl LayerKeys {
     fn id(&mut self, key: LayerKey) -> u32 {
-        if let Some(&id) = self.ids.get(&key) {
+        if let Some(&id) = self.ids.get(&key)
+            && !self.is_retired(id)
+        {
             return id;
         }
         let id = self.keys.len() as u32;
@@ -164,6 +174,15 @@ impl LayerKeys {
         self.keys[id as usize].1.contains(&policy)
     }
 
+    fn is_retired(&self, id: u32) -> bool {
+        self.retired.get(id as usize).copied().unwrap_or(false)
+    }
+
+    /// How many ids are in use (not retired).
+    fn live(&self) -> usize {
+        self.keys.len() - self.retired_count
+    }
+
     /// Drops the keys of retired ids and renumbers the rest in order, without hashing a key
     /// again; returns the new id of each old one (`u32::MAX`: dropped).
     fn compact(&mut self) -> Vec<u32> {
@@ -176,9 +195,10 @@ impl LayerKeys {
                 self.keys.push(key);
             }
         }
-        for id in self.ids.values_mut() {
+        self.ids.retain(|_, id| {
             *id = map[*id as usize];
-        }
+            *id != u32::MAX
+        });
         for ids in &mut self.by_policy {
             ids.retain_mut(|id| {
                 *id = map[*id as usize];
@@ -186,6 +206,7 @@ impl LayerKeys {
             });
         }
         self.retired = vec![false; self.keys.len()];
+        self.retired_count = 0;
         map
     }
 
@@ -198,9 +219,7 @@ impl LayerKeys {
         self.retired.resize(self.keys.len(), false);
         // Ids retired before by a change of another policy named are gone already.
         retired.retain(|&id| !std::mem::replace(&mut self.retired[id as usize], true));
-        for &id in &retired {
-            self.ids.remove(&self.keys[id as usize]);
-        }
+        self.retired_count += retired.len();
         retired
     }
 }
@@ -460,9 +479,13 @@ impl LowerFn {
         LowerFn {
             blocks,
             ids,
-            atoms: std::cell::RefCell::new(
-                held.map(|_| std::sync::Arc::new(BlockAtoms { met, counts })),
-            ),
+            atoms: std::cell::RefCell::new(held.map(|(_, (a, _))| {
+                std::sync::Arc::new(BlockAtoms {
+                    met,
+                    counts,
+                    atoms: a.len(),
+                })
+            })),
         }
     }
 }
@@ -522,6 +545,9 @@ struct BlockAtoms {
     /// of its peers are in that atom, ascending by atom (a block then meets a union of atoms
     /// exactly when it has peers in one). May be shorter than the blocks (`None` for the rest).
     counts: Vec<Option<AtomCounts>>,
+    /// How many atoms there were when these were made (the length of each set in `met`): an
+    /// update checks it for each lower layer it keeps, without reading the sets.
+    atoms: usize,
 }
 
 /// Atoms with how many of a set's elements each holds, ascending by atom.
@@ -1283,6 +1309,8 @@ struct DeltaScratch {
     steps: HashMap<(u32, RuleRef, Option<NamedValues>), Option<u32>>,
     /// The answer of a final state.
     finals: HashMap<u32, AdminDelta>,
+    /// The atom sets of the pair states' groups, each kept once.
+    sets: SetTable,
     /// Atom sets as regions, with the atoms indexed and the peers counted.
     expanded: HashMap<Bitset, std::rc::Rc<Region>>,
     /// The regions of an answer (by its address, the answer kept so the address is not taken
@@ -1297,10 +1325,22 @@ impl DeltaScratch {
             decided
         } else {
             let (ids, next) = (&mut self.decided_ids, &mut self.decided_next);
-            intern_hashed(ids, next, &mut self.decided, (decided, newly)) + 1
+            intern_hashed(
+                ids,
+                next,
+                &mut self.decided,
+                (decided, newly),
+                std::rc::Rc::new,
+            ) + 1
         };
         let (ids, next) = (&mut self.state_ids, &mut self.state_next);
-        intern_hashed(ids, next, &mut self.states, (open, decided))
+        intern_hashed(
+            ids,
+            next,
+            &mut self.states,
+            (open, decided),
+            std::rc::Rc::new,
+        )
     }
 }
 
@@ -1308,18 +1348,19 @@ impl DeltaScratch {
 /// is hashed once, not again each time the table grows. `ids` holds the last item of each
 /// hash, and `next` (alongside `items`) the item of the same hash before each (`u32::MAX`:
 /// none), so a hash's items are a chain with no list of their own.
-fn intern_hashed<T: std::hash::Hash + PartialEq>(
+fn intern_hashed<T: std::hash::Hash + PartialEq, W: std::borrow::Borrow<T>>(
     ids: &mut HashMap<u64, u32>,
     next: &mut Vec<u32>,
-    items: &mut Vec<std::rc::Rc<T>>,
+    items: &mut Vec<W>,
     item: T,
+    keep: impl FnOnce(T) -> W,
 ) -> u32 {
     use std::hash::{BuildHasher, BuildHasherDefault};
     let hash = BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(&item);
     let last = ids.entry(hash).or_insert(u32::MAX);
     let mut at = *last;
     while at != u32::MAX {
-        if *items[at as usize] == item {
+        if *items[at as usize].borrow() == item {
             return at;
         }
         at = next[at as usize];
@@ -1327,8 +1368,83 @@ fn intern_hashed<T: std::hash::Hash + PartialEq>(
     let id = items.len() as u32;
     next.push(*last);
     *last = id;
-    items.push(std::rc::Rc::new(item));
+    items.push(keep(item));
     id
+}
+
+/// Where a sweep keeps the atom sets of its groups ([`Engine::sweep_rule`]): each group its
+/// own bit set ([`Owned`]), or ids of sets kept once each ([`SetTable`]).
+trait SetStore {
+    type G;
+    fn set<'s>(&'s self, g: &'s Self::G) -> &'s Bitset;
+    fn make(&mut self, b: Bitset) -> Self::G;
+}
+
+/// Groups with bit sets of their own.
+struct Owned;
+
+impl SetStore for Owned {
+    type G = Bitset;
+    fn set<'s>(&'s self, g: &'s Bitset) -> &'s Bitset {
+        g
+    }
+    fn make(&mut self, b: Bitset) -> Bitset {
+        b
+    }
+}
+
+/// Atom sets kept once each, by id: the groups of [`Engine::admin_delta`]'s pair states are
+/// ids here, so a state is copied, hashed and compared as integers, a group many states share
+/// is one set, and a set made again is found rather than kept twice.
+#[derive(Default)]
+struct SetTable {
+    sets: Vec<Bitset>,
+    ids: HashMap<u64, u32>,
+    next: Vec<u32>,
+}
+
+impl SetStore for SetTable {
+    type G = u32;
+    fn set<'s>(&'s self, g: &'s u32) -> &'s Bitset {
+        &self.sets[*g as usize]
+    }
+    fn make(&mut self, b: Bitset) -> u32 {
+        intern_hashed(&mut self.ids, &mut self.next, &mut self.sets, b, |b| b)
+    }
+}
+
+/// A group's atom set as a sweep step leaves it: kept as its store has it, or made by the step
+/// (and kept by the store once the step is done).
+enum Part<G> {
+    Kept(G),
+    Made(Bitset),
+}
+
+impl<G> Part<G> {
+    fn set<'a, T: SetStore<G = G>>(&'a self, store: &'a T) -> &'a Bitset {
+        match self {
+            Part::Kept(g) => store.set(g),
+            Part::Made(b) => b,
+        }
+    }
+
+    /// Adds `other`'s atoms to this set.
+    fn absorb<T: SetStore<G = G>>(&mut self, other: Part<G>, store: &T) {
+        if let Part::Kept(g) = self {
+            *self = Part::Made(store.set(g).clone());
+        }
+        let Part::Made(b) = self else {
+            unreachable!("just made");
+        };
+        b.union_with(other.set(store));
+    }
+
+    fn into_group<T: SetStore<G = G>>(self, store: &mut T) -> G {
+        match self {
+            Part::Kept(g) => g,
+            Part::Made(b) => store.make(b),
+        }
+    }
 }
 
 /// Atom groups where an admin layer's old and new versions are in different sweep states
@@ -1341,8 +1457,8 @@ type PairState = std::rc::Rc<(PairGroups, u32)>;
 /// open on either side, and newly decided on both.
 type PairParts = (PairGroups, PairGroups);
 
-/// Atom groups, each with an old and a new sweep state.
-type PairGroups = Vec<(std::rc::Rc<Bitset>, [u32; 6])>;
+/// Atom groups (ids of [`DeltaScratch::sets`]), each with an old and a new sweep state.
+type PairGroups = Vec<(u32, [u32; 6])>;
 
 /// Ingress named ports (name and protocol) that admin rules name.
 type PortNames = std::rc::Rc<Vec<(String, Option<Protocol>)>>;
@@ -1646,16 +1762,28 @@ impl<'c> Engine<'c> {
             let order = by_key(order, 2 * self.classes[d].keys.len(), |&(c, s, _)| {
                 2 * c as usize + usize::from(s)
             });
-            // The new admin rule list and key follow from the old key and the policy's part.
+            // The new admin rule list follows from the old list and the policy's part, the new
+            // key from the old key and the policy's part: the runs (of one old class and
+            // selection) are taken by old admin key and selection, so runs sharing those are
+            // brought up to date together, their list and key worked out once.
+            let keys = &self.classes[d].keys;
+            let mut runs: Vec<(u32, bool, u32, ClassRun<'_>)> = order
+                .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
+                .map(|run| {
+                    let old = keys[run[0].0 as usize];
+                    (old.admin, run[0].1, old.lower, run)
+                })
+                .collect();
+            runs.sort_unstable_by_key(|&(admin, selected, _, run)| (admin, selected, run[0].0));
             let mut lists: HashMap<(u32, bool), u32> = HashMap::default();
             let mut admin_of: HashMap<(u32, bool, NamedValues), u32> = HashMap::default();
             let mut groups: Vec<(NamedValues, Vec<usize>)> = Vec::new();
-            for run in order.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-                let (class, selected, first) = run[0];
-                let old = self.classes[d].keys[class as usize];
-                let list = *lists.entry((old.admin, selected)).or_insert_with(|| {
+            for same in runs.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+                let (old_admin, selected, _, run) = same[0];
+                let first = run[0].2;
+                let was = self.applicable[first][d].admin;
+                let list = *lists.entry((was, selected)).or_insert_with(|| {
                     let all = &mut self.admin_lists;
-                    let was = self.applicable[first][d].admin;
                     // Most changes keep the policy's rule count and place (a port change):
                     // the list is then the same, and is not rebuilt.
                     let count = if selected { counts[d] } else { 0 };
@@ -1669,43 +1797,41 @@ impl<'c> Engine<'c> {
                         all.id(rest)
                     }
                 });
-                for &(_, _, w) in run {
-                    self.applicable[w][d].admin = list;
-                }
-                if !selected {
-                    // The policy no longer selects them: their admin key is the old one
-                    // without the policy (and its named-port values).
-                    let group = (old.admin, selected, Vec::new());
-                    let admin = *admin_of
-                        .entry(group)
-                        .or_insert_with(|| self.key_without(old.admin, index));
-                    debug_assert_eq!(admin, self.admin_key(dir, first));
-                    let key = ClassKey {
-                        admin,
-                        lower: old.lower,
-                    };
-                    self.place(d, key, run.iter().map(|x| x.2));
-                    continue;
-                }
-                if !(named && dir == Direction::Ingress) {
-                    // One group: the run itself (no copy of its members).
-                    let group = (old.admin, selected, Vec::new());
-                    let members = run.iter().map(|x| x.2);
-                    self.place_group(dir, &mut admin_of, group, old.lower, members);
-                    continue;
-                }
-                groups.clear();
-                for &(_, _, w) in run {
-                    let values = self.layer_named(dir, w, &[index as u32]);
-                    match groups.iter_mut().find(|(v, _)| *v == values) {
-                        Some((_, members)) => members.push(w),
-                        None => groups.push((values, vec![w])),
+                for (.., run) in same {
+                    for &(_, _, w) in *run {
+                        self.applicable[w][d].admin = list;
                     }
                 }
-                for (values, members) in groups.drain(..) {
-                    let group = (old.admin, selected, values);
-                    let members = members.into_iter();
-                    self.place_group(dir, &mut admin_of, group, old.lower, members);
+                if !(selected && named && dir == Direction::Ingress) {
+                    // One admin key for all: the old one without the policy (and its
+                    // named-port values) when the policy no longer selects them, else worked
+                    // out for the first; each run is a group (no copy of its members).
+                    let admin = if selected {
+                        self.admin_key(dir, first)
+                    } else {
+                        self.key_without(old_admin, index)
+                    };
+                    debug_assert_eq!(admin, self.admin_key(dir, first));
+                    for &(.., lower, run) in same {
+                        let key = ClassKey { admin, lower };
+                        self.place(d, key, run.iter().map(|x| x.2));
+                    }
+                    continue;
+                }
+                for &(.., lower, run) in same {
+                    groups.clear();
+                    for &(_, _, w) in run {
+                        let values = self.layer_named(dir, w, &[index as u32]);
+                        match groups.iter_mut().find(|(v, _)| *v == values) {
+                            Some((_, members)) => members.push(w),
+                            None => groups.push((values, vec![w])),
+                        }
+                    }
+                    for (values, members) in groups.drain(..) {
+                        let group = (old_admin, selected, values);
+                        let members = members.into_iter();
+                        self.place_group(dir, &mut admin_of, group, lower, members);
+                    }
                 }
             }
         }
@@ -1966,7 +2092,7 @@ impl<'c> Engine<'c> {
                 peers: Cow::Borrowed(atoms.get(&AtomKey::Rule(r))?),
                 memo: Some(r),
             };
-            groups = self.sweep_rule(alg, dir, subject, atoms, groups, &rule, step)?;
+            groups = self.sweep_rule(alg, dir, subject, atoms, &mut Owned, groups, &rule, step)?;
             groups.retain(|(b, s)| {
                 if s[1] == ConnAlgebra::NONE {
                     decided.push((b.clone(), *s));
@@ -1993,24 +2119,28 @@ impl<'c> Engine<'c> {
     /// each group take the state `step` gives (`None`: the rule leaves it as it is), the rest
     /// keep theirs; groups in equal states are merged. `None` if an atom set is missing.
     #[allow(clippy::too_many_arguments)]
-    fn sweep_rule<S: Copy + Eq + std::hash::Hash, G: GroupSet>(
+    fn sweep_rule<S: Copy + Eq + std::hash::Hash, T: SetStore>(
         &self,
         alg: &mut ConnAlgebra,
         dir: Direction,
         subject: usize,
         atoms: &Atoms<AtomKey>,
-        groups: Vec<(G, S)>,
+        store: &mut T,
+        groups: Vec<(T::G, S)>,
         r: &SweepRule<'_>,
         step: impl Fn(&mut ConnAlgebra, Action, u32, S) -> Option<S>,
-    ) -> Option<Vec<(G, S)>> {
+    ) -> Option<Vec<(T::G, S)>> {
         // A rule whose peers are in no group leaves every group as it is.
-        if !groups.iter().any(|(g, _)| g.set().intersects(&r.peers)) {
+        if !groups
+            .iter()
+            .any(|(g, _)| store.set(g).intersects(&r.peers))
+        {
             return Some(groups);
         }
         let rule = r.rule;
-        // The rule's peers in cells where its connections are the same: one cell, unless
-        // egress named ports resolve differently per destination.
-        let mut cells = vec![r.peers.clone().into_owned()];
+        // The rule's peers in cells where its connections are the same: the peers themselves,
+        // unless egress named ports resolve differently per destination.
+        let mut refined: Option<Vec<Bitset>> = None;
         let mut named_ports = false;
         for pm in rule.ports.iter().flatten() {
             if let PortMatch::Named { protocol, name } = pm {
@@ -2018,14 +2148,19 @@ impl<'c> Engine<'c> {
                 if dir == Direction::Egress
                     && let Some(parts) = self.named.get(&(name.clone(), *protocol))
                 {
+                    let cells = refined.get_or_insert_with(|| vec![r.peers.clone().into_owned()]);
                     for j in 0..parts.len() {
                         let key = AtomKey::Named((name.clone(), *protocol), j);
-                        refine(&mut cells, atoms.get(&key)?);
+                        refine(cells, atoms.get(&key)?);
                     }
                 }
             }
         }
-        let mut with_conns: Vec<(Bitset, u32)> = Vec::with_capacity(cells.len());
+        let cells: Vec<&Bitset> = match &refined {
+            Some(cells) => cells.iter().collect(),
+            None => vec![&*r.peers],
+        };
+        let mut with_conns: Vec<(&Bitset, u32)> = Vec::with_capacity(cells.len());
         for c in cells {
             // Atoms may be empty (their pieces gone, see [`Atoms::remap`]).
             let Some(u) = c.ones().find_map(|a| atoms.rep(a)) else {
@@ -2041,34 +2176,45 @@ impl<'c> Engine<'c> {
             };
             with_conns.push((c, conns));
         }
-        let mut next: Merger<S, G> = Merger::default();
+        let mut next: Merger<S, Part<T::G>> =
+            Merger::with_capacity(groups.len() + with_conns.len());
+        let merge = |a: &mut Part<T::G>, b: Part<T::G>| a.absorb(b, &*store);
         for (group, state) in groups {
             // What is left of the group (`None` once it has all moved).
-            let mut rest = Some(group);
+            let mut rest = Some(Part::Kept(group));
             for (cell, conns) in &with_conns {
-                let Some(g) = rest.as_mut() else {
+                let Some(g) = rest.as_ref() else {
                     break;
                 };
-                if !g.set().intersects(cell) {
+                let g = g.set(&*store);
+                if !g.intersects(cell) {
                     continue;
                 }
                 let Some(s) = step(alg, rule.action, *conns, state) else {
                     // A rule that hits nothing still open leaves the group as it is.
                     continue;
                 };
-                if g.set().is_subset(cell) {
+                match g.split(cell) {
                     // The whole group moves, as it is (still shared, if it was).
-                    next.put(rest.take().expect("just read"), s);
-                    break;
+                    None => {
+                        next.put_with(rest.take().expect("just read"), s, merge);
+                        break;
+                    }
+                    Some((inside, outside)) => {
+                        next.put_with(Part::Made(inside), s, merge);
+                        rest = Some(Part::Made(outside));
+                    }
                 }
-                next.put(G::from_set(g.set().intersect(cell)), s);
-                g.set_mut().subtract_with(cell);
             }
-            if let Some(g) = rest.filter(|g| !g.set().is_empty()) {
-                next.put(g, state);
+            if let Some(g) = rest.filter(|g| !g.set(&*store).is_empty()) {
+                next.put_with(g, state, merge);
             }
         }
-        Some(next.blocks)
+        Some(
+            (next.blocks.into_iter())
+                .map(|(g, s)| (g.into_group(store), s))
+                .collect(),
+        )
     }
 
     /// Where the admin layer of `subject` (in a group making one class transition of an admin
@@ -2172,9 +2318,9 @@ impl<'c> Engine<'c> {
                 let mut names = Vec::new();
                 let mut key = DeltaKey {
                     variant,
-                    prefix: Vec::new(),
+                    prefix: Vec::with_capacity(list().len()),
                 };
-                let mut suffix = Vec::new();
+                let mut suffix = Vec::with_capacity(list().len());
                 for (r, _) in old_rules {
                     names.extend(names_of(r));
                 }
@@ -2199,17 +2345,21 @@ impl<'c> Engine<'c> {
                         parts.resize_with(q + 1, || None);
                     }
                     let part = parts[q].get_or_insert_with(|| {
-                        let rules = (0..self.sets[q].rules[d].len())
-                            .map(|rule| RuleRef { policy: q, rule })
-                            // A missing atom set counts as reaching (the sweep then gives up).
-                            .filter(|&r| {
-                                (atoms.get(&AtomKey::Rule(r))).is_none_or(|a| a.intersects(reached))
-                            })
-                            .map(|r| {
-                                let names = names_of(self.rule(dir, r));
-                                (r, (!names.is_empty()).then(|| std::rc::Rc::new(names)))
-                            })
-                            .collect();
+                        let count = self.sets[q].rules[d].len();
+                        let mut rules = Vec::with_capacity(count);
+                        rules.extend(
+                            (0..count)
+                                .map(|rule| RuleRef { policy: q, rule })
+                                // A missing atom set counts as reaching (the sweep then gives up).
+                                .filter(|&r| {
+                                    (atoms.get(&AtomKey::Rule(r)))
+                                        .is_none_or(|a| a.intersects(reached))
+                                })
+                                .map(|r| {
+                                    let names = names_of(self.rule(dir, r));
+                                    (r, (!names.is_empty()).then(|| std::rc::Rc::new(names)))
+                                }),
+                        );
                         PolicyPart {
                             before: rank_of(q) < at,
                             rules,
@@ -2289,7 +2439,10 @@ impl<'c> Engine<'c> {
                             let groups = (*scratch.prefix_states[from as usize]).clone();
                             let next = rule_of(r).and_then(|rule| {
                                 let mut alg = self.algebra.borrow_mut();
-                                self.sweep_rule(&mut alg, dir, subject, atoms, groups, &rule, step)
+                                let owned = &mut Owned;
+                                self.sweep_rule(
+                                    &mut alg, dir, subject, atoms, owned, groups, &rule, step,
+                                )
                             });
                             let id = next.map(|mut groups| {
                                 // Groups the rule decides are the same before and after.
@@ -2325,7 +2478,8 @@ impl<'c> Engine<'c> {
                             memo: None,
                         })
                         .collect();
-                    self.admin_delta_head(dir, subject, atoms, groups, &old, &new)
+                    let sets = &mut scratch.sets;
+                    self.admin_delta_head(dir, subject, atoms, sets, groups, &old, &new)
                 })();
                 let id = head.map(|h| scratch.intern(h, 0));
                 scratch.heads.insert(head_key, id);
@@ -2346,9 +2500,14 @@ impl<'c> Engine<'c> {
                     let from = scratch.states[state as usize].clone();
                     let id = match rule_of(*r) {
                         // A rule whose peers miss every open group leaves the state as it is.
-                        Some(rule) if !self.may_hit(dir, &rule, &from.0) => Some(state),
-                        Some(rule) => (self.admin_delta_step(dir, subject, atoms, &from, &rule))
-                            .map(|n| scratch.intern(n, from.1)),
+                        Some(rule) if !self.may_hit(dir, &rule, &scratch.sets, &from.0) => {
+                            Some(state)
+                        }
+                        Some(rule) => {
+                            let sets = &mut scratch.sets;
+                            (self.admin_delta_step(dir, subject, atoms, sets, &from, &rule))
+                                .map(|n| scratch.intern(n, from.1))
+                        }
                         None => None,
                     };
                     scratch.steps.insert(step_key, id);
@@ -2367,10 +2526,16 @@ impl<'c> Engine<'c> {
     /// Whether admin rule `r` may change a group of a [`PairState`]: its peers meet the group
     /// and (unless its connections depend on the destination, through egress named ports) its
     /// connections meet what is still open on either side.
-    fn may_hit(&self, dir: Direction, r: &SweepRule<'_>, groups: &PairGroups) -> bool {
+    fn may_hit(
+        &self,
+        dir: Direction,
+        r: &SweepRule<'_>,
+        sets: &SetTable,
+        groups: &PairGroups,
+    ) -> bool {
         let mut meeting = groups
             .iter()
-            .filter(|(g, _)| g.intersects(&r.peers))
+            .filter(|(g, _)| sets.set(g).intersects(&r.peers))
             .peekable();
         if meeting.peek().is_none() {
             return false;
@@ -2392,11 +2557,13 @@ impl<'c> Engine<'c> {
     /// before it left them open), its old and its new rules side by side; the atom groups
     /// where the two states differ, as a [`PairState`]'s parts. `None` if an atom set is
     /// missing.
+    #[allow(clippy::too_many_arguments)]
     fn admin_delta_head(
         &self,
         dir: Direction,
         subject: usize,
         atoms: &Atoms<AtomKey>,
+        sets: &mut SetTable,
         groups: Vec<(Bitset, SweepState)>,
         old: &[SweepRule<'_>],
         new: &[SweepRule<'_>],
@@ -2405,19 +2572,21 @@ impl<'c> Engine<'c> {
         let alg = &mut *alg;
         let mut before = groups.clone();
         for r in old {
-            before = self.sweep_rule(alg, dir, subject, atoms, before, r, step)?;
+            before = self.sweep_rule(alg, dir, subject, atoms, &mut Owned, before, r, step)?;
         }
         let mut after = groups;
         for r in new {
-            after = self.sweep_rule(alg, dir, subject, atoms, after, r, step)?;
+            after = self.sweep_rule(alg, dir, subject, atoms, &mut Owned, after, r, step)?;
         }
         let mut pairs: PairGroups = Vec::new();
         for (b, sb) in &before {
             for (a, sa) in &after {
-                if sb != sa && b.intersects(a) {
+                if sb != sa
+                    && let Some(both) = b.intersection_if_any(a)
+                {
                     let [x, y, z] = *sb;
                     let [u, v, w] = *sa;
-                    pairs.push((std::rc::Rc::new(b.intersect(a)), [x, y, z, u, v, w]));
+                    pairs.push((sets.make(both), [x, y, z, u, v, w]));
                 }
             }
         }
@@ -2431,6 +2600,7 @@ impl<'c> Engine<'c> {
         dir: Direction,
         subject: usize,
         atoms: &Atoms<AtomKey>,
+        sets: &mut SetTable,
         from: &PairState,
         rule: &SweepRule<'_>,
     ) -> Option<PairParts> {
@@ -2449,6 +2619,7 @@ impl<'c> Engine<'c> {
             dir,
             subject,
             atoms,
+            sets,
             from.0.clone(),
             rule,
             pair_step,
@@ -2474,7 +2645,7 @@ impl<'c> Engine<'c> {
             let vb = verdict(&mut alg, [s[0], s[1], s[2]]);
             let va = verdict(&mut alg, [s[3], s[4], s[5]]);
             if vb != va {
-                out.put(Bitset::clone(b), [vb, va]);
+                out.put(scratch.sets.set(b).clone(), [vb, va]);
             }
         }
         out.blocks
@@ -2745,12 +2916,16 @@ impl<'c> Engine<'c> {
         let mut held = f.atoms.borrow_mut();
         match &mut *held {
             // Atoms split since (the blocks' sets are made and caught up together).
-            Some(held) if held.met.first().is_some_and(|m| m.len() != atoms.len()) => {
+            Some(held) if held.atoms != atoms.len() => {
                 let mut tally = vec![0u32; atoms.len()];
                 let (met, counts) = (f.blocks.iter().enumerate())
                     .map(|(k, (z, _))| held.caught_up(k, z, None, &atoms, &mut tally))
                     .unzip();
-                *held = std::sync::Arc::new(BlockAtoms { met, counts });
+                *held = std::sync::Arc::new(BlockAtoms {
+                    met,
+                    counts,
+                    atoms: atoms.len(),
+                });
             }
             Some(_) => {}
             None => {
@@ -2758,7 +2933,11 @@ impl<'c> Engine<'c> {
                 let (met, counts) = (f.blocks.iter())
                     .map(|(z, _)| block_atoms(z, &atoms, &mut tally))
                     .unzip();
-                *held = Some(std::sync::Arc::new(BlockAtoms { met, counts }));
+                *held = Some(std::sync::Arc::new(BlockAtoms {
+                    met,
+                    counts,
+                    atoms: atoms.len(),
+                }));
             }
         }
         held.clone().expect("just made")
@@ -3229,8 +3408,14 @@ impl<'c> Engine<'c> {
                     });
                     report.push_own(dir, ws, peers, [before, after]);
                 };
-                // A layer is unchanged when its key is and does not name the policy.
-                let same = |a: u32, b: u32| a == b && !self.layer_keys.borrow().names(a, pi);
+                // A layer is unchanged when its key is. A key naming the policy stays only for
+                // a change in place, and then only as the admin key of a kept class, whose
+                // layers below (compared first) are as they were: its admin layer is taken as
+                // changed without comparing keys. Every other key naming it was retired.
+                let same = |a: u32, b: u32| {
+                    debug_assert!(a != b || !self.layer_keys.borrow().names(a, pi));
+                    a == b
+                };
                 if same(ka.lower, kb.lower) {
                     // Only the admin layer changed: where it did, against the lower blocks
                     // (below, once per group).
@@ -3468,7 +3653,7 @@ impl<'c> Engine<'c> {
         };
         let live = self.admin_cache.borrow().len()
             + self.classes.iter().map(|c| c.by_key.len()).sum::<usize>();
-        keys.keys.len() > ratio * keys.ids.len() + 16384
+        keys.keys.len() > ratio * keys.live() + 16384
             || (self.classes.iter()).any(|c| c.keys.len() > ratio * c.by_key.len() + 16384)
             || stale > ratio / 4 * live + 4096
     }
@@ -4014,7 +4199,9 @@ fn holds_rules(list: &[RuleRef], index: usize, count: usize, before: &[bool]) ->
 
 /// An admin rule list without the rules of policy `index`.
 fn without_policy(list: &[RuleRef], index: usize) -> Vec<RuleRef> {
-    list.iter().copied().filter(|r| r.policy != index).collect()
+    let mut out = Vec::with_capacity(list.len());
+    out.extend(list.iter().copied().filter(|r| r.policy != index));
+    out
 }
 
 /// An admin rule list (in precedence order) with `refs` inserted after the rules of the
@@ -4134,49 +4321,32 @@ impl<V, G> Default for Merger<V, G> {
     }
 }
 
-/// A set of a [`Merger`]'s blocks or of a sweep's groups: a bit set of its own, or one shared
-/// between the states of [`Engine::admin_delta`] (a step copies only the groups it changes).
-trait GroupSet {
-    fn set(&self) -> &Bitset;
-    fn set_mut(&mut self) -> &mut Bitset;
-    fn from_set(b: Bitset) -> Self;
-}
-
-impl GroupSet for Bitset {
-    fn set(&self) -> &Bitset {
-        self
-    }
-    fn set_mut(&mut self) -> &mut Bitset {
-        self
-    }
-    fn from_set(b: Bitset) -> Self {
-        b
-    }
-}
-
-impl GroupSet for std::rc::Rc<Bitset> {
-    fn set(&self) -> &Bitset {
-        self
-    }
-    fn set_mut(&mut self) -> &mut Bitset {
-        std::rc::Rc::make_mut(self)
-    }
-    fn from_set(b: Bitset) -> Self {
-        std::rc::Rc::new(b)
-    }
-}
-
 /// Up to this many blocks, a verdict is looked up by comparing (no hashing, no copy).
 const MERGER_SCAN: usize = 32;
 
-impl<V: Clone + Eq + std::hash::Hash, G: GroupSet> Merger<V, G> {
-    fn put(&mut self, b: G, v: V) {
+impl<V: Clone + Eq + std::hash::Hash> Merger<V> {
+    fn put(&mut self, b: Bitset, v: V) {
+        self.put_with(b, v, |a, b| a.union_with(&b));
+    }
+}
+
+impl<V: Clone + Eq + std::hash::Hash, G> Merger<V, G> {
+    fn with_capacity(n: usize) -> Self {
+        Merger {
+            blocks: Vec::with_capacity(n),
+            at: None,
+        }
+    }
+
+    /// Adds block `b` with verdict `v`, merged (`merge`) into the block of that verdict if
+    /// there is one.
+    fn put_with(&mut self, b: G, v: V, merge: impl FnOnce(&mut G, G)) {
         let found = match &self.at {
             Some(at) => at.get(&v).copied(),
             None => self.blocks.iter().position(|(_, w)| *w == v),
         };
         if let Some(i) = found {
-            self.blocks[i].0.set_mut().union_with(b.set());
+            merge(&mut self.blocks[i].0, b);
             return;
         }
         if let Some(at) = &mut self.at {
