@@ -1378,6 +1378,8 @@ trait SetStore {
     type G;
     fn set<'s>(&'s self, g: &'s Self::G) -> &'s Bitset;
     fn make(&mut self, b: Bitset) -> Self::G;
+    /// Group `g`'s set as a bit set of its own (to change it).
+    fn own(&self, g: Self::G) -> Bitset;
 }
 
 /// Groups with bit sets of their own.
@@ -1390,6 +1392,9 @@ impl SetStore for Owned {
     }
     fn make(&mut self, b: Bitset) -> Bitset {
         b
+    }
+    fn own(&self, g: Bitset) -> Bitset {
+        g
     }
 }
 
@@ -1411,6 +1416,9 @@ impl SetStore for SetTable {
     fn make(&mut self, b: Bitset) -> u32 {
         intern_hashed(&mut self.ids, &mut self.next, &mut self.sets, b, |b| b)
     }
+    fn own(&self, g: u32) -> Bitset {
+        self.sets[g as usize].clone()
+    }
 }
 
 /// A group's atom set as a sweep step leaves it: kept as its store has it, or made by the step
@@ -1430,13 +1438,12 @@ impl<G> Part<G> {
 
     /// Adds `other`'s atoms to this set.
     fn absorb<T: SetStore<G = G>>(&mut self, other: Part<G>, store: &T) {
-        if let Part::Kept(g) = self {
-            *self = Part::Made(store.set(g).clone());
-        }
-        let Part::Made(b) = self else {
-            unreachable!("just made");
+        let mut b = match std::mem::replace(self, Part::Made(Bitset::default())) {
+            Part::Kept(g) => store.own(g),
+            Part::Made(b) => b,
         };
         b.union_with(other.set(store));
+        *self = Part::Made(b);
     }
 
     fn into_group<T: SetStore<G = G>>(self, store: &mut T) -> G {
@@ -1809,9 +1816,10 @@ impl<'c> Engine<'c> {
                     let admin = if selected {
                         self.admin_key(dir, first)
                     } else {
-                        self.key_without(old_admin, index)
+                        let admin = self.key_without(old_admin, index);
+                        debug_assert_eq!(admin, self.admin_key(dir, first));
+                        admin
                     };
-                    debug_assert_eq!(admin, self.admin_key(dir, first));
                     for &(.., lower, run) in same {
                         let key = ClassKey { admin, lower };
                         self.place(d, key, run.iter().map(|x| x.2));
@@ -2156,10 +2164,9 @@ impl<'c> Engine<'c> {
                 }
             }
         }
-        let cells: Vec<&Bitset> = match &refined {
-            Some(cells) => cells.iter().collect(),
-            None => vec![&*r.peers],
-        };
+        let cells = refined
+            .as_deref()
+            .unwrap_or(std::slice::from_ref(&*r.peers));
         let mut with_conns: Vec<(&Bitset, u32)> = Vec::with_capacity(cells.len());
         for c in cells {
             // Atoms may be empty (their pieces gone, see [`Atoms::remap`]).
